@@ -1,0 +1,128 @@
+/**
+ * The normalized plan: what `spec/` produces from a user's WorkflowSpec and what every other layer
+ * consumes. The raw spec schema (zod) lives in `schema.ts`; this file holds only the output shapes.
+ */
+
+/** Which kind of child process runs an agent. */
+export type RunnerKind = 'command' | 'claude' | 'codex' | 'pi';
+
+/** Permission tier of an agent: read-only by default; `edit` needs approval. */
+export type Tier = 'read_only' | 'edit';
+
+/** A resolved agent definition, as a task will run it. */
+export interface AgentDef {
+  /** Name the spec (or a profile) gives the agent. */
+  name: string;
+  /** Runner kind. */
+  runner: RunnerKind;
+  /** argv for the `command` runner (no shell unless argv calls one). */
+  command?: string[];
+  /** Model name for agent CLIs. */
+  model?: string;
+  /** Tool names for agent CLIs. */
+  tools?: string[];
+  /** Permission tier. */
+  tier: Tier;
+  /** Turn cap for agent CLIs. */
+  maxTurns?: number;
+  /** Appended to the agent CLI's system prompt. */
+  systemPrompt?: string;
+  /** Extra environment variables for the child. */
+  env?: Record<string, string>;
+}
+
+/** What happens to the rest of the run when a task of a phase fails for good. */
+export type OnFailure = 'stop' | 'continue';
+
+/** Limits with defaults applied; durations in milliseconds. */
+export interface Limits {
+  /** Concurrent agents, 1–16 (default 4). */
+  maxConcurrent: number;
+  /** Total agents a run may plan, 1–1000 (default 64). */
+  maxAgents: number;
+  /** Per-agent timeout (default 10 min). */
+  agentTimeoutMs: number;
+  /** Whole-run timeout (default 60 min). */
+  runTimeoutMs: number;
+  /** Extra attempts after a transient failure (default 1). */
+  retries: number;
+  /** First back-off delay; doubles per attempt (default 1 s). */
+  retryBackoffMs: number;
+  /** Stored output cap per agent in bytes (default 256 KiB); the rest is counted. */
+  maxOutputBytes: number;
+  /** Cap on the JSON handed to a child in FANFOLD_CONTEXT_FILE (default 64 KiB). */
+  maxContextBytes: number;
+}
+
+/** One phase of the plan, in declaration order. */
+export interface PlanPhase {
+  id: string;
+  title: string;
+  /** Phases whose every task must finish before this phase's tasks start. */
+  dependsOn: string[];
+  onFailure: OnFailure;
+  /** Refs (`phase/task`) of this phase's tasks, in order. */
+  taskRefs: string[];
+  /** Marks the synthesis phase whose output the report quotes. */
+  final?: boolean;
+  /** Agent that writes this phase's digest instead of the extractive default. */
+  summarize?: { agent: string };
+}
+
+/** One task of the plan. */
+export interface PlanTask {
+  /** `phaseId/taskId`, unique in the plan. */
+  ref: string;
+  phaseId: string;
+  taskId: string;
+  /** The prompt template as written (may contain `{{digest}}` placeholders). */
+  prompt: string;
+  /** Name of the agent in `Plan.agents`. */
+  agent: string;
+  /** Direct dependencies as refs: phase-level edges expanded to tasks, plus task-level edges. */
+  deps: string[];
+  /**
+   * Content key: hash of phase, task, prompt, resolved agent and the keys of its dependencies.
+   * Never derived from time or randomness. A succeeded record with this key is reused on resume.
+   */
+  key: string;
+}
+
+/** The normalized, validated plan. */
+export interface Plan {
+  schemaVersion: 1;
+  name: string;
+  goal?: string;
+  limits: Limits;
+  agents: Record<string, AgentDef>;
+  phases: PlanPhase[];
+  /** All tasks in a topological order (dependencies before dependents). */
+  tasks: PlanTask[];
+  /** Longest dependency chain, counted in tasks, with its refs. */
+  criticalPath: { length: number; refs: string[] };
+  /** Number of agents the plan will start at least (one per task). */
+  agentCount: number;
+}
+
+/** A validation problem, naming where in the spec it is. */
+export interface SpecIssue {
+  /** Dotted path into the spec, e.g. `phases[1].tasks[0].dependsOn[0]`; `` for the root. */
+  path: string;
+  /** Human sentence: what was expected and what arrived. */
+  message: string;
+}
+
+/** Thrown (or returned) when a spec is invalid. */
+export class SpecError extends Error {
+  readonly issues: SpecIssue[];
+  constructor(issues: SpecIssue[]) {
+    super(
+      'spec: ' +
+        issues
+          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
+          .join('\n  '),
+    );
+    this.name = 'SpecError';
+    this.issues = issues;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Shapes of everything persisted under `.agent_workflows/<runId>/`. Every file carries
+ * `schemaVersion`; readers refuse an unknown version loudly.
+ */
+import type { Plan } from '../spec/types.js';
+
+/** Current schema version of every file fanfold writes. */
+export const SCHEMA_VERSION = 1 as const;
+
+/** Final status of one agent attempt. */
+export type AgentStatus = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
+
+/** Run status. `completed` only when every task succeeded. */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'stopped' | 'interrupted';
+
+/** A failure that crossed a process or disk boundary: typed, with whether a retry can help. */
+export interface FailureInfo {
+  /** Machine-readable kind, e.g. `exit_code`, `signal`, `timeout`, `spawn_enoent`, `dependency_failed`. */
+  type: string;
+  /** Sentence a person can act on. */
+  message: string;
+  /** Whether another attempt could succeed. */
+  retryable: boolean;
+}
+
+/** Token usage as reported by an agent CLI. */
+export interface Usage {
+  inputTokens?: number;
+  outputTokens?: number;
+  cachedInputTokens?: number;
+}
+
+/** `agents/<phaseId>.<taskId>.<attempt>.json`: one file per agent attempt. */
+export interface AgentRecord {
+  schemaVersion: typeof SCHEMA_VERSION;
+  runId: string;
+  phaseId: string;
+  taskId: string;
+  /** The task's content key (see PlanTask.key). */
+  key: string;
+  /** 1-based attempt number, increasing across resumes. */
+  attempt: number;
+  status: AgentStatus;
+  /** Agent name and runner kind it ran with. */
+  agent: string;
+  runner: string;
+  /** The prompt after templating, as the child received it. */
+  prompt: string;
+  /** Stored output (stdout or final message), at most `maxOutputBytes` bytes. */
+  output: string;
+  /** Bytes the child produced in all, stored or not. */
+  outputBytes: number;
+  /** True when `output` holds less than `outputBytes`. */
+  truncated: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  /** Last few KiB of stderr. */
+  stderrTail: string;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  /** Why it did not succeed (absent on success). */
+  error?: FailureInfo;
+  /** Parsed structured result, when the task asked for one. */
+  structured?: unknown;
+  usage?: Usage;
+  costUsd?: number;
+  /** Session or thread id the agent CLI reported. */
+  sessionId?: string;
+}
+
+/** Per-status task counts. */
+export interface Counts {
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  running: number;
+  pending: number;
+}
+
+/** Phase status, derived from its tasks. */
+export type PhaseStatus = 'pending' | 'running' | 'completed' | 'failed' | 'stopped';
+
+/** State of one phase in run.json. */
+export interface PhaseState {
+  id: string;
+  status: PhaseStatus;
+  counts: Counts;
+}
+
+/** `run.json`: written only by the run owner holding the lease. */
+export interface RunRecord {
+  schemaVersion: typeof SCHEMA_VERSION;
+  runId: string;
+  name: string;
+  status: RunStatus;
+  /** Why the run ended the way it did (absent while running or when completed). */
+  reason?: string;
+  /** Project directory the agents run in. */
+  cwd: string;
+  /** Path of the spec file the run came from, when there was one. */
+  specPath?: string;
+  createdAt: string;
+  startedAt: string;
+  endedAt?: string;
+  /** Elapsed run time of finished segments plus the current one. */
+  elapsedMs: number;
+  /** How many times the run was resumed. */
+  resumes: number;
+  plan: Plan;
+  phases: PhaseState[];
+  totals: Counts;
+  updatedAt: string;
+}
+
+/** `lease.json`: who owns the run right now. */
+export interface LeaseRecord {
+  schemaVersion: typeof SCHEMA_VERSION;
+  /** Random id of this ownership; a fencing token checked on every heartbeat. */
+  ownerId: string;
+  pid: number;
+  host: string;
+  acquiredAt: string;
+  /** Last heartbeat; a lease whose heartbeat is older than its ttl is stale. */
+  heartbeatAt: string;
+  ttlMs: number;
+}
+
+/** `control.json`: a request from any session to the owner (the owner polls it). */
+export interface ControlRecord {
+  schemaVersion: typeof SCHEMA_VERSION;
+  request: 'stop';
+  requestedAt: string;
+  /** Who asked: pid and host of the requesting process. */
+  by: { pid: number; host: string };
+}
+
+/** Fields every journal event has. */
+interface EventBase {
+  /** ISO time. */
+  t: string;
+}
+
+/** One line of `events.jsonl`, a discriminated union on `type`. */
+export type RunEvent =
+  | (EventBase & { type: 'run.started'; runId: string; name: string; agentCount: number })
+  | (EventBase & { type: 'run.resumed'; runId: string; reused: number; toRun: number; resumes: number })
+  | (EventBase & { type: 'phase.started'; phaseId: string })
+  | (EventBase & { type: 'phase.finished'; phaseId: string; status: PhaseStatus })
+  | (EventBase & { type: 'agent.started'; ref: string; key: string; attempt: number; slot: number })
+  | (EventBase & {
+      type: 'agent.finished';
+      ref: string;
+      key: string;
+      attempt: number;
+      status: AgentStatus;
+      durationMs: number;
+      /** File name under agents/. */
+      file: string;
+    })
+  | (EventBase & { type: 'agent.retry_scheduled'; ref: string; attempt: number; delayMs: number; cause: string })
+  | (EventBase & { type: 'agent.skipped'; ref: string; cause: string; file: string })
+  | (EventBase & { type: 'agent.reused'; ref: string; key: string; file: string })
+  | (EventBase & { type: 'run.stop_requested'; by: string })
+  | (EventBase & { type: 'run.finished'; status: RunStatus; reason?: string; elapsedMs: number });
+
+/** The `type` values of RunEvent. */
+export type RunEventType = RunEvent['type'];
