@@ -102,6 +102,8 @@ export interface Plan {
   criticalPath: { length: number; refs: string[] };
   /** Number of agents the plan will start at least (one per task). */
   agentCount: number;
+  /** Things worth a look that are not errors (e.g. a phase with no dependsOn starts at once). */
+  warnings: string[];
 }
 
 /** A validation problem, naming where in the spec it is. */
