@@ -1,0 +1,31 @@
+/**
+ * Entry point of a detached run owner: `node owner-main.js --store DIR --run ID [--spec FILE]`.
+ * Started by `launchOwner`; not meant to be run by hand. SIGTERM/SIGINT stop the run gracefully.
+ */
+import { parseArgs } from 'node:util';
+import { ownRun } from './owner.js';
+import { loadPlanFile } from './plan-file.js';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { store: { type: 'string' }, run: { type: 'string' }, spec: { type: 'string' } } });
+  if (!values.store || !values.run) {
+    process.stderr.write('usage: owner-main --store DIR --run ID [--spec FILE]\n');
+    return 2;
+  }
+  const ctl = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(sig, () => ctl.abort(`${sig} to the owner (pid ${process.pid})`));
+  }
+  const plan = values.spec ? await loadPlanFile(values.spec) : undefined;
+  const run = await ownRun({ root: values.store, runId: values.run, signal: ctl.signal, ...(plan ? { plan } : {}) });
+  process.stderr.write(`fanfold owner: run ${run.runId} ended ${run.status}${run.reason ? `: ${run.reason}` : ''}\n`);
+  return run.status === 'completed' ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`fanfold owner: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

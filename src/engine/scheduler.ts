@@ -1,0 +1,276 @@
+/**
+ * The DAG pool scheduler: a sliding window of at most `maxConcurrent` tasks over a dependency
+ * graph. A slot is refilled the moment it frees — never fixed waves. It knows nothing about
+ * processes or files: `execute` does the work, hooks report what happens, so the same scheduler
+ * runs real agents, benchmarks and tests.
+ */
+
+/** The scheduler's view of one task. */
+export interface SchedTask {
+  /** Unique ref, `phase/task`. */
+  ref: string;
+  phaseId: string;
+  /** Refs this task waits for. */
+  deps: string[];
+}
+
+/** What one attempt of a task came to. */
+export interface AttemptOutcome {
+  /** `succeeded`, or how it failed. `cancelled` means the run's stop reached it. */
+  status: 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+  /** Whether another attempt could help. */
+  retryable: boolean;
+  /** Short cause, for dependents' skip messages. */
+  cause?: string;
+}
+
+/** Final state of each task after a scheduler pass. */
+export type TaskFinal = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'not_run';
+
+/** Hooks fired as the pool moves; all synchronous and cheap. */
+export interface SchedHooks {
+  /** A task got a slot (slot index 0..maxConcurrent-1). */
+  onDispatch?(task: SchedTask, attempt: number, slot: number): void;
+  /** An attempt ended. */
+  onAttemptEnd?(task: SchedTask, attempt: number, outcome: AttemptOutcome): void;
+  /** A failed attempt will be retried after `delayMs`. */
+  onRetry?(task: SchedTask, nextAttempt: number, delayMs: number, cause: string): void;
+  /** A task will never run because a dependency failed. */
+  onSkip?(task: SchedTask, cause: string): void | Promise<void>;
+  /** A phase with `onFailure: stop` failed: nothing new will be dispatched. */
+  onHalt?(task: SchedTask, cause: string): void;
+}
+
+/** Inputs of one scheduler pass. */
+export interface SchedOptions {
+  /** Tasks in a topological order. */
+  tasks: SchedTask[];
+  /** Refs already done (reused on resume); they count as succeeded and are never dispatched. */
+  done?: ReadonlySet<string>;
+  /** Slots. */
+  maxConcurrent: number;
+  /** Extra attempts after a retryable failure. */
+  retries: number;
+  /** First back-off delay; doubles per attempt, capped at 30 s. */
+  backoffMs: number;
+  /** Per phase: stop dispatching after a final failure, or go on with what does not depend on it. */
+  onFailure: (phaseId: string) => 'stop' | 'continue';
+  /** First attempt number per task (resume continues numbering); default 1. */
+  firstAttempt?: (ref: string) => number;
+  /** Runs one attempt. Must settle; should honour `signal` promptly. */
+  execute: (task: SchedTask, ctx: { attempt: number; slot: number; signal: AbortSignal }) => Promise<AttemptOutcome>;
+  /** Aborting stops dispatch and aborts every running attempt's signal. */
+  signal?: AbortSignal;
+  hooks?: SchedHooks;
+  /** Injectable sleep for back-off (tests use fake timers). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Result of a scheduler pass. */
+export interface SchedResult {
+  final: Map<string, TaskFinal>;
+  /** Why dispatch stopped early, if it did. */
+  halted?: { by: 'failure' | 'abort'; cause: string };
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** Sleep that resolves early (without throwing) when the signal aborts. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Priority of each task: the length of the longest chain of tasks that still hangs below it.
+ * Critical-path-first list scheduling keeps the long chains moving while short side tasks fill
+ * the remaining slots, which is what keeps makespan near its lower bound.
+ */
+export function bottomLevels(tasks: SchedTask[]): Map<string, number> {
+  const dependents = new Map<string, string[]>();
+  for (const t of tasks) for (const d of t.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(t.ref);
+  const level = new Map<string, number>();
+  for (let i = tasks.length - 1; i >= 0; i--) {
+    const t = tasks[i]!;
+    let best = 0;
+    for (const c of dependents.get(t.ref) ?? []) best = Math.max(best, level.get(c) ?? 0);
+    level.set(t.ref, best + 1);
+  }
+  return level;
+}
+
+/**
+ * Runs the DAG to the end (or until halted) and reports each task's final state.
+ * Never rejects because a task failed; rejects only if `execute` or a hook throws.
+ */
+export async function runDag(opts: SchedOptions): Promise<SchedResult> {
+  const { tasks, maxConcurrent, hooks = {} } = opts;
+  const sleep = opts.sleep ?? abortableSleep;
+  const outer = opts.signal ?? new AbortController().signal;
+  // Back-off sleeps end on a halt or an outer abort; running attempts end only on an outer abort
+  // (a halt lets them finish).
+  const sleeps = new AbortController();
+
+  const byRef = new Map(tasks.map((t) => [t.ref, t]));
+  const final = new Map<string, TaskFinal>();
+  const waitingOn = new Map<string, number>();
+  const dependents = new Map<string, string[]>();
+  const priority = bottomLevels(tasks);
+  const order = new Map(tasks.map((t, i) => [t.ref, i]));
+  const attemptOf = new Map<string, number>();
+  const ready: SchedTask[] = [];
+  const freeSlots: number[] = [];
+  for (let s = maxConcurrent - 1; s >= 0; s--) freeSlots.push(s);
+  let running = 0;
+  let retrying = 0;
+  let halted: SchedResult['halted'];
+
+  for (const t of tasks) {
+    for (const d of t.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(t.ref);
+  }
+  for (const t of tasks) {
+    if (opts.done?.has(t.ref)) {
+      final.set(t.ref, 'succeeded');
+      continue;
+    }
+    waitingOn.set(t.ref, t.deps.filter((d) => !opts.done?.has(d)).length);
+  }
+  for (const t of tasks) if (!final.has(t.ref) && waitingOn.get(t.ref) === 0) ready.push(t);
+
+  const pendingSkips: Promise<void>[] = [];
+  let settle!: () => void;
+  let fail!: (e: unknown) => void;
+  const finished = new Promise<void>((res, rej) => {
+    settle = res;
+    fail = rej;
+  });
+
+  function takeNext(): SchedTask | undefined {
+    if (ready.length === 0) return undefined;
+    let bi = 0;
+    for (let i = 1; i < ready.length; i++) {
+      const a = ready[i]!;
+      const b = ready[bi]!;
+      const pa = priority.get(a.ref)!;
+      const pb = priority.get(b.ref)!;
+      if (pa > pb || (pa === pb && order.get(a.ref)! < order.get(b.ref)!)) bi = i;
+    }
+    return ready.splice(bi, 1)[0];
+  }
+
+  function skipDependents(ref: string, cause: string) {
+    const stack = [...(dependents.get(ref) ?? [])];
+    while (stack.length) {
+      const r = stack.pop()!;
+      if (final.has(r)) continue;
+      final.set(r, 'skipped');
+      const t = byRef.get(r)!;
+      const p = hooks.onSkip?.(t, cause);
+      if (p) pendingSkips.push(p);
+      stack.push(...(dependents.get(r) ?? []));
+    }
+  }
+
+  function maybeDone() {
+    if (running > 0 || retrying > 0) return;
+    if (ready.length > 0 && !halted) return;
+    Promise.all(pendingSkips).then(() => settle(), fail);
+  }
+
+  function pump() {
+    while (!halted && running < maxConcurrent && ready.length > 0) {
+      const task = takeNext()!;
+      const slot = freeSlots.pop()!;
+      const attempt = attemptOf.get(task.ref) ?? opts.firstAttempt?.(task.ref) ?? 1;
+      attemptOf.set(task.ref, attempt);
+      running++;
+      hooks.onDispatch?.(task, attempt, slot);
+      const ctrl = new AbortController();
+      const abortChild = () => ctrl.abort(outer.reason);
+      if (outer.aborted) abortChild();
+      else outer.addEventListener('abort', abortChild, { once: true });
+      opts
+        .execute(task, { attempt, slot, signal: ctrl.signal })
+        .then(
+          (outcome) => {
+            outer.removeEventListener('abort', abortChild);
+            running--;
+            freeSlots.push(slot);
+            onAttemptEnd(task, attempt, outcome);
+            pump();
+            maybeDone();
+          },
+          (err) => fail(err),
+        );
+    }
+    maybeDone();
+  }
+
+  function onAttemptEnd(task: SchedTask, attempt: number, outcome: AttemptOutcome) {
+    hooks.onAttemptEnd?.(task, attempt, outcome);
+    if (outcome.status === 'succeeded') {
+      final.set(task.ref, 'succeeded');
+      for (const c of dependents.get(task.ref) ?? []) {
+        const left = waitingOn.get(c)! - 1;
+        waitingOn.set(c, left);
+        if (left === 0 && !final.has(c)) ready.push(byRef.get(c)!);
+      }
+      return;
+    }
+    if (outcome.status === 'cancelled' || outer.aborted) {
+      final.set(task.ref, 'cancelled');
+      return;
+    }
+    const cause = outcome.cause ?? outcome.status;
+    const firstAttempt = opts.firstAttempt?.(task.ref) ?? 1;
+    const used = attempt - firstAttempt + 1;
+    if (outcome.retryable && used <= opts.retries && !halted) {
+      const delayMs = Math.min(opts.backoffMs * 2 ** (used - 1), MAX_BACKOFF_MS);
+      attemptOf.set(task.ref, attempt + 1);
+      hooks.onRetry?.(task, attempt + 1, delayMs, cause);
+      retrying++;
+      // The slot is free during back-off: other ready work runs meanwhile (work-conserving).
+      sleep(delayMs, sleeps.signal).then(() => {
+        retrying--;
+        if (outer.aborted) final.set(task.ref, 'cancelled');
+        else if (halted) final.set(task.ref, 'not_run');
+        else ready.push(task);
+        pump();
+      }, fail);
+      return;
+    }
+    final.set(task.ref, 'failed');
+    skipDependents(task.ref, `dependency ${task.ref} failed: ${cause}`);
+    if (opts.onFailure(task.phaseId) === 'stop' && !halted) {
+      halted = { by: 'failure', cause: `${task.ref} failed: ${cause}` };
+      hooks.onHalt?.(task, cause);
+      // Running tasks finish on their own; only back-off sleeps end now.
+      sleeps.abort('halt');
+    }
+  }
+
+  const onOuterAbort = () => {
+    if (!halted) halted = { by: 'abort', cause: String(outer.reason ?? 'aborted') };
+    sleeps.abort(outer.reason);
+    maybeDone();
+  };
+  if (outer.aborted) onOuterAbort();
+  else outer.addEventListener('abort', onOuterAbort, { once: true });
+
+  pump();
+  try {
+    await finished;
+  } finally {
+    outer.removeEventListener('abort', onOuterAbort);
+  }
+  for (const t of tasks) if (!final.has(t.ref)) final.set(t.ref, 'not_run');
+  return { final, ...(halted ? { halted } : {}) };
+}

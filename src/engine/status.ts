@@ -1,0 +1,120 @@
+/**
+ * The read side of a run, for any session: status as the CLI's `--json` and the MCP tools show it.
+ * Readers never write. A run whose run.json says `running` but whose owner's lease is not live is
+ * reported `interrupted` — the owner died without recording an end.
+ */
+import { RunStore, readLease, leaseState } from '../store/index.js';
+import type { Counts, RunRecord, RunStatus } from '../store/types.js';
+
+/** One phase in a status answer. */
+export interface PhaseStatusView extends Counts {
+  id: string;
+  title: string;
+  status: string;
+}
+
+/** Status of a run, as `fanfold status --json` prints it. */
+export interface RunStatusView {
+  runId: string;
+  name: string;
+  status: RunStatus;
+  /** Why it ended the way it did. */
+  reason?: string;
+  phases: PhaseStatusView[];
+  agents: Counts;
+  startedAt: string;
+  endedAt: string | null;
+  elapsedMs: number;
+  /** Run directory. */
+  dir: string;
+  /** The owner, while one holds the lease. */
+  owner?: { pid: number; host: string; heartbeatAgeMs: number };
+}
+
+/** Terminal run statuses. */
+export const TERMINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted']);
+
+/** Reads a run's status, deriving `interrupted` from a dead owner. */
+export async function readStatus(root: string, runId: string): Promise<RunStatusView> {
+  const store = await RunStore.open(root, runId);
+  try {
+    const run = await store.readRun();
+    const lease = await readLease(store.dir);
+    const live = leaseState(lease) === 'live';
+    return statusView(run, store.dir, live ? lease : undefined);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Shapes a run record into a status answer. */
+export function statusView(
+  run: RunRecord,
+  dir: string,
+  lease?: { pid: number; host: string; heartbeatAt: string },
+): RunStatusView {
+  let status = run.status;
+  let reason = run.reason;
+  let agents = { ...run.totals };
+  const titles = new Map(run.plan.phases.map((p) => [p.id, p.title]));
+  let phases: PhaseStatusView[] = run.phases.map((p) => ({ id: p.id, title: titles.get(p.id) ?? p.id, status: p.status, ...p.counts }));
+  let elapsedMs = run.elapsedMs;
+  if (status === 'running' && !lease) {
+    // The owner died mid-run: what was running is pending again (it runs again on resume).
+    status = 'interrupted';
+    reason = `the run's owner stopped without finishing (crash, kill or reboot); run 'fanfold resume ${run.runId}' to continue`;
+    const requeue = (c: Counts): Counts => ({ ...c, pending: c.pending + c.running, running: 0 });
+    agents = requeue(agents);
+    phases = phases.map((p) => ({ ...p, ...requeue(p), status: p.status === 'completed' ? p.status : p.status === 'pending' ? 'pending' : 'interrupted' }));
+  } else if (status === 'running') {
+    elapsedMs += Math.max(0, Date.now() - Date.parse(run.updatedAt));
+  }
+  return {
+    runId: run.runId,
+    name: run.name,
+    status,
+    ...(reason ? { reason } : {}),
+    phases,
+    agents,
+    startedAt: run.startedAt,
+    endedAt: run.endedAt ?? null,
+    elapsedMs,
+    dir,
+    ...(lease ? { owner: { pid: lease.pid, host: lease.host, heartbeatAgeMs: Date.now() - Date.parse(lease.heartbeatAt) } } : {}),
+  };
+}
+
+/** Status of every run in the store, newest first; unreadable runs are listed with their error. */
+export async function listStatuses(root: string): Promise<(RunStatusView | { runId: string; error: string })[]> {
+  const out: (RunStatusView | { runId: string; error: string })[] = [];
+  for (const entry of await RunStore.listRuns(root)) {
+    if (!entry.run) {
+      out.push({ runId: entry.runId, error: entry.error ?? 'unreadable' });
+      continue;
+    }
+    try {
+      out.push(await readStatus(root, entry.runId));
+    } catch (e) {
+      out.push({ runId: entry.runId, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Waits until the run reaches a terminal status or `timeoutMs` passes, polling the files.
+ * `onTick` sees each poll's status (for progress). Stops early when `signal` aborts.
+ */
+export async function waitForStatus(
+  root: string,
+  runId: string,
+  opts: { timeoutMs: number; pollMs?: number; signal?: AbortSignal; onTick?: (s: RunStatusView) => void },
+): Promise<RunStatusView> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const s = await readStatus(root, runId);
+    opts.onTick?.(s);
+    if (TERMINAL.has(s.status) || Date.now() >= deadline || opts.signal?.aborted) return s;
+    await new Promise((r) => setTimeout(r, Math.min(opts.pollMs ?? 250, Math.max(0, deadline - Date.now()))));
+  }
+}
