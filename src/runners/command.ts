@@ -1,0 +1,184 @@
+/**
+ * The `command` runner: runs an arbitrary argv (a script, a test tool, a home-made agent) with the
+ * prompt on stdin and fanfold's context in FANFOLD_* variables. Its stdout is the agent's output.
+ */
+import ms from 'ms';
+import type { FailureInfo } from '../store/types.js';
+import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
+import type { Runner, RunnerInput, RunnerResult } from './types.js';
+
+/** Construction options of `CommandRunner`; defaults come from `process`. */
+export interface CommandRunnerOptions {
+  /** Environment the child's env is built from, before scrubbing (default `process.env`). */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** Time between SIGTERM and SIGKILL on timeout or cancel (default 2000 ms). */
+  killGraceMs?: number;
+  /** Bytes of stderr kept for the result (default 4096). */
+  stderrTailBytes?: number;
+}
+
+/** Longest stderr line quoted in a failure message. */
+const MAX_QUOTED_STDERR = 300;
+
+/** Runs `agent.command` as a child process; the prompt goes to stdin, stdout is the output. */
+export class CommandRunner implements Runner {
+  /** Always `command`. */
+  readonly kind = 'command';
+  readonly #baseEnv: NodeJS.ProcessEnv;
+  readonly #killGraceMs: number | undefined;
+  readonly #stderrTailBytes: number | undefined;
+
+  /** Creates a runner; see `CommandRunnerOptions` for the defaults. */
+  constructor(options: CommandRunnerOptions = {}) {
+    this.#baseEnv = options.baseEnv ?? process.env;
+    this.#killGraceMs = options.killGraceMs;
+    this.#stderrTailBytes = options.stderrTailBytes;
+  }
+
+  /** Runs one attempt; never throws for anything the child does. */
+  async run(input: RunnerInput): Promise<RunnerResult> {
+    const argv = input.agent.command;
+    if (!argv || argv.length === 0 || !argv[0]) {
+      return {
+        ...emptyRunnerResult(),
+        status: 'failed',
+        error: {
+          type: 'config',
+          message: `command runner: agent '${input.agent.name}' has no command (expected a non-empty argv array, got ${JSON.stringify(argv ?? null)})`,
+          retryable: false,
+        },
+      };
+    }
+
+    const env = buildChildEnv(this.#baseEnv, {
+      ...input.agent.env,
+      FANFOLD_RUN_ID: input.runId,
+      FANFOLD_PHASE_ID: input.phaseId,
+      FANFOLD_TASK_ID: input.taskId,
+      FANFOLD_ATTEMPT: String(input.attempt),
+      FANFOLD_PROMPT_FILE: input.promptFile,
+      FANFOLD_CONTEXT_FILE: input.contextFile,
+      ...input.env,
+    });
+
+    const result = await runProcess({
+      argv,
+      cwd: input.cwd,
+      env,
+      stdin: input.prompt,
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: input.maxOutputBytes,
+      signal: input.signal,
+      ...(this.#killGraceMs !== undefined ? { killGraceMs: this.#killGraceMs } : {}),
+      ...(this.#stderrTailBytes !== undefined ? { stderrTailBytes: this.#stderrTailBytes } : {}),
+    });
+    return toRunnerResult(result, input.timeoutMs);
+  }
+}
+
+function emptyRunnerResult(): RunnerResult {
+  return {
+    status: 'failed',
+    output: '',
+    outputBytes: 0,
+    truncated: false,
+    exitCode: null,
+    signal: null,
+    stderrTail: '',
+  };
+}
+
+/**
+ * Maps a finished process to a runner result: exit 0 → succeeded, timeout → timed_out, abort →
+ * cancelled, anything else → failed with a typed FailureInfo. Exported for the other runners, which
+ * share the process-level part of the mapping.
+ */
+export function toRunnerResult(result: ProcessResult, timeoutMs: number): RunnerResult {
+  const base: RunnerResult = {
+    status: 'failed',
+    output: result.stdout,
+    outputBytes: result.stdoutBytes,
+    truncated: result.truncated,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    stderrTail: result.stderrTail,
+  };
+  const failure = processFailure(result, timeoutMs);
+  if (failure) return { ...base, status: failure.status, error: failure.error };
+
+  const structured = parseWholeJson(result.stdout, result.truncated);
+  return {
+    ...base,
+    status: 'succeeded',
+    ...(structured !== undefined ? { structured } : {}),
+  };
+}
+
+/**
+ * Why a process did not succeed, or undefined when it exited with code 0. The order matters: a
+ * cancel or timeout explains the signal that follows it, so they are checked before the exit status.
+ */
+export function processFailure(
+  result: ProcessResult,
+  timeoutMs: number,
+): { status: 'failed' | 'timed_out' | 'cancelled'; error: FailureInfo } | undefined {
+  if (result.spawnError) return { status: 'failed', error: result.spawnError };
+  if (result.cancelled) {
+    return {
+      status: 'cancelled',
+      error: { type: 'cancelled', message: 'cancelled: the run was stopped; process group killed', retryable: false },
+    };
+  }
+  if (result.timedOut) {
+    return {
+      status: 'timed_out',
+      error: {
+        type: 'timeout',
+        message: `timed out after ${ms(timeoutMs)}; process group killed`,
+        retryable: true,
+      },
+    };
+  }
+  const said = lastStderrLine(result.stderrTail);
+  const suffix = said ? `: ${said}` : ' (stderr was empty)';
+  if (result.signal !== null) {
+    return {
+      status: 'failed',
+      // Retryable: a signal from outside (OOM killer, a person) says nothing about the next attempt.
+      error: { type: 'signal', message: `killed by signal ${result.signal}${suffix}`, retryable: true },
+    };
+  }
+  if (result.exitCode !== 0) {
+    return {
+      status: 'failed',
+      error: { type: 'exit_code', message: `exited with code ${result.exitCode}${suffix}`, retryable: true },
+    };
+  }
+  return undefined;
+}
+
+/** The last non-empty line of a stderr tail, trimmed and cut to a readable length. */
+export function lastStderrLine(stderrTail: string): string {
+  const lines = stderrTail.split(/\r?\n/);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]?.trim();
+    if (line) return line.length > MAX_QUOTED_STDERR ? `${line.slice(0, MAX_QUOTED_STDERR)}…` : line;
+  }
+  return '';
+}
+
+/** The value of `text` when it is, trimmed and whole, a JSON object or array; else undefined. */
+export function parseWholeJson(text: string, truncated = false): unknown {
+  // A truncated output can only be a prefix of the JSON the child wrote: do not pretend.
+  if (truncated) return undefined;
+  const trimmed = text.trim();
+  const first = trimmed[0];
+  const last = trimmed[trimmed.length - 1];
+  const looksLikeJson = (first === '{' && last === '}') || (first === '[' && last === ']');
+  if (!looksLikeJson) return undefined;
+  try {
+    return JSON.parse(trimmed) as unknown;
+  } catch {
+    return undefined;
+  }
+}
