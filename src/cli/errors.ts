@@ -1,0 +1,30 @@
+/**
+ * How the CLI turns errors into words and exit codes: 2 for anything the user can fix in the
+ * call (bad usage, a bad spec, an unknown or malformed run id), 1 for everything else.
+ */
+import { SpecError } from '../spec/types.js';
+import { StoreError } from '../store/index.js';
+
+/** A mistake in the command line itself. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const USER_STORE_CODES = new Set(['invalid_id', 'unknown_run', 'path_escape']);
+
+/** Exit code for an error that reached the top. */
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof UsageError || e instanceof SpecError) return 2;
+  if (e instanceof StoreError && USER_STORE_CODES.has(e.code)) return 2;
+  return 1;
+}
+
+/** Prints an error for a person, on stderr. */
+export function printError(e: unknown): void {
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`fanfold: ${msg.replace(/^fanfold: /, '')}\n`);
+  if (process.env.FANFOLD_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+}

@@ -1,0 +1,105 @@
+/**
+ * Commands that read runs: `status`, `list`, `show`.
+ */
+import type { Command } from 'commander';
+import { RunStore, assertId } from '../store/index.js';
+import type { AgentRecord } from '../store/types.js';
+import { TERMINAL, listStatuses, readStatus, waitForStatus, type RunStatusView } from '../engine/status.js';
+import { ProgressView, fmtClock } from './progress.js';
+import { UsageError } from './errors.js';
+import { printJson, storeRoot, summaryText } from './shared.js';
+import { seconds } from './run.js';
+
+/** Registers status, list and show. */
+export function registerInspectCommands(program: Command): void {
+  program
+    .command('status')
+    .description('status of a run (the newest when no id is given)')
+    .argument('[runId]', 'run id')
+    .option('--json', 'print JSON')
+    .option('--wait <seconds>', 'wait up to this long for the run to end, showing progress')
+    .action(async (runId: string | undefined, o: { json?: boolean; wait?: string }) => {
+      const root = storeRoot(program);
+      const id = runId ?? (await newestRunId(root));
+      let s: RunStatusView;
+      if (o.wait !== undefined) {
+        const view = o.json ? undefined : new ProgressView(process.stderr);
+        s = await waitForStatus(root, id, { timeoutMs: seconds(o.wait, '--wait') * 1000, onTick: (x) => view?.update(x) });
+        view?.done();
+      } else {
+        s = await readStatus(root, id);
+      }
+      if (o.json) printJson(s);
+      else process.stdout.write(summaryText(s) + '\n');
+      process.exitCode = s.status === 'completed' || s.status === 'running' ? 0 : 1;
+    });
+
+  program
+    .command('list')
+    .description('runs in the store, newest first')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const runs = await listStatuses(storeRoot(program));
+      if (o.json) return printJson({ runs });
+      if (runs.length === 0) return void process.stdout.write('no runs yet\n');
+      for (const r of runs) {
+        if ('error' in r) process.stdout.write(`${r.runId.padEnd(14)} unreadable: ${r.error}\n`);
+        else {
+          const a = r.agents;
+          process.stdout.write(
+            `${r.runId.padEnd(14)} ${r.status.padEnd(11)} ${`${a.succeeded}/${a.total}`.padStart(9)}  ${fmtClock(r.elapsedMs)}  ${r.startedAt}  ${r.name}\n`,
+          );
+        }
+      }
+    });
+
+  program
+    .command('show')
+    .description("one agent's record and full output")
+    .argument('<runId>', 'run id')
+    .argument('<phaseId/taskId>', 'the task, as phase/task')
+    .option('--attempt <n>', 'a given attempt instead of the latest')
+    .option('--json', 'print the record as JSON')
+    .action(async (runId: string, ref: string, o: { attempt?: string; json?: boolean }) => {
+      const parts = ref.split('/');
+      if (parts.length !== 2) throw new UsageError(`expected <phaseId>/<taskId>, got '${ref}'`);
+      const phaseId = assertId('phase id', parts[0]);
+      const taskId = assertId('task id', parts[1]);
+      const store = await RunStore.open(storeRoot(program), runId);
+      try {
+        const { records } = await store.listAgentRecords();
+        const mine = records.filter((r) => r.phaseId === phaseId && r.taskId === taskId);
+        if (mine.length === 0) {
+          throw new UsageError(`run '${runId}' has no record for ${phaseId}/${taskId} yet (it may not have run)`);
+        }
+        let rec: AgentRecord;
+        if (o.attempt !== undefined) {
+          const n = Number(o.attempt);
+          const found = mine.find((r) => r.attempt === n);
+          if (!found) throw new UsageError(`--attempt: ${phaseId}/${taskId} has attempts ${mine.map((r) => r.attempt).join(', ')}, not '${o.attempt}'`);
+          rec = found;
+        } else rec = mine.reduce((a, b) => (b.attempt > a.attempt ? b : a));
+        if (o.json) return printJson(rec);
+        const head = [
+          `${rec.phaseId}/${rec.taskId} attempt ${rec.attempt}: ${rec.status} in ${rec.durationMs} ms (agent ${rec.agent}, runner ${rec.runner})`,
+          rec.exitCode !== null || rec.signal ? `exit: ${rec.signal ?? rec.exitCode}` : '',
+          rec.error ? `cause: ${rec.error.message}` : '',
+          rec.truncated ? `output: ${rec.output.length} chars stored of ${rec.outputBytes} bytes (truncated)` : '',
+          rec.stderrTail ? `stderr (tail):\n${rec.stderrTail.trimEnd()}` : '',
+          '--- output ---',
+        ].filter(Boolean);
+        process.stdout.write(head.join('\n') + '\n' + rec.output + (rec.output.endsWith('\n') ? '' : '\n'));
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+async function newestRunId(root: string): Promise<string> {
+  const runs = await RunStore.listRuns(root);
+  const first = runs[0];
+  if (!first) throw new UsageError(`no runs in ${root}; start one with 'fanfold run <spec>'`);
+  return first.runId;
+}
+
+export { TERMINAL };

@@ -1,0 +1,124 @@
+/**
+ * Commands that make runs move: `plan`, `run`, `resume`, `stop`.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { renderPlan } from '../spec/index.js';
+import { loadPlanFile } from '../engine/plan-file.js';
+import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
+import { ownRun } from '../engine/owner.js';
+import { TERMINAL, readStatus, statusView } from '../engine/status.js';
+import { readLease, leaseState, RunStore } from '../store/index.js';
+import { ProgressView } from './progress.js';
+import { UsageError } from './errors.js';
+import { printJson, storeRoot, summaryText } from './shared.js';
+
+/** Registers plan, run, resume and stop. */
+export function registerRunCommands(program: Command): void {
+  program
+    .command('plan')
+    .description('validate a spec and print the normalized plan')
+    .argument('<spec>', 'workflow spec (YAML or JSON)')
+    .option('--json', 'print the plan as JSON')
+    .action(async (specPath: string, o: { json?: boolean }) => {
+      const plan = await loadPlanFile(specPath);
+      if (o.json) printJson({ ...plan, taskCount: plan.tasks.length });
+      else process.stdout.write(renderPlan(plan) + '\n');
+    });
+
+  program
+    .command('run')
+    .description('start a run of a spec; in the foreground with live progress, or detached')
+    .argument('<spec>', 'workflow spec (YAML or JSON)')
+    .option('--detach', 'start a detached run owner and print the run id')
+    .option('--json', 'print JSON instead of text')
+    .action(async (specPath: string, o: { detach?: boolean; json?: boolean }) => {
+      const plan = await loadPlanFile(specPath);
+      const root = storeRoot(program);
+      const runId = await createRun({ root, plan, cwd: process.cwd(), specPath: path.resolve(specPath) });
+      if (o.detach) return detached(root, runId, o.json);
+      await foreground(root, runId, { json: o.json });
+    });
+
+  program
+    .command('resume')
+    .description('continue a run that was stopped, interrupted or failed; finished tasks are not run again')
+    .argument('<runId>', 'run id')
+    .option('--detach', 'resume in a detached run owner')
+    .option('--spec <file>', 'resume with a changed spec: tasks whose content key is unchanged are reused')
+    .option('--json', 'print JSON instead of text')
+    .action(async (runId: string, o: { detach?: boolean; spec?: string; json?: boolean }) => {
+      const root = storeRoot(program);
+      const store = await RunStore.open(root, runId);
+      const lease = await readLease(store.dir);
+      await store.close();
+      if (leaseState(lease) === 'live') {
+        throw new UsageError(`run '${runId}' is running (owner pid ${lease!.pid} on ${lease!.host}); stop it first with 'fanfold stop ${runId}'`);
+      }
+      // Validate a new spec here, so a bad one is exit code 2 before anything starts.
+      const plan = o.spec ? await loadPlanFile(o.spec) : undefined;
+      if (o.detach) {
+        await launchOwner({ root, runId, ...(o.spec ? { specPath: o.spec } : {}) });
+        return detached(root, runId, o.json);
+      }
+      await foreground(root, runId, { json: o.json, ...(plan ? { plan } : {}) });
+    });
+
+  program
+    .command('stop')
+    .description('stop a run gracefully from any terminal: agents are killed, statuses recorded')
+    .argument('<runId>', 'run id')
+    .option('--wait <seconds>', 'how long to wait for the run to end', '30')
+    .option('--json', 'print the status as JSON')
+    .action(async (runId: string, o: { wait: string; json?: boolean }) => {
+      const s = await requestStop(storeRoot(program), runId, seconds(o.wait, '--wait') * 1000);
+      if (o.json) printJson(s);
+      else process.stdout.write(summaryText(s) + '\n');
+      process.exitCode = TERMINAL.has(s.status) ? 0 : 1;
+    });
+}
+
+async function detached(root: string, runId: string, json?: boolean) {
+  const s = await readStatus(root, runId);
+  if (json) printJson({ runId, status: s.status, dir: s.dir });
+  else {
+    process.stdout.write(
+      `${runId}\n` +
+        `started run ${runId} (${s.name}) in the background\n` +
+        `  watch:  fanfold status ${runId} --wait 60\n` +
+        `  stop:   fanfold stop ${runId}\n` +
+        `  files:  ${s.dir}\n`,
+    );
+  }
+  process.exitCode = 0;
+}
+
+async function foreground(root: string, runId: string, o: { json?: boolean; plan?: import('../spec/types.js').Plan }) {
+  const view = new ProgressView(process.stderr);
+  const ctl = new AbortController();
+  const onSigint = () => {
+    if (!ctl.signal.aborted) process.stderr.write(`\nfanfold: stopping run ${runId}: agents are being stopped and recorded…\n`);
+    ctl.abort('Ctrl-C');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  try {
+    const run = await ownRun({ root, runId, signal: ctl.signal, onProgress: (s) => view.update(s), ...(o.plan ? { plan: o.plan } : {}) });
+    view.done();
+    const s = statusView(run, path.join(root, runId));
+    if (o.json) printJson(s);
+    else process.stdout.write('\n' + summaryText(s) + '\n');
+    process.exitCode = run.status === 'completed' ? 0 : 1;
+  } finally {
+    view.done();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+/** Parses a non-negative number of seconds from an option. */
+export function seconds(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag}: expected a number of seconds ≥ 0, got '${v}'`);
+  return n;
+}
