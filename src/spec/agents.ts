@@ -1,0 +1,144 @@
+/**
+ * Agent resolution for one spec: the agents the spec defines, profiles found through the caller's
+ * `resolveAgent`, and the implicit agent that `defaults.runner` provides. Each unknown name is
+ * reported once per place it is written, with the known names and a "did you mean".
+ */
+import type { AgentSpec, WorkflowSpec } from './schema.js';
+import type { AgentDef, RunnerKind, SpecIssue } from './types.js';
+import { didYouMean, nameList } from './suggest.js';
+
+/** Looks an agent up by name outside the spec (e.g. `.claude/agents/*.md` profiles). */
+export type ResolveAgent = (name: string) => AgentDef | undefined;
+
+/** Builds the AgentDef of a spec entry; `runner` falls back to `defaults.runner`. */
+function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef {
+  const def: AgentDef = { name, runner, tier: spec.tier };
+  if (spec.command !== undefined) def.command = [...spec.command];
+  if (spec.model !== undefined) def.model = spec.model;
+  if (spec.tools !== undefined) def.tools = [...spec.tools];
+  if (spec.maxTurns !== undefined) def.maxTurns = spec.maxTurns;
+  if (spec.systemPrompt !== undefined) def.systemPrompt = spec.systemPrompt;
+  if (spec.env !== undefined) def.env = { ...spec.env };
+  return def;
+}
+
+/** The agents of one spec and every name resolved so far. */
+export class AgentBook {
+  /** Agents the spec defines, in spec order (including ones with issues, for lookups). */
+  readonly #defined = new Map<string, AgentDef>();
+  /** Agents found through resolveAgent or made implicit, in first-use order. */
+  readonly #external = new Map<string, AgentDef>();
+  /** Names resolveAgent did not know (asked once per name). */
+  readonly #unknown = new Set<string>();
+  /** Names some task, summarize or defaults entry uses. */
+  readonly #used = new Set<string>();
+  readonly #resolve: ResolveAgent | undefined;
+  readonly #issues: SpecIssue[];
+  readonly #warnings: string[];
+
+  constructor(spec: WorkflowSpec, resolve: ResolveAgent | undefined, issues: SpecIssue[], warnings: string[]) {
+    this.#resolve = resolve;
+    this.#issues = issues;
+    this.#warnings = warnings;
+    const defaultRunner = spec.defaults?.runner;
+    for (const [name, entry] of Object.entries(spec.agents ?? {})) {
+      const runner = entry.runner ?? defaultRunner;
+      if (runner === undefined) {
+        issues.push({
+          path: `agents.${name}.runner`,
+          message: "required: expected one of 'command', 'claude', 'codex', 'pi' (or set defaults.runner)",
+        });
+      } else if (runner === 'command' && entry.command === undefined) {
+        issues.push({
+          path: `agents.${name}.command`,
+          message: 'required for runner \'command\': the argv to run, e.g. ["bash", "scripts/census.sh"]',
+        });
+      } else if (runner !== 'command' && entry.command !== undefined) {
+        warnings.push(`agents.${name}.command is only used by runner 'command'; runner '${runner}' ignores it`);
+      }
+      this.#defined.set(name, toAgentDef(name, entry, runner ?? 'command'));
+    }
+  }
+
+  /** Names the spec defines, in spec order. */
+  get definedNames(): string[] {
+    return [...this.#defined.keys()];
+  }
+
+  /**
+   * Finds the agent `name`, written at `path`; reports an issue there when neither the spec nor
+   * resolveAgent knows it. Marks the name used.
+   */
+  lookup(name: string, path: string): AgentDef | undefined {
+    const def = this.#find(name, path);
+    if (def) this.#used.add(name);
+    return def;
+  }
+
+  #find(name: string, path: string): AgentDef | undefined {
+    const own = this.#defined.get(name) ?? this.#external.get(name);
+    if (own) return own;
+    if (!this.#unknown.has(name) && this.#resolve) {
+      let found: AgentDef | undefined;
+      try {
+        found = this.#resolve(name);
+      } catch (err) {
+        this.#issues.push({ path, message: `cannot resolve agent '${name}': ${(err as Error)?.message ?? String(err)}` });
+        this.#unknown.add(name);
+        return undefined;
+      }
+      if (found && typeof found === 'object') {
+        // The plan refers to agents by the name the spec used; keep that name on the definition.
+        const def: AgentDef = { ...found, name };
+        this.#external.set(name, def);
+        return def;
+      }
+    }
+    this.#unknown.add(name);
+    const known = this.definedNames;
+    this.#issues.push({
+      path,
+      message:
+        `unknown agent '${name}'${didYouMean(name, known)}: ` +
+        (known.length > 0 ? `agents defined in the spec: ${nameList(known)}` : 'the spec defines no agents') +
+        (this.#resolve ? '; no agent profile has that name either' : ''),
+    });
+    return undefined;
+  }
+
+  /**
+   * The agent a task gets when neither it nor its phase nor `defaults.agent` names one: the only
+   * agent the spec defines, else an implicit agent of `defaults.runner` (not `command`, which
+   * needs argv), named after the runner kind.
+   */
+  fallback(spec: WorkflowSpec): AgentDef | undefined {
+    const names = this.definedNames;
+    if (names.length === 1) return this.lookup(names[0]!, 'agents');
+    const runner = spec.defaults?.runner;
+    if (runner === undefined || runner === 'command') return undefined;
+    const def = this.#defined.get(runner) ?? this.#external.get(runner) ?? { name: runner, runner, tier: 'read_only' };
+    if (!this.#defined.has(runner)) this.#external.set(runner, def);
+    this.#used.add(runner);
+    return def;
+  }
+
+  /** Every agent the plan carries: all the spec defines, then the resolved ones in first-use order. */
+  planAgents(): Record<string, AgentDef> {
+    const out: Record<string, AgentDef> = {};
+    // Plain assignment is safe: names match ID_PATTERN, which cannot spell `__proto__`.
+    for (const [name, def] of [...this.#defined, ...this.#external]) out[name] = def;
+    return out;
+  }
+
+  /** Adds warnings about defined-but-unused agents and edit-tier agents in use. */
+  warnAboutUse(): void {
+    for (const name of this.#defined.keys()) {
+      if (!this.#used.has(name)) this.#warnings.push(`agent '${name}' is defined but no task uses it`);
+    }
+    for (const [name, def] of [...this.#defined, ...this.#external]) {
+      if (this.#used.has(name) && def.tier === 'edit') {
+        this.#warnings.push(`agent '${name}' has tier 'edit': its tasks may change files and need approval to run`);
+      }
+    }
+  }
+}

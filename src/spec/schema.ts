@@ -1,0 +1,173 @@
+/**
+ * The raw workflow spec as a user (or a host agent) writes it, in YAML or JSON. This is shape
+ * only; references, cycles and limits across fields are checked in `normalize.ts`.
+ *
+ * Every object is strict: an unknown key is an error, so a typo such as `dependOn` is caught
+ * instead of silently ignored. Messages for most issues are written in `issues.ts`; the few
+ * written here are the ones that need to know which field they belong to.
+ */
+import * as z from 'zod';
+import { DURATION_HINT, MAX_DURATION_MS, formatDuration, parseDuration } from './duration.js';
+import { ID_PATTERN, ID_RULE, TASK_DEP_PATTERN } from './ids.js';
+import { describeValue, showValue } from './suggest.js';
+
+/** The runner kinds a spec may name. */
+export const RUNNER_KINDS = ['command', 'claude', 'codex', 'pi'] as const;
+
+/** Longest prompt or system prompt accepted, in characters. */
+export const MAX_PROMPT_CHARS = 100_000;
+
+/** Longest list accepted for `dependsOn`, `tools` and `command`. */
+export const MAX_LIST = 1000;
+
+/** An id (phase, task or agent name): see ID_PATTERN. */
+const idSchema = z.string().regex(ID_PATTERN, {
+  error: (iss) => `expected an id (${ID_RULE}), got ${showValue(iss.input)}`,
+});
+
+/** An integer in [min, max]; every failure says the whole range and what arrived. */
+function intRange(min: number, max: number) {
+  const error = (iss: { input?: unknown }) =>
+    `expected an integer from ${min} to ${max}, got ${showValue(iss.input)}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** A duration (see duration.ts) between `minMs` and MAX_DURATION_MS. */
+function durationSchema(minMs: number) {
+  return z
+    .union([z.string(), z.number()], {
+      error: (iss) => `expected ${DURATION_HINT}, got ${describeValue(iss.input)}`,
+    })
+    .superRefine((value, ctx) => {
+      const millis = parseDuration(value);
+      if (typeof millis === 'string') {
+        ctx.addIssue({ code: 'custom', message: millis });
+      } else if (millis < minMs || millis > MAX_DURATION_MS) {
+        const low = minMs === 0 ? '0' : formatDuration(minMs);
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            `expected a duration from ${low} to ${formatDuration(MAX_DURATION_MS)}, got ` +
+            `${showValue(value)}` +
+            (millis > MAX_DURATION_MS ? ' (Node timers overflow past about 24.8 days)' : ''),
+        });
+      }
+    });
+}
+
+/** A bounded list of non-empty strings. */
+const stringList = z.array(z.string().min(1)).max(MAX_LIST);
+
+/** `limits`: every field optional with a default; durations stay as written until normalize. */
+export const LimitsSchema = z.strictObject({
+  maxConcurrent: intRange(1, 16).default(4),
+  maxAgents: intRange(1, 1000).default(64),
+  agentTimeout: durationSchema(1).default('10m'),
+  runTimeout: durationSchema(1).default('60m'),
+  retries: intRange(0, 10).default(1),
+  retryBackoff: durationSchema(0).default('1s'),
+  maxOutputBytes: intRange(1024, 64 * 1024 * 1024).default(262_144),
+  maxContextBytes: intRange(1024, 64 * 1024 * 1024).default(65_536),
+});
+
+/** `defaults`: the agent a task gets when neither it nor its phase names one, and the runner an
+ * agent gets when it names none. */
+export const DefaultsSchema = z.strictObject({
+  agent: idSchema.optional(),
+  runner: z.enum(RUNNER_KINDS).optional(),
+});
+
+/**
+ * One entry of `agents`. `runner` may be left out when `defaults.runner` is set; `command` is
+ * required (non-empty) for runner `command` — checked in normalize, where defaults are known.
+ */
+export const AgentSpecSchema = z.strictObject({
+  runner: z.enum(RUNNER_KINDS).optional(),
+  command: z
+    .array(z.string(), {
+      error: (iss) =>
+        iss.code === 'invalid_type' && typeof iss.input === 'string'
+          ? 'expected an array of strings (argv), got a string; write ["bash","-c","..."] to use a shell'
+          : undefined,
+    })
+    .min(1, { error: 'expected a non-empty array of strings (argv), got an empty array' })
+    .max(MAX_LIST)
+    .optional(),
+  model: z.string().min(1).max(200).optional(),
+  tools: stringList.optional(),
+  tier: z.enum(['read_only', 'edit']).default('read_only'),
+  maxTurns: z.number().int().positive().optional(),
+  systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, {
+        error: (iss) =>
+          `expected an environment variable name (letters, digits and '_', not starting with a digit), got ${showValue(iss.input)}`,
+      }),
+      z.string({
+        error: (iss) =>
+          `expected a string, got ${describeValue(iss.input)}` +
+          (typeof iss.input === 'number' || typeof iss.input === 'boolean'
+            ? ` (quote it: "${String(iss.input)}")`
+            : ''),
+      }),
+    )
+    .optional(),
+});
+
+/** One task of a phase: one agent run. */
+export const TaskSpecSchema = z.strictObject({
+  id: idSchema,
+  prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
+  agent: idSchema.optional(),
+  dependsOn: z
+    .array(
+      z.string().regex(TASK_DEP_PATTERN, {
+        error: (iss) =>
+          `expected a task ref 'phase/task' or the id of a task of this phase, got ${showValue(iss.input)}`,
+      }),
+    )
+    .max(MAX_LIST)
+    .optional(),
+});
+
+/** One phase: a group of tasks that run in parallel once the phases they depend on are done. */
+export const PhaseSpecSchema = z.strictObject({
+  id: idSchema,
+  title: z.string().max(200).optional(),
+  description: z.string().max(10_000).optional(),
+  agent: idSchema.optional(),
+  dependsOn: z.array(idSchema).max(MAX_LIST).optional(),
+  onFailure: z.enum(['stop', 'continue']).default('stop'),
+  final: z.boolean().optional(),
+  summarize: z.strictObject({ agent: idSchema }).optional(),
+  // No upper bound here on purpose: a long list is refused by the limits.maxAgents check, whose
+  // message says how many tasks were planned and what to do.
+  tasks: z.array(TaskSpecSchema).min(1),
+});
+
+/** The whole workflow spec (version 1). */
+export const WorkflowSpecSchema = z.strictObject({
+  version: z.literal(1),
+  name: z.string().min(1).max(100),
+  goal: z.string().max(10_000).optional(),
+  limits: LimitsSchema.prefault({}),
+  defaults: DefaultsSchema.optional(),
+  agents: z.record(idSchema, AgentSpecSchema).optional(),
+  phases: z.array(PhaseSpecSchema).min(1),
+});
+
+/** A validated spec, with schema defaults applied (durations still as written). */
+export type WorkflowSpec = z.output<typeof WorkflowSpecSchema>;
+
+/** A spec as an author may write it (defaults optional). */
+export type WorkflowSpecInput = z.input<typeof WorkflowSpecSchema>;
+
+/** One `agents` entry of a validated spec. */
+export type AgentSpec = z.output<typeof AgentSpecSchema>;
+
+/** One phase of a validated spec. */
+export type PhaseSpec = z.output<typeof PhaseSpecSchema>;
+
+/** One task of a validated spec. */
+export type TaskSpec = z.output<typeof TaskSpecSchema>;
