@@ -81,7 +81,9 @@ export function knownKeysAt(root: unknown, path: Path): string[] {
 
 function numberBounds(schema: unknown): { min?: number; max?: number; int: boolean } {
   const s = schema as { minValue?: unknown; maxValue?: unknown; isInt?: unknown } | undefined;
-  const finite = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  // zod reports ±MAX_SAFE_INTEGER for open ends of int(); those are not bounds worth naming.
+  const finite = (v: unknown) =>
+    typeof v === 'number' && Math.abs(v) < Number.MAX_SAFE_INTEGER ? v : undefined;
   return { min: finite(s?.minValue), max: finite(s?.maxValue), int: s?.isInt === true };
 }
 
@@ -152,7 +154,7 @@ export function zodErrorMap(root: unknown): (issue: RawIssue) => string {
         }
         const { min, max, int } = numberBounds(schemaAt(root, path));
         const kind = int || origin === 'int' ? 'an integer' : 'a number';
-        if (min !== undefined && max !== undefined) {
+        if (min !== undefined && max !== undefined && iss.inclusive !== false) {
           return `expected ${kind} from ${min} to ${max}, got ${showValue(input)}`;
         }
         if (iss.code === 'too_small') {
