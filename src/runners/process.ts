@@ -9,6 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import type { FailureInfo } from '../store/types.js';
+import { HeadBuffer, LineSplitter, TailRing } from './buffers.js';
+
+export { cutUtf8 } from './buffers.js';
 
 /** Environment keys removed from every child's env (see `buildChildEnv`). */
 export const SCRUBBED_ENV_KEYS: readonly string[] = ['CLAUDECODE', 'CLAUDE_CODE_ENTRYPOINT'];
@@ -106,27 +109,6 @@ export function buildChildEnv(
   return env;
 }
 
-/**
- * The first `max` bytes of `buf`, moved back so that no multi-byte UTF-8 character is split.
- * Returns `buf` itself when it is short enough.
- */
-export function cutUtf8(buf: Buffer, max: number): Buffer {
-  if (buf.length <= max) return buf;
-  let end = Math.max(0, max);
-  // buf[end] is the first byte left out; if it continues a character, that character began before
-  // `end` and must go too. A character has at most 3 continuation bytes.
-  let steps = 0;
-  while (end > 0 && steps < 4 && isContinuation(buf[end])) {
-    end--;
-    steps++;
-  }
-  return buf.subarray(0, end);
-}
-
-function isContinuation(byte: number | undefined): boolean {
-  return byte !== undefined && (byte & 0xc0) === 0x80;
-}
-
 /** Process groups of children still running, so that a dying parent can take them down. */
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
@@ -168,151 +150,6 @@ function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
     // is a zombie on some kernels; either way there is nothing left we may signal.
     if (code === 'ESRCH' || code === 'EPERM') return false;
     throw err;
-  }
-}
-
-/** Keeps the last `cap` bytes written to it, in constant memory. */
-class TailRing {
-  readonly #buf: Buffer;
-  #pos = 0;
-  #full = false;
-  #total = 0;
-
-  constructor(cap: number) {
-    this.#buf = Buffer.alloc(Math.max(0, cap));
-  }
-
-  get total(): number {
-    return this.#total;
-  }
-
-  push(chunk: Buffer): void {
-    this.#total += chunk.length;
-    const cap = this.#buf.length;
-    if (cap === 0) return;
-    if (chunk.length >= cap) {
-      chunk.copy(this.#buf, 0, chunk.length - cap);
-      this.#pos = 0;
-      this.#full = true;
-      return;
-    }
-    const first = Math.min(chunk.length, cap - this.#pos);
-    chunk.copy(this.#buf, this.#pos, 0, first);
-    if (first < chunk.length) {
-      chunk.copy(this.#buf, 0, first);
-      this.#pos = chunk.length - first;
-      this.#full = true;
-    } else {
-      this.#pos += first;
-      if (this.#pos === this.#buf.length) {
-        this.#pos = 0;
-        this.#full = true;
-      }
-    }
-  }
-
-  toString(): string {
-    const bytes = this.#full
-      ? Buffer.concat([this.#buf.subarray(this.#pos), this.#buf.subarray(0, this.#pos)])
-      : this.#buf.subarray(0, this.#pos);
-    let start = 0;
-    // When bytes were dropped, the ring may begin in the middle of a character: skip its tail.
-    if (this.#total > bytes.length) {
-      while (start < bytes.length && start < 3 && isContinuation(bytes[start])) start++;
-    }
-    return bytes.subarray(start).toString('utf8');
-  }
-}
-
-/** Keeps the first `cap` bytes of stdout and counts the rest. */
-class HeadBuffer {
-  readonly #cap: number;
-  readonly #chunks: Buffer[] = [];
-  #kept = 0;
-  #total = 0;
-
-  constructor(cap: number) {
-    this.#cap = Math.max(0, cap);
-  }
-
-  get total(): number {
-    return this.#total;
-  }
-
-  get truncated(): boolean {
-    return this.#total > this.#cap;
-  }
-
-  push(chunk: Buffer): void {
-    this.#total += chunk.length;
-    // Keep one byte past the cap: cutUtf8 needs to see the byte after the cut to know whether
-    // a character straddles it.
-    const room = this.#cap + 1 - this.#kept;
-    if (room <= 0) return;
-    const part = chunk.length <= room ? chunk : Buffer.from(chunk.subarray(0, room));
-    this.#chunks.push(part);
-    this.#kept += part.length;
-  }
-
-  toString(): string {
-    const all = Buffer.concat(this.#chunks, this.#kept);
-    return cutUtf8(all, this.#cap).toString('utf8');
-  }
-}
-
-/** Splits stdout into lines with a bounded line buffer. */
-class LineSplitter {
-  readonly #max: number;
-  readonly #emit: (line: string, info: { truncated: boolean }) => void;
-  #parts: Buffer[] = [];
-  #len = 0;
-  #cut = false;
-
-  constructor(max: number, emit: (line: string, info: { truncated: boolean }) => void) {
-    this.#max = Math.max(1, max);
-    this.#emit = emit;
-  }
-
-  push(chunk: Buffer): void {
-    let from = 0;
-    // '\n' (0x0a) never occurs inside a multi-byte UTF-8 character, so splitting bytes is safe.
-    for (let nl = chunk.indexOf(0x0a, from); nl !== -1; nl = chunk.indexOf(0x0a, from)) {
-      this.#add(chunk.subarray(from, nl));
-      this.#emitLine();
-      from = nl + 1;
-    }
-    if (from < chunk.length) this.#add(chunk.subarray(from));
-  }
-
-  /** Emits a last line that had no newline. */
-  end(): void {
-    if (this.#len > 0 || this.#cut) this.#emitLine();
-  }
-
-  #emitLine(): void {
-    const buf = Buffer.concat(this.#parts, this.#len);
-    let line = cutUtf8(buf, this.#max).toString('utf8');
-    if (!this.#cut && line.endsWith('\r')) line = line.slice(0, -1);
-    const truncated = this.#cut;
-    this.#parts = [];
-    this.#len = 0;
-    this.#cut = false;
-    this.#emit(line, { truncated });
-  }
-
-  #add(part: Buffer): void {
-    if (part.length === 0) return;
-    // One byte of slack for cutUtf8, as in HeadBuffer.
-    const room = this.#max + 1 - this.#len;
-    if (room <= 0) {
-      this.#cut = true;
-      return;
-    }
-    if (part.length > room) this.#cut = true;
-    const kept = part.length <= room ? Buffer.from(part) : Buffer.from(part.subarray(0, room));
-    this.#parts.push(kept);
-    this.#len += kept.length;
-    if (this.#len > this.#max) this.#cut = true;
   }
 }
 
@@ -382,6 +219,23 @@ async function checkCwd(cwd: string): Promise<string | null> {
   }
 }
 
+/** setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days): clamp to that. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A caller's bug, not the child's: throw, with what was expected and what arrived. */
+function checkDuration(name: string, value: number): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new RangeError(`runProcess: expected \`${name}\` to be a number of milliseconds ≥ 0, got \`${String(value)}\``);
+  }
+  return Math.min(value, MAX_TIMER_MS);
+}
+
+function checkByteCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`runProcess: expected \`${name}\` to be an integer ≥ 0, got \`${String(value)}\``);
+  }
+}
+
 function emptyResult(started: number, spawnError?: FailureInfo, cancelled = false): ProcessResult {
   return {
     exitCode: null,
@@ -403,12 +257,17 @@ function emptyResult(started: number, spawnError?: FailureInfo, cancelled = fals
  * Runs one child process to the end: its own process group, prompt on stdin, bounded stdout and
  * stderr, timeout and abort that kill the whole group (SIGTERM, then SIGKILL after a grace), and
  * no member of the group left alive afterwards. Resolves after the child's pipes closed; never
- * rejects for anything the child does (a failure to start is `spawnError`).
+ * rejects for anything the child does (a failure to start is `spawnError`); rejects with a RangeError
+ * for invalid options (a negative timeout, a fractional byte cap).
  */
 export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
   const started = Date.now();
-  const killGraceMs = opts.killGraceMs ?? 2000;
-  const exitGraceMs = opts.exitGraceMs ?? 1000;
+  const timeoutMs = checkDuration('timeoutMs', opts.timeoutMs);
+  const killGraceMs = checkDuration('killGraceMs', opts.killGraceMs ?? 2000);
+  const exitGraceMs = checkDuration('exitGraceMs', opts.exitGraceMs ?? 1000);
+  checkByteCount('maxOutputBytes', opts.maxOutputBytes);
+  if (opts.stderrTailBytes !== undefined) checkByteCount('stderrTailBytes', opts.stderrTailBytes);
+  if (opts.maxLineBytes !== undefined) checkByteCount('maxLineBytes', opts.maxLineBytes);
   const argv0 = opts.argv[0];
 
   if (opts.signal?.aborted) return emptyResult(started, undefined, true);
@@ -564,7 +423,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
       else child.stdin?.end();
 
       if (pid !== undefined) {
-        timeoutTimer = later(opts.timeoutMs, onTimeout);
+        timeoutTimer = later(timeoutMs, onTimeout);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
       }
     });

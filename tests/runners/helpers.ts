@@ -54,9 +54,12 @@ export function killIfAlive(pid: number | undefined): void {
   }
 }
 
-/** The first line of `text` as a pid. */
-export function firstLinePid(text: string): number {
-  const pid = Number(text.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`expected a pid on the first line, got ${JSON.stringify(text.slice(0, 80))}`);
+/** The first line of `text` made only of digits, as a pid. */
+export function pidLine(text: string): number {
+  const line = text.split('\n').find((l) => /^\d+$/.test(l));
+  const pid = Number(line);
+  if (line === undefined || pid <= 0) {
+    throw new Error(`expected a pid line, got ${JSON.stringify(text.slice(0, 80))}`);
+  }
   return pid;
 }

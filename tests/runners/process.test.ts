@@ -13,7 +13,7 @@ import {
   runProcess,
   type ProcessOptions,
 } from '../../src/runners/process.js';
-import { firstLinePid, isAlive, killIfAlive, nodeFixture, waitDead } from './helpers.js';
+import { pidLine, isAlive, killIfAlive, nodeFixture, waitDead } from './helpers.js';
 
 let dir: string;
 beforeAll(() => {
@@ -218,7 +218,7 @@ describe('runProcess: bounded output', () => {
 describe('runProcess: timeouts, cancel, process groups', () => {
   it('on timeout kills the whole group, grandchildren included', async () => {
     const r = await runProcess(opts(['sh', '-c', 'sleep 1000 & echo $!; wait'], { timeoutMs: 300 }));
-    const grandchild = firstLinePid(r.stdout);
+    const grandchild = pidLine(r.stdout);
     try {
       expect(r.timedOut).toBe(true);
       expect(r.cancelled).toBe(false);
@@ -233,29 +233,38 @@ describe('runProcess: timeouts, cancel, process groups', () => {
   });
 
   it('sends SIGKILL after the grace to a child that ignores SIGTERM', async () => {
+    // sh starts in milliseconds, so the trap is in place long before the 300 ms timeout.
     const r = await runProcess(
-      opts(nodeFixture('ignore-term.mjs'), { timeoutMs: 400, killGraceMs: 300 }),
+      opts(['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.05; done'], {
+        timeoutMs: 300,
+        killGraceMs: 300,
+      }),
     );
     expect(r.stdout).toBe('ready\n');
     expect(r.timedOut).toBe(true);
     expect(r.signal).toBe('SIGKILL');
-    // Tolerance: timeout + grace (700 ms) up to +1.5 s.
-    expect(r.durationMs).toBeGreaterThanOrEqual(690);
-    expect(r.durationMs).toBeLessThan(2200);
+    // Tolerance: timeout + grace (600 ms) up to +1.5 s.
+    expect(r.durationMs).toBeGreaterThanOrEqual(590);
+    expect(r.durationMs).toBeLessThan(2100);
   });
 
   it('kills a TERM-ignoring grandchild after the leader died', async () => {
     const r = await runProcess(
-      opts(nodeFixture('grandchild.mjs', 'stubborn'), { timeoutMs: 1000, killGraceMs: 300 }),
+      opts(['sh', '-c', '(trap "" TERM; echo gc-ready; while :; do sleep 0.05; done) & echo $!; wait'], {
+        timeoutMs: 300,
+        killGraceMs: 300,
+      }),
     );
-    const grandchild = firstLinePid(r.stdout);
+    const grandchild = pidLine(r.stdout);
     try {
       expect(r.stdout).toContain('gc-ready');
       expect(r.timedOut).toBe(true);
-      expect(r.exitCode).toBe(143);
+      // The leader died of the TERM; only the KILL after the grace ended the grandchild.
+      expect(r.signal).toBe('SIGTERM');
       expect(await waitDead(grandchild)).toBe(true);
-      // Tolerance: timeout + grace (1.3 s) up to +1.5 s.
-      expect(r.durationMs).toBeLessThan(2800);
+      // Tolerance: timeout + grace (600 ms) up to +1.5 s.
+      expect(r.durationMs).toBeGreaterThanOrEqual(590);
+      expect(r.durationMs).toBeLessThan(2100);
     } finally {
       killIfAlive(grandchild);
     }
@@ -265,7 +274,7 @@ describe('runProcess: timeouts, cancel, process groups', () => {
     const r = await runProcess(
       opts(nodeFixture('grandchild.mjs', 'leave'), { timeoutMs: 10_000, exitGraceMs: 200 }),
     );
-    const grandchild = firstLinePid(r.stdout);
+    const grandchild = pidLine(r.stdout);
     try {
       expect(r.exitCode).toBe(0);
       expect(r.timedOut).toBe(false);
@@ -279,7 +288,7 @@ describe('runProcess: timeouts, cancel, process groups', () => {
 
   it('sweeps a grandchild that left no pipe open', async () => {
     const r = await runProcess(opts(nodeFixture('grandchild.mjs', 'detach-stdio')));
-    const grandchild = firstLinePid(r.stdout);
+    const grandchild = pidLine(r.stdout);
     try {
       expect(r.exitCode).toBe(0);
       expect(await waitDead(grandchild)).toBe(true);
@@ -290,17 +299,24 @@ describe('runProcess: timeouts, cancel, process groups', () => {
 
   it('abort kills the group and reports cancelled', async () => {
     const controller = new AbortController();
-    const pending = runProcess(
-      opts(nodeFixture('grandchild.mjs', 'stay'), { signal: controller.signal, timeoutMs: 10_000 }),
+    let abortedAt = 0;
+    // Abort once the grandchild exists (its pid is the first line), however slow node starts.
+    const r = await runProcess(
+      opts(nodeFixture('grandchild.mjs', 'stay'), {
+        signal: controller.signal,
+        timeoutMs: 20_000,
+        onStdoutLine: () => {
+          abortedAt = Date.now();
+          controller.abort();
+        },
+      }),
     );
-    setTimeout(() => controller.abort(), 300);
-    const r = await pending;
-    const grandchild = firstLinePid(r.stdout);
+    const grandchild = pidLine(r.stdout);
     try {
       expect(r.cancelled).toBe(true);
       expect(r.timedOut).toBe(false);
-      // Tolerance: abort at 300 ms, done within 2 s.
-      expect(r.durationMs).toBeLessThan(2000);
+      // Tolerance: done within 1.5 s of the abort (the fixture exits on TERM, no KILL grace).
+      expect(Date.now() - abortedAt).toBeLessThan(1500);
       expect(await waitDead(grandchild)).toBe(true);
       expect(activeProcessGroups()).toBe(0);
     } finally {
@@ -367,6 +383,17 @@ describe('runProcess: spawn errors', () => {
     const nul = await runProcess(opts(['sh', '-c', 'echo a\0b']));
     expect(nul.spawnError?.type).toBe('spawn_error');
     expect(nul.pid).toBeNull();
+  });
+});
+
+describe('runProcess: invalid options', () => {
+  it('rejects a negative timeout or a fractional cap with what was expected', async () => {
+    await expect(runProcess(opts(['true'], { timeoutMs: -1 }))).rejects.toThrow(
+      'runProcess: expected `timeoutMs` to be a number of milliseconds ≥ 0, got `-1`',
+    );
+    await expect(runProcess(opts(['true'], { maxOutputBytes: 1.5 }))).rejects.toThrow(
+      'expected `maxOutputBytes` to be an integer ≥ 0, got `1.5`',
+    );
   });
 });
 
