@@ -2,7 +2,6 @@
  * The `command` runner: runs an arbitrary argv (a script, a test tool, a home-made agent) with the
  * prompt on stdin and fanfold's context in FANFOLD_* variables. Its stdout is the agent's output.
  */
-import ms from 'ms';
 import type { FailureInfo } from '../store/types.js';
 import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
@@ -134,7 +133,7 @@ export function processFailure(
       status: 'timed_out',
       error: {
         type: 'timeout',
-        message: `timed out after ${ms(timeoutMs)}; process group killed`,
+        message: `timed out after ${formatDuration(timeoutMs)}; process group killed`,
         retryable: true,
       },
     };
@@ -155,6 +154,21 @@ export function processFailure(
     };
   }
   return undefined;
+}
+
+/**
+ * A duration for people, exact rather than rounded: 300 → "300ms", 1500 → "1.5s", 90000 → "1m30s",
+ * 600000 → "10m", 5400000 → "1h30m".
+ */
+export function formatDuration(durationMs: number): string {
+  if (!Number.isFinite(durationMs) || durationMs < 0) return `${durationMs}ms`;
+  if (durationMs < 1000) return `${Math.round(durationMs)}ms`;
+  if (durationMs < 60_000) return `${Math.round(durationMs / 100) / 10}s`;
+  const totalSeconds = Math.round(durationMs / 1000);
+  const h = Math.floor(totalSeconds / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  const sec = totalSeconds % 60;
+  return [h ? `${h}h` : '', m ? `${m}m` : '', sec ? `${sec}s` : ''].join('') || '0s';
 }
 
 /** The last non-empty line of a stderr tail, trimmed and cut to a readable length. */

@@ -56,7 +56,7 @@ export function isRunnerAvailable(kind: string): boolean {
 
 export type { Runner, RunnerInput, RunnerResult } from './types.js';
 export { CommandRunner, type CommandRunnerOptions } from './command.js';
-export { lastStderrLine, parseWholeJson, processFailure, toRunnerResult } from './command.js';
+export { formatDuration, lastStderrLine, parseWholeJson, processFailure, toRunnerResult } from './command.js';
 export {
   activeProcessGroups,
   buildChildEnv,

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CommandRunner, lastStderrLine, parseWholeJson, toRunnerResult } from '../../src/runners/command.js';
+import { CommandRunner, formatDuration, lastStderrLine, parseWholeJson, toRunnerResult } from '../../src/runners/command.js';
 import type { ProcessResult } from '../../src/runners/process.js';
 import { availableRunnerKinds, getRunner, isRunnerAvailable } from '../../src/runners/index.js';
 import type { RunnerInput } from '../../src/runners/types.js';
@@ -264,6 +264,12 @@ describe('command helpers', () => {
     expect(parseWholeJson('{"a":')).toBeUndefined();
     expect(parseWholeJson('{}{}')).toBeUndefined();
     expect(parseWholeJson('{"a":1}', true)).toBeUndefined();
+  });
+
+  it('formatDuration is exact, not rounded', () => {
+    expect([300, 1000, 1500, 59_999, 60_000, 90_000, 600_000, 3_600_000, 5_400_000, 5_405_000].map(formatDuration)).toEqual([
+      '300ms', '1s', '1.5s', '60s', '1m', '1m30s', '10m', '1h', '1h30m', '1h30m5s',
+    ]);
   });
 
   it('lastStderrLine picks the last non-empty line and bounds it', () => {
