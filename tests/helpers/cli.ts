@@ -87,12 +87,20 @@ export async function until(pred: () => boolean, timeoutMs = 20_000, what = 'con
   }
 }
 
-/** Whether a pid is alive. */
+/**
+ * Whether a pid is alive. A zombie counts as dead: on some machines (this one's pid 1 among them)
+ * killed orphans are never reaped, and `kill(pid, 0)` still succeeds for them.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
