@@ -87,6 +87,8 @@ export interface PhaseState {
   id: string;
   status: PhaseStatus;
   counts: Counts;
+  /** The phase's digest once it has ended (bounded; see digest/). */
+  digest?: string;
 }
 
 /** `run.json`: written only by the run owner holding the lease. */
