@@ -32,7 +32,9 @@ export interface AnthropicHttpError {
   headers?: Record<string, string>;
 }
 
-/** An `event: error` frame inside a 200 SSE stream (after message_start). */
+/** An `event: error` frame inside a 200 SSE stream (after message_start). Asked without
+ *  streaming (claude retries a failed stream once with `stream: false`), the same error is sent as an
+ *  HTTP error (status from ERROR_STATUS). */
 export interface AnthropicStreamError {
   streamError: { type: string; message: string };
 }
@@ -164,6 +166,16 @@ function respond(res: ServerResponse, body: AnthropicRequestBody, reply: Anthrop
   const msgId = fakeId('msg_');
   const model = body.model || 'claude-scripted';
   if (typeof reply === 'object' && 'streamError' in reply) {
+    if (body.stream !== true) {
+      // A non-streaming request cannot fail mid-stream: answer with the matching HTTP error.
+      sendJson(
+        res,
+        ERROR_STATUS[reply.streamError.type] ?? 500,
+        { type: 'error', error: reply.streamError, request_id: requestId },
+        { 'request-id': requestId },
+      );
+      return;
+    }
     const sse = startSse(res, { 'request-id': requestId });
     sse.event('message_start', {
       type: 'message_start',
@@ -228,6 +240,18 @@ function respond(res: ServerResponse, body: AnthropicRequestBody, reply: Anthrop
   sse.event('message_stop', { type: 'message_stop' });
   sse.end();
 }
+
+/** HTTP status Anthropic uses for each error type. */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  api_error: 500,
+  overloaded_error: 529,
+};
 
 function emptyMessage(id: string, model: string, usage: { input_tokens: number; output_tokens: number }): unknown {
   return {
