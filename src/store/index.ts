@@ -1,0 +1,71 @@
+/**
+ * The store layer's public API: the run directory layout and every write to it.
+ * See run-store.ts for the layout, lease.ts for ownership, journal.ts for events.jsonl.
+ */
+export * from './types.js';
+export { StoreError, isStoreError, errnoCode, quote, isRetryableCode, type StoreErrorCode, type StoreErrorOptions } from './errors.js';
+export {
+  ID_PATTERN,
+  FILE_NAME_PATTERN,
+  MAX_FILE_NAME_LENGTH,
+  isId,
+  isFileName,
+  assertId,
+  assertFileName,
+  newRunId,
+  newToken,
+} from './ids.js';
+export { DEFAULT_STORE_DIR, STORE_ENV, resolveStoreRoot, safeJoin, safeJoinReal, isInside, type StoreRootOptions } from './paths.js';
+export {
+  DEFAULT_MAX_JSON_BYTES,
+  writeJsonAtomic,
+  writeTextAtomic,
+  readJsonFile,
+  readTextFile,
+  type WriteJsonOptions,
+  type ReadJsonOptions,
+} from './atomic.js';
+export {
+  Journal,
+  readEvents,
+  readJournal,
+  parseEventLine,
+  DEFAULT_MAX_LINE_BYTES,
+  type NewRunEvent,
+  type JournalSync,
+  type JournalOptions,
+  type JournalContents,
+  type CorruptLine,
+  type ReadJournalOptions,
+} from './journal.js';
+export {
+  LEASE_FILE,
+  DEFAULT_LEASE_TTL_MS,
+  Lease,
+  acquireLease,
+  readLease,
+  leaseState,
+  describeLease,
+  processAlive,
+  type LeaseOptions,
+  type LeaseState,
+} from './lease.js';
+export { AtomicJsonFile, type AtomicJsonFileOptions } from './lowdb-adapter.js';
+export {
+  RunStore,
+  RUN_FILE,
+  EVENTS_FILE,
+  AGENTS_DIR,
+  INPUTS_DIR,
+  CONTROL_FILE,
+  INDEX_FILE,
+  MAX_ATTEMPT,
+  AGENT_FILE_PATTERN,
+  agentFileName,
+  parseAgentFileName,
+  compareAgentRecords,
+  type AgentFileParts,
+  type RunStoreOptions,
+  type RunListEntry,
+  type UnreadableAgentFile,
+} from './run-store.js';

@@ -1,0 +1,577 @@
+/**
+ * RunStore: the one writer of a run directory `<root>/<runId>/` and the reader everyone else uses.
+ *
+ *   run.json       the run record (lowdb over an atomic adapter; only the owner writes)
+ *   events.jsonl   the journal (append-only)
+ *   agents/        one `<phaseId>.<taskId>.<attempt>.json` per agent attempt (atomic)
+ *   inputs/        prompt and context files handed to children
+ *   lease.json     the owner (see lease.ts)
+ *   control.json   stop requests; the only file a non-owner writes
+ *
+ * Every path is built with safeJoinReal from checked ids and names.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Low, type Adapter } from 'lowdb';
+import { SCHEMA_VERSION, type AgentRecord, type ControlRecord, type RunEvent, type RunRecord } from './types.js';
+import { StoreError, errnoCode, ioError, isStoreError, quote } from './errors.js';
+import { ID_PATTERN, assertFileName, assertId, isId } from './ids.js';
+import { safeJoinReal } from './paths.js';
+import { readJsonFile, writeJsonAtomic, writeTextAtomic } from './atomic.js';
+import { Journal, readEvents, readJournal, type JournalContents, type JournalOptions, type NewRunEvent } from './journal.js';
+import { AtomicJsonFile } from './lowdb-adapter.js';
+import { acquireLease, type Lease, type LeaseOptions } from './lease.js';
+
+/** File and folder names inside a run directory. */
+export const RUN_FILE = 'run.json';
+/** The journal. */
+export const EVENTS_FILE = 'events.jsonl';
+/** Folder of agent records. */
+export const AGENTS_DIR = 'agents';
+/** Folder of files handed to children. */
+export const INPUTS_DIR = 'inputs';
+/** Stop requests from any session. */
+export const CONTROL_FILE = 'control.json';
+/** The persisted search index (written by search/). */
+export const INDEX_FILE = 'index.json';
+
+/** Largest attempt number a file name may carry. */
+export const MAX_ATTEMPT = 999_999;
+
+/** `<phaseId>.<taskId>.<attempt>.json`, attempt 1-based without leading zeros. */
+export const AGENT_FILE_PATTERN = new RegExp(
+  `^(${ID_PATTERN.source.slice(1, -1)})\\.(${ID_PATTERN.source.slice(1, -1)})\\.([1-9][0-9]{0,5})\\.json$`,
+);
+
+/** The parts of an agent record file name. */
+export interface AgentFileParts {
+  phaseId: string;
+  taskId: string;
+  attempt: number;
+}
+
+/** Splits an agent record file name into its parts; undefined when it is not one. */
+export function parseAgentFileName(name: string): AgentFileParts | undefined {
+  const m = AGENT_FILE_PATTERN.exec(name);
+  if (!m) return undefined;
+  return { phaseId: m[1]!, taskId: m[2]!, attempt: Number(m[3]) };
+}
+
+/** The agent record file name for one attempt; ids and attempt are checked. */
+export function agentFileName(phaseId: string, taskId: string, attempt: number): string {
+  assertId('phase', phaseId);
+  assertId('task', taskId);
+  if (!Number.isInteger(attempt) || attempt < 1 || attempt > MAX_ATTEMPT) {
+    throw new StoreError('invalid_argument', `expected attempt to be an integer 1–${MAX_ATTEMPT}, got ${quote(attempt)}`);
+  }
+  return `${phaseId}.${taskId}.${attempt}.json`;
+}
+
+/** Orders agent records by phase id, task id, then attempt. */
+export function compareAgentRecords(a: AgentFileParts, b: AgentFileParts): number {
+  if (a.phaseId !== b.phaseId) return a.phaseId < b.phaseId ? -1 : 1;
+  if (a.taskId !== b.taskId) return a.taskId < b.taskId ? -1 : 1;
+  return a.attempt - b.attempt;
+}
+
+/** Options of RunStore.create/open. */
+export interface RunStoreOptions {
+  /** Journal options (sync policy, line cap). */
+  journal?: JournalOptions;
+  /**
+   * Adapter for run.json. Default: AtomicJsonFile on `<dir>/run.json`. Pass lowdb's `Memory` for an
+   * in-memory twin — a choice of the caller, never of NODE_ENV.
+   */
+  runAdapter?: Adapter<RunRecord>;
+}
+
+/** An agent record file that could not be read. */
+export interface UnreadableAgentFile {
+  /** File name under agents/. */
+  file: string;
+  /** Why (a StoreError message). */
+  error: string;
+}
+
+/** One entry of RunStore.listRuns. */
+export interface RunListEntry {
+  runId: string;
+  /** The run record, when readable. */
+  run?: RunRecord;
+  /** Why the run record could not be read. */
+  error?: string;
+}
+
+/** How many files are read at once when listing. */
+const READ_CONCURRENCY = 16;
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function checkRecordVersion(kind: string, v: { schemaVersion?: unknown }): void {
+  if (v.schemaVersion !== SCHEMA_VERSION) {
+    throw new StoreError('bad_version', `${kind} to write has schemaVersion ${JSON.stringify(v.schemaVersion)}, expected ${SCHEMA_VERSION}`);
+  }
+}
+
+/** The store of one run. Create with RunStore.create (new run) or RunStore.open (existing run). */
+export class RunStore {
+  /** The run id (also the directory name). */
+  readonly runId: string;
+  /** Absolute path of the run directory. */
+  readonly dir: string;
+  readonly #adapter: Adapter<RunRecord>;
+  readonly #journalOpts: JournalOptions;
+  #db: Low<RunRecord> | undefined;
+  #runChain: Promise<unknown> = Promise.resolve();
+  #journal: Promise<Journal> | undefined;
+  #lease: Lease | undefined;
+  #ownsLease = false;
+  #closed = false;
+
+  private constructor(runId: string, dir: string, adapter: Adapter<RunRecord>, opts: RunStoreOptions) {
+    this.runId = runId;
+    this.dir = dir;
+    this.#adapter = adapter;
+    this.#journalOpts = opts.journal ?? {};
+  }
+
+  /**
+   * Creates the run directory `<root>/<run.runId>/` with agents/ and inputs/, and writes run.json.
+   * `root` is created if missing. Throws StoreError 'exists' when the run id is taken (the run
+   * directory is made with a non-recursive mkdir, so two creators cannot both succeed),
+   * 'invalid_id' for a bad run id, 'bad_version' for a record of another schema version.
+   */
+  static async create(root: string, run: RunRecord, opts: RunStoreOptions = {}): Promise<RunStore> {
+    const runId = assertId('run', run.runId);
+    checkRecordVersion('run record', run);
+    const absRoot = path.resolve(root);
+    try {
+      await fs.mkdir(absRoot, { recursive: true });
+    } catch (err) {
+      throw ioError('creating store root', absRoot, err);
+    }
+    const dir = await safeJoinReal(absRoot, runId);
+    try {
+      // Why non-recursive: mkdir of an existing directory fails with EEXIST, which makes "this run
+      // id is mine" an atomic decision even with two creators racing.
+      await fs.mkdir(dir);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw new StoreError('exists', `run ${quote(runId)} already exists in ${absRoot}`, { cause: err });
+      throw ioError('creating run directory', dir, err);
+    }
+    try {
+      await fs.mkdir(await safeJoinReal(dir, AGENTS_DIR));
+      await fs.mkdir(await safeJoinReal(dir, INPUTS_DIR));
+    } catch (err) {
+      throw ioError('creating run folders in', dir, err);
+    }
+    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await safeJoinReal(dir, RUN_FILE), runFileOpts);
+    const store = new RunStore(runId, dir, adapter, opts);
+    await store.writeRun(run);
+    return store;
+  }
+
+  /**
+   * Opens an existing run. Throws StoreError 'invalid_id' for a bad id, 'unknown_run' when
+   * `<root>/<runId>/` does not exist, 'path_escape' when it is a symlink out of the root. Does not
+   * read run.json (readRun does) and takes no lease (acquireLease does).
+   */
+  static async open(root: string, runId: string, opts: RunStoreOptions = {}): Promise<RunStore> {
+    assertId('run', runId);
+    const absRoot = path.resolve(root);
+    const dir = await safeJoinReal(absRoot, runId);
+    try {
+      const st = await fs.stat(dir);
+      if (!st.isDirectory()) throw new StoreError('unknown_run', `unknown run ${quote(runId)} in ${absRoot}: ${dir} is not a directory`);
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
+        throw new StoreError('unknown_run', `unknown run ${quote(runId)} in ${absRoot}`, { cause: err });
+      }
+      throw ioError('opening run', dir, err);
+    }
+    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await safeJoinReal(dir, RUN_FILE), runFileOpts);
+    return new RunStore(runId, dir, adapter, opts);
+  }
+
+  /**
+   * Runs under `root`, newest first by `createdAt` (unreadable ones last, by id). Entries whose
+   * names are not run ids (`.plans`, temp files) and non-directories are skipped. A missing root
+   * yields [].
+   */
+  static async listRuns(root: string): Promise<RunListEntry[]> {
+    const absRoot = path.resolve(root);
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(absRoot, { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw ioError('listing runs in', absRoot, err);
+    }
+    const ids = entries.filter((e) => e.isDirectory() && isId(e.name)).map((e) => e.name);
+    const list = await mapLimit(ids, READ_CONCURRENCY, async (runId): Promise<RunListEntry> => {
+      try {
+        const store = await RunStore.open(absRoot, runId);
+        return { runId, run: await store.readRun() };
+      } catch (err) {
+        return { runId, error: (err as Error).message };
+      }
+    });
+    return list.sort((a, b) => {
+      if (a.run && b.run) {
+        if (a.run.createdAt !== b.run.createdAt) return a.run.createdAt < b.run.createdAt ? 1 : -1;
+      } else if (a.run || b.run) {
+        return a.run ? -1 : 1;
+      }
+      return a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0;
+    });
+  }
+
+  // ---- ownership ---------------------------------------------------------------------------
+
+  /**
+   * Acquires the run's lease (see acquireLease) and fences this store with it: once the lease is
+   * lost or released, owner-only writes throw StoreError 'lease_lost'. close() releases it.
+   */
+  async acquireLease(opts: LeaseOptions = {}): Promise<Lease> {
+    this.#assertOpen();
+    if (this.#lease && !this.#lease.lost && !this.#lease.released) return this.#lease;
+    this.#lease = await acquireLease(this.dir, opts);
+    this.#ownsLease = true;
+    return this.#lease;
+  }
+
+  /**
+   * Fences owner-only writes with a lease acquired elsewhere (acquireLease on this.dir). The store
+   * does not release it on close.
+   */
+  attachLease(lease: Lease): void {
+    if (path.resolve(lease.runDir) !== this.dir) {
+      throw new StoreError('invalid_argument', `lease for ${lease.runDir} cannot fence the store of ${this.dir}`);
+    }
+    this.#lease = lease;
+    this.#ownsLease = false;
+  }
+
+  /** The lease fencing this store, if any. */
+  get lease(): Lease | undefined {
+    return this.#lease;
+  }
+
+  // ---- run.json ------------------------------------------------------------------------------
+
+  /**
+   * Reads run.json from disk (fresh on every call). Throws StoreError 'corrupt' when it is missing,
+   * unparseable or names another run; 'bad_version' for another schema version.
+   */
+  async readRun(): Promise<RunRecord> {
+    const run = await this.#adapter.read();
+    if (!run) throw new StoreError('corrupt', `run ${quote(this.runId)} in ${this.dir} has no ${RUN_FILE} (was its creation interrupted?)`);
+    if (typeof run !== 'object' || run.runId !== this.runId) {
+      throw new StoreError('corrupt', `${RUN_FILE} in ${this.dir} names run ${quote(run?.runId)}, expected ${quote(this.runId)}`);
+    }
+    return run;
+  }
+
+  /** Replaces run.json atomically with `run` (owner only). Serialized with updateRun. */
+  writeRun(run: RunRecord): Promise<void> {
+    return this.#serialRun(async () => {
+      this.#assertWritable();
+      if (run.runId !== this.runId) {
+        throw new StoreError('invalid_argument', `run record for ${quote(run.runId)} cannot be written to run ${quote(this.runId)}`);
+      }
+      checkRecordVersion('run record', run);
+      const copy = structuredClone(run);
+      if (this.#db) this.#db.data = copy;
+      else this.#db = new Low<RunRecord>(this.#adapter, copy);
+      await this.#db.write();
+    });
+  }
+
+  /**
+   * Applies `fn` to the run record and writes it atomically (owner only); returns a copy of the
+   * result. `updatedAt` is set to now unless `fn` changed it. The first call reads run.json from
+   * disk; later calls work on the in-memory copy, since the owner is the only writer. Calls are
+   * serialized, so concurrent updates never lose each other's changes. If the write fails the
+   * in-memory copy is reloaded from disk on the next call.
+   */
+  updateRun(fn: (run: RunRecord) => void): Promise<RunRecord> {
+    return this.#serialRun(async () => {
+      this.#assertWritable();
+      if (!this.#db) this.#db = new Low<RunRecord>(this.#adapter, await this.readRun());
+      const db = this.#db;
+      const before = db.data.updatedAt;
+      try {
+        fn(db.data);
+        if (db.data.updatedAt === before) db.data.updatedAt = new Date().toISOString();
+        if (db.data.runId !== this.runId) {
+          throw new StoreError('invalid_argument', `updateRun must not change runId (${quote(this.runId)} → ${quote(db.data.runId)})`);
+        }
+        await db.write();
+      } catch (err) {
+        // Why drop the cache: fn may have half-mutated it, or the write failed; the disk is the truth.
+        this.#db = undefined;
+        throw err;
+      }
+      return structuredClone(db.data);
+    });
+  }
+
+  #serialRun<R>(job: () => Promise<R>): Promise<R> {
+    const p = this.#runChain.then(job);
+    this.#runChain = p.catch(() => {});
+    return p;
+  }
+
+  // ---- journal -------------------------------------------------------------------------------
+
+  /** Appends one event to events.jsonl (owner only); `t` is filled in when missing. See Journal. */
+  async appendEvent(event: NewRunEvent | RunEvent): Promise<void> {
+    this.#assertWritable();
+    const journal = await this.#openJournal();
+    await journal.append(event);
+  }
+
+  /** fdatasyncs the journal (owner only; a no-op before the first append). */
+  async syncEvents(): Promise<void> {
+    if (this.#journal) await (await this.#journal).sync();
+  }
+
+  /**
+   * The journal's events in order, skipping a torn final line; [] before the first append. Throws
+   * StoreError 'corrupt' when a line in the middle is damaged (see readJournal for a tolerant read).
+   */
+  async readEvents(): Promise<RunEvent[]> {
+    try {
+      return await readEvents(await safeJoinReal(this.dir, EVENTS_FILE));
+    } catch (err) {
+      if (isStoreError(err, 'not_found')) return [];
+      throw err;
+    }
+  }
+
+  /** Tolerant journal read: events, corrupt middle lines, torn tail size (see journal.ts). */
+  async readJournal(): Promise<JournalContents> {
+    try {
+      return await readJournal(await safeJoinReal(this.dir, EVENTS_FILE));
+    } catch (err) {
+      if (isStoreError(err, 'not_found')) return { events: [], corrupt: [], tornTailBytes: 0 };
+      throw err;
+    }
+  }
+
+  #openJournal(): Promise<Journal> {
+    if (!this.#journal) {
+      const p = safeJoinReal(this.dir, EVENTS_FILE).then((file) => Journal.open(file, this.#journalOpts));
+      // Why forget a failed open: the next append should try again rather than replay the failure.
+      p.catch(() => {
+        if (this.#journal === p) this.#journal = undefined;
+      });
+      this.#journal = p;
+    }
+    return this.#journal;
+  }
+
+  // ---- agent records -------------------------------------------------------------------------
+
+  /** The agent record file name for one attempt (`map.core.3.json`); ids checked. */
+  agentFileName(phaseId: string, taskId: string, attempt: number): string {
+    return agentFileName(phaseId, taskId, attempt);
+  }
+
+  /** Absolute path of an agent record file (name checked), for handles and messages. */
+  async agentPath(file: string): Promise<string> {
+    return safeJoinReal(this.dir, AGENTS_DIR, checkAgentFile(file));
+  }
+
+  /**
+   * Writes one agent attempt atomically to `agents/<phaseId>.<taskId>.<attempt>.json` (owner only)
+   * and returns the file name. Rewriting the same attempt replaces it. Throws StoreError
+   * 'invalid_argument' for a record of another run, 'invalid_id' for bad ids.
+   */
+  async writeAgentRecord(rec: AgentRecord): Promise<string> {
+    this.#assertWritable();
+    if (rec.runId !== this.runId) {
+      throw new StoreError('invalid_argument', `agent record of run ${quote(rec.runId)} cannot be written to run ${quote(this.runId)}`);
+    }
+    checkRecordVersion('agent record', rec);
+    const name = agentFileName(rec.phaseId, rec.taskId, rec.attempt);
+    await writeJsonAtomic(await safeJoinReal(this.dir, AGENTS_DIR, name), rec);
+    return name;
+  }
+
+  /**
+   * Reads one agent record by file name. Throws StoreError 'invalid_name' for a name that is not
+   * an agent record name, 'not_found', 'corrupt' (unparseable, or its phase/task/attempt disagree
+   * with its name), 'bad_version'.
+   */
+  async readAgentRecord(file: string): Promise<AgentRecord> {
+    const parts = parseAgentFileName(checkAgentFile(file))!;
+    const full = await safeJoinReal(this.dir, AGENTS_DIR, file);
+    const rec = await readJsonFile<AgentRecord>(full, { kind: 'agent record', expectVersion: SCHEMA_VERSION });
+    // Why cross-check: the file name is what resume and search trust; a record that disagrees with
+    // it was copied or edited by hand and would silently stand in for another attempt.
+    if (rec.phaseId !== parts.phaseId || rec.taskId !== parts.taskId || rec.attempt !== parts.attempt) {
+      throw new StoreError(
+        'corrupt',
+        `agent record ${full} holds ${quote(rec.phaseId)}/${quote(rec.taskId)} attempt ${quote(rec.attempt)}, which does not match its file name`,
+      );
+    }
+    return rec;
+  }
+
+  /**
+   * Every agent record, sorted by phase id, task id, attempt, plus the files that could not be read
+   * (with why). Temp files of interrupted writes and files that do not end in `.json` are skipped;
+   * `.json` files with other names are reported as unreadable.
+   */
+  async listAgentRecords(): Promise<{ records: AgentRecord[]; unreadable: UnreadableAgentFile[] }> {
+    const names = await this.#agentFileNames();
+    const unreadable: UnreadableAgentFile[] = [];
+    const good: string[] = [];
+    for (const n of names) {
+      if (parseAgentFileName(n)) good.push(n);
+      else if (n.endsWith('.json')) unreadable.push({ file: n, error: `store: ${quote(n)} is not an agent record file name (<phase>.<task>.<attempt>.json)` });
+    }
+    const results = await mapLimit(good, READ_CONCURRENCY, async (file) => {
+      try {
+        return { file, rec: await this.readAgentRecord(file) };
+      } catch (err) {
+        return { file, error: (err as Error).message };
+      }
+    });
+    const records: AgentRecord[] = [];
+    for (const r of results) {
+      if (r.rec) records.push(r.rec);
+      else unreadable.push({ file: r.file, error: r.error ?? 'unknown error' });
+    }
+    records.sort(compareAgentRecords);
+    unreadable.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+    return { records, unreadable };
+  }
+
+  /** The next attempt number for a task: 1 + the highest attempt file present (1 when none). */
+  async nextAttempt(phaseId: string, taskId: string): Promise<number> {
+    assertId('phase', phaseId);
+    assertId('task', taskId);
+    let max = 0;
+    for (const n of await this.#agentFileNames()) {
+      const p = parseAgentFileName(n);
+      if (p && p.phaseId === phaseId && p.taskId === taskId && p.attempt > max) max = p.attempt;
+    }
+    return max + 1;
+  }
+
+  async #agentFileNames(): Promise<string[]> {
+    const dir = await safeJoinReal(this.dir, AGENTS_DIR);
+    try {
+      return await fs.readdir(dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw ioError('listing agent records in', dir, err);
+    }
+  }
+
+  // ---- inputs --------------------------------------------------------------------------------
+
+  /**
+   * Writes a file for a child under inputs/ atomically (owner only) and returns its absolute path.
+   * `name` must be a plain file name (`map.core.1.prompt.txt`).
+   */
+  async writeInput(name: string, content: string): Promise<string> {
+    this.#assertWritable();
+    assertFileName('input', name);
+    const file = await safeJoinReal(this.dir, INPUTS_DIR, name);
+    await writeTextAtomic(file, content);
+    return file;
+  }
+
+  // ---- control -------------------------------------------------------------------------------
+
+  /**
+   * Asks the owner to stop by writing control.json atomically. Any process may call this (it is
+   * the only file a non-owner writes); the owner polls readControl. Returns the record written.
+   */
+  async requestStop(by: { pid: number; host: string } = { pid: process.pid, host: os.hostname() }): Promise<ControlRecord> {
+    this.#assertOpen();
+    const rec: ControlRecord = { schemaVersion: SCHEMA_VERSION, request: 'stop', requestedAt: new Date().toISOString(), by };
+    await writeJsonAtomic(await safeJoinReal(this.dir, CONTROL_FILE), rec);
+    return rec;
+  }
+
+  /** The pending control request, or undefined. Throws StoreError 'corrupt'/'bad_version'. */
+  async readControl(): Promise<ControlRecord | undefined> {
+    const file = await safeJoinReal(this.dir, CONTROL_FILE);
+    let rec: ControlRecord;
+    try {
+      rec = await readJsonFile<ControlRecord>(file, { kind: 'control request', expectVersion: SCHEMA_VERSION, maxBytes: 64 * 1024 });
+    } catch (err) {
+      if (isStoreError(err, 'not_found')) return undefined;
+      throw err;
+    }
+    if (rec.request !== 'stop') throw new StoreError('corrupt', `control request ${file} asks for ${quote(rec.request)}, expected 'stop'`);
+    return rec;
+  }
+
+  /** Removes control.json (owner only, after acting on it). */
+  async clearControl(): Promise<void> {
+    this.#assertWritable();
+    const file = await safeJoinReal(this.dir, CONTROL_FILE);
+    try {
+      await fs.unlink(file);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', file, err);
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  /**
+   * Waits for pending writes, closes the journal (syncing it) and releases a lease taken with
+   * this.acquireLease. Idempotent; afterwards writes throw StoreError 'closed' (reads still work).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#runChain;
+    const journal = this.#journal;
+    this.#journal = undefined;
+    try {
+      if (journal) await (await journal.catch(() => undefined))?.close();
+    } finally {
+      if (this.#lease && this.#ownsLease) await this.#lease.release();
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError('closed', `store of run ${quote(this.runId)} is closed`);
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    // Why fence: an owner that lost its lease must not write over the new owner's run.
+    if (this.#lease) this.#lease.assertHeld();
+  }
+}
+
+const runFileOpts = { kind: 'run record', expectVersion: SCHEMA_VERSION };
+
+function checkAgentFile(file: string): string {
+  if (typeof file !== 'string' || !parseAgentFileName(file)) {
+    throw new StoreError('invalid_name', `invalid agent record file name ${quote(file)}: expected <phase>.<task>.<attempt>.json`);
+  }
+  return file;
+}
