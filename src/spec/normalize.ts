@@ -111,30 +111,45 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
     return () => (cached === null ? (cached = agents.fallback(spec)) : cached);
   })();
 
-  // Ids: phase → (task → index); first occurrence wins, later ones are reported.
+  // Ids: phase → (task → index); first occurrence wins, later ones are reported. Why compare
+  // lower-cased too: ids become file names, and on a case-insensitive file system (the default on
+  // macOS and Windows) 'Map' and 'map' would be one file.
   const phaseAt = new Map<string, number>();
+  const phaseFolded = new Map<string, number>();
   const tasksOf = new Map<string, Map<string, number>>();
   let duplicatePhases = false;
   let duplicateTasks = false;
   spec.phases.forEach((phase, i) => {
-    const first = phaseAt.get(phase.id);
+    const first = phaseFolded.get(phase.id.toLowerCase());
     if (first !== undefined) {
       duplicatePhases = true;
-      issues.push({ path: `phases[${i}].id`, message: `duplicate phase id '${phase.id}' (first used by phases[${first}])` });
+      const other = spec.phases[first]!.id;
+      issues.push({
+        path: `phases[${i}].id`,
+        message: other === phase.id
+          ? `duplicate phase id '${phase.id}' (first used by phases[${first}])`
+          : `phase id '${phase.id}' differs from '${other}' (phases[${first}]) only by case; ids become file names, which some file systems do not tell apart`,
+      });
       return;
     }
     phaseAt.set(phase.id, i);
+    phaseFolded.set(phase.id.toLowerCase(), i);
     const tasks = new Map<string, number>();
+    const folded = new Map<string, number>();
     phase.tasks.forEach((task, k) => {
-      const firstTask = tasks.get(task.id);
+      const firstTask = folded.get(task.id.toLowerCase());
       if (firstTask !== undefined) {
         duplicateTasks = true;
+        const other = phase.tasks[firstTask]!.id;
         issues.push({
           path: `phases[${i}].tasks[${k}].id`,
-          message: `duplicate task id '${task.id}' in phase '${phase.id}' (first used by phases[${i}].tasks[${firstTask}])`,
+          message: other === task.id
+            ? `duplicate task id '${task.id}' in phase '${phase.id}' (first used by phases[${i}].tasks[${firstTask}])`
+            : `task id '${task.id}' differs from '${other}' (phases[${i}].tasks[${firstTask}]) only by case; ids become file names, which some file systems do not tell apart`,
         });
       } else {
         tasks.set(task.id, k);
+        folded.set(task.id.toLowerCase(), k);
       }
     });
     tasksOf.set(phase.id, tasks);

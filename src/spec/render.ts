@@ -14,8 +14,8 @@ const MAX_WARNINGS = 15;
 /** Most critical-path refs shown before the middle is elided. */
 const MAX_PATH = 8;
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
 }
 
 function bytes(n: number): string {
@@ -50,7 +50,7 @@ export function renderPlan(plan: Plan): string {
   lines.push(
     `Limits: ${l.maxConcurrent} at a time, at most ${plural(l.maxAgents, 'agent')}; ` +
       `agent timeout ${formatDuration(l.agentTimeoutMs)}, run timeout ${formatDuration(l.runTimeoutMs)}; ` +
-      `${plural(l.retries, 'retry').replace('retrys', 'retries')} (back-off ${formatDuration(l.retryBackoffMs)}); ` +
+      `${plural(l.retries, 'retry', 'retries')} (back-off ${formatDuration(l.retryBackoffMs)}); ` +
       `output cap ${bytes(l.maxOutputBytes)}, context cap ${bytes(l.maxContextBytes)}`,
   );
   const agentOf = new Map(plan.tasks.map((t) => [t.ref, t.agent]));

@@ -216,6 +216,23 @@ describe('reference errors', () => {
     ]);
   });
 
+  test('ids that differ only by case are refused (they become file names)', () => {
+    const spec = withPhases([
+      { id: 'map', tasks: [{ id: 'core', prompt: 'p' }, { id: 'Core', prompt: 'p' }] },
+      { id: 'Map', tasks: [{ id: 't', prompt: 'p' }] },
+    ]);
+    expect(issuesOf(spec)).toEqual([
+      {
+        path: 'phases[0].tasks[1].id',
+        message: "task id 'Core' differs from 'core' (phases[0].tasks[0]) only by case; ids become file names, which some file systems do not tell apart",
+      },
+      {
+        path: 'phases[1].id',
+        message: "phase id 'Map' differs from 'map' (phases[0]) only by case; ids become file names, which some file systems do not tell apart",
+      },
+    ]);
+  });
+
   test('a phase dependsOn an unknown phase, with a suggestion and the known phases', () => {
     const spec = withPhases([
       { id: 'map', tasks: [{ id: 't', prompt: 'p' }] },
