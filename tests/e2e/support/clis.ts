@@ -12,8 +12,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type CliName = 'claude' | 'codex' | 'pi';
@@ -94,14 +94,27 @@ async function ensureCliUncached(name: CliName): Promise<InstalledCli> {
   try {
     // Someone else may have finished while we waited for the lock.
     if (await isInstalled(prefix, name)) return { bin: binPath(prefix, name), version: pin.version };
-    await install(name, prefix);
+    await removeLeftovers(prefix);
+    await install(name, prefix, `${prefix}.lock`);
     return { bin: binPath(prefix, name), version: pin.version };
   } finally {
     await release();
   }
 }
 
-async function install(name: CliName, prefix: string): Promise<void> {
+/** Temp folders of installs that crashed earlier (only the lock holder installs, so all are stale). */
+async function removeLeftovers(prefix: string): Promise<void> {
+  const dir = dirname(prefix);
+  const stem = `${basename(prefix)}.tmp-`;
+  for (const entry of await readdir(dir)) {
+    if (entry.startsWith(stem)) {
+      log(`removing leftover of an interrupted install: ${join(dir, entry)}`);
+      await rm(join(dir, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+async function install(name: CliName, prefix: string, lockDir: string): Promise<void> {
   const pin = PINNED[name];
   const spec = `${pin.pkg}@${pin.version}`;
   const tmp = `${prefix}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -109,7 +122,7 @@ async function install(name: CliName, prefix: string): Promise<void> {
   log(`installing ${spec} (~${pin.approxMb} MB download) into ${prefix}`);
   const started = Date.now();
   try {
-    await runNpmInstall(tmp, spec);
+    await runNpmInstall(tmp, spec, lockDir);
     const tmpBin = binPath(tmp, name);
     if (!existsSync(tmpBin)) throw new Error(`npm install of ${spec} produced no ${tmpBin}`);
     // A half-broken leftover (no marker) is replaced.
@@ -153,10 +166,25 @@ function npmEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function runNpmInstall(prefix: string, spec: string): Promise<void> {
+function runNpmInstall(prefix: string, spec: string, lockDir: string): Promise<void> {
   const args = ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', spec];
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('npm', args, { cwd: prefix, env: npmEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // Own process group, so an interrupted install can be reaped as a whole (npm runs postinstall
+    // scripts as grandchildren); its pid goes into the lock so a later run can kill an orphan.
+    const child = spawn('npm', args, { cwd: prefix, env: npmEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const npmPid = child.pid;
+    const killGroup = (): void => {
+      if (npmPid === undefined) return;
+      try {
+        process.kill(-npmPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
+    process.once('exit', killGroup);
+    if (npmPid !== undefined) {
+      void writeFile(join(lockDir, 'owner.json'), JSON.stringify({ pid: process.pid, npmPid, since: Date.now() })).catch(() => {});
+    }
     const tail: string[] = [];
     const forward = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
@@ -172,15 +200,18 @@ function runNpmInstall(prefix: string, spec: string): Promise<void> {
     const ticker = setInterval(() => {
       log(`still installing ${spec}… ${Math.round((Date.now() - started) / 1000)} s`);
     }, 15_000);
-    const killer = setTimeout(() => child.kill('SIGTERM'), INSTALL_TIMEOUT_MS);
-    child.on('error', (err) => {
+    const killer = setTimeout(killGroup, INSTALL_TIMEOUT_MS);
+    const done = (): void => {
       clearInterval(ticker);
       clearTimeout(killer);
+      process.removeListener('exit', killGroup);
+    };
+    child.on('error', (err) => {
+      done();
       reject(err);
     });
     child.on('close', (code, signal) => {
-      clearInterval(ticker);
-      clearTimeout(killer);
+      done();
       if (code === 0) resolvePromise();
       else reject(new Error(`npm ${args.join(' ')} failed (code ${code}, signal ${signal}):\n${tail.join('\n')}`));
     });
@@ -217,6 +248,25 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Kill the process group of an npm install whose parent died (it would keep writing into a temp
+ *  folder). Only if the pid still looks like npm, in case it was reused. */
+async function killOrphanNpm(npmPid: number): Promise<void> {
+  if (!pidAlive(npmPid)) return;
+  try {
+    const cmdline = (await readFile(`/proc/${npmPid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+    if (!/\bnpm\b|npm-cli/.test(cmdline)) return;
+  } catch {
+    return; // no /proc (not Linux) or already gone
+  }
+  log(`killing orphaned npm install (pid ${npmPid})`);
+  try {
+    process.kill(-npmPid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+
 /** mkdir-based lock; the holder's pid is written inside so a dead holder's lock can be broken. */
 async function acquireLock(lockDir: string, name: CliName): Promise<() => Promise<void>> {
   const owner = join(lockDir, 'owner.json');
@@ -233,8 +283,9 @@ async function acquireLock(lockDir: string, name: CliName): Promise<() => Promis
     }
     let stale = false;
     try {
-      const info = JSON.parse(await readFile(owner, 'utf8')) as { pid: number; since: number };
+      const info = JSON.parse(await readFile(owner, 'utf8')) as { pid: number; npmPid?: number; since: number };
       stale = !pidAlive(info.pid) || Date.now() - info.since > LOCK_STALE_MS;
+      if (stale && info.npmPid !== undefined) await killOrphanNpm(info.npmPid);
     } catch {
       // Owner file not written yet (holder is between mkdir and writeFile) or unreadable: judge by age.
       try {
