@@ -1,0 +1,77 @@
+/**
+ * Helpers over agent records shared by digests and reports: picking the latest attempt per task,
+ * counting statuses, and stating why an attempt did not succeed.
+ */
+import type { AgentRecord, AgentStatus } from '../store/types.js';
+import { cleanLine, clip, lastNonEmptyLine } from './text.js';
+
+/** `phaseId/taskId` of a record, the same form as `PlanTask.ref`. */
+export function refOf(record: Pick<AgentRecord, 'phaseId' | 'taskId'>): string {
+  return `${record.phaseId}/${record.taskId}`;
+}
+
+/**
+ * The latest attempt of every task (by `phaseId/taskId`): the highest `attempt`, and on a tie the
+ * one that ended last. Tasks keep the order in which they first appear in `records`.
+ */
+export function latestAttempts(records: readonly AgentRecord[]): AgentRecord[] {
+  const best = new Map<string, AgentRecord>();
+  for (const record of records) {
+    const ref = refOf(record);
+    const seen = best.get(ref);
+    if (
+      !seen ||
+      record.attempt > seen.attempt ||
+      (record.attempt === seen.attempt && record.endedAt > seen.endedAt)
+    ) {
+      best.set(ref, record);
+    }
+  }
+  return [...best.values()];
+}
+
+/** How many records have each status; every status is present (0 when absent). */
+export type StatusCounts = Record<AgentStatus, number>;
+
+/** Counts records per status. */
+export function countStatuses(records: readonly AgentRecord[]): StatusCounts {
+  const counts: StatusCounts = { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, skipped: 0 };
+  for (const r of records) {
+    if (r.status in counts) counts[r.status]++;
+  }
+  return counts;
+}
+
+/** Status words for people, in the order reports list them. */
+export const STATUS_LABELS: ReadonlyArray<[AgentStatus, string]> = [
+  ['succeeded', 'succeeded'],
+  ['failed', 'failed'],
+  ['timed_out', 'timed out'],
+  ['cancelled', 'cancelled'],
+  ['skipped', 'skipped'],
+];
+
+/**
+ * One line saying why an attempt did not succeed: the failure's type and message, else what the
+ * exit code or signal says, plus the last line of stderr when it adds something. Clipped to `max`.
+ */
+export function failureCause(record: AgentRecord, max = 240): string {
+  const parts: string[] = [];
+  if (record.error) {
+    const message = cleanLine(record.error.message);
+    parts.push(record.error.type ? `${cleanLine(record.error.type)}: ${message}` : message);
+  } else if (record.status === 'timed_out') {
+    parts.push('timed out');
+  } else if (record.signal) {
+    parts.push(`killed by ${cleanLine(record.signal)}`);
+  } else if (record.exitCode !== null && record.exitCode !== 0) {
+    parts.push(`exit code ${record.exitCode}`);
+  } else if (record.status !== 'succeeded') {
+    parts.push(record.status.replace('_', ' '));
+  }
+  const stderr = lastNonEmptyLine(record.stderrTail ?? '');
+  if (stderr && !parts.some((p) => p.includes(stderr))) {
+    parts.push(`stderr: ${clip(stderr, 160)}`);
+  }
+  return clip(parts.join(' — '), max);
+}
