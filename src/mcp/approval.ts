@@ -1,0 +1,114 @@
+/**
+ * Approval before a run starts. A plan needs the user's yes when it is big (more agents than the
+ * threshold) or may change files (an agent of tier `edit`). With a client that supports
+ * elicitation the user is asked directly with a form; otherwise the host must show the plan and
+ * call again with `approve: true`. Nothing starts without one of the two.
+ */
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Plan } from '../spec/types.js';
+import { clipBytes, plural } from './answer.js';
+import type { HandlerExtra } from './waiting.js';
+
+/** Why a plan needs approval (empty: it does not). */
+export function approvalReasons(plan: Plan, threshold: number): string[] {
+  const reasons: string[] = [];
+  if (plan.agentCount > threshold) {
+    reasons.push(`it starts ${plural(plan.agentCount, 'agent')}, more than the ${threshold} that run without approval`);
+  }
+  const used = new Set(plan.tasks.map((t) => t.agent));
+  const editors = [...used].filter((a) => plan.agents[a]?.tier === 'edit').sort();
+  if (editors.length > 0) {
+    const n = plan.tasks.filter((t) => plan.agents[t.agent]?.tier === 'edit').length;
+    reasons.push(`${plural(n, 'task')} may edit files (agent${editors.length === 1 ? '' : 's'} ${editors.slice(0, 5).join(', ')}${editors.length > 5 ? ', …' : ''} of tier 'edit')`);
+  }
+  // Budgets (cost caps) join here once the agent runners report cost.
+  return reasons;
+}
+
+/** Outcome of asking for approval. */
+export type ApprovalOutcome =
+  | { approved: true; by: 'not_needed' | 'elicitation' | 'approve_flag' }
+  | { approved: false; kind: 'declined' | 'cancelled' | 'needs_flag'; message: string };
+
+/**
+ * Most bytes of plan summary in the elicitation message. Why: the form is shown to a person in
+ * the host's UI; a few screens of text are the most anyone reads before clicking.
+ */
+const MAX_ELICIT_MESSAGE_BYTES = 6 * 1024;
+
+/**
+ * How long the user may take to answer the form. Why 10 min: a person reads the plan; the SDK's
+ * 60 s request default would turn a slow reader into a failure.
+ */
+const ELICIT_TIMEOUT_MS = 10 * 60_000;
+
+/** Whether the connected client can show a form (elicitation in form mode). */
+export function clientCanElicit(server: McpServer): boolean {
+  const e = server.server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
+  // An empty `elicitation: {}` means form mode (older clients declare it that way).
+  return e !== undefined && (e.form !== undefined || e.url === undefined);
+}
+
+/**
+ * Gets approval for `plan` when it needs one. With elicitation, the user's answer decides —
+ * `approve: true` from the host does not replace it, since the form is the user speaking and the
+ * flag is the model's claim. If the form cannot be shown (the client errs), the flag decides.
+ */
+export async function obtainApproval(opts: {
+  server: McpServer;
+  plan: Plan;
+  reasons: string[];
+  rendered: string;
+  approve: boolean | undefined;
+  extra: HandlerExtra;
+  what: string;
+  log: (line: string) => void;
+}): Promise<ApprovalOutcome> {
+  const { plan, reasons } = opts;
+  if (reasons.length === 0) return { approved: true, by: 'not_needed' };
+  if (clientCanElicit(opts.server)) {
+    const message = clipBytes(
+      `fanfold wants to ${opts.what} "${plan.name}" with ${plural(plan.agentCount, 'agent')}.\n` +
+        `It needs your approval because ${reasons.join('; and ')}.\n\n${opts.rendered}`,
+      MAX_ELICIT_MESSAGE_BYTES,
+    );
+    try {
+      const res = await opts.server.server.elicitInput(
+        {
+          mode: 'form',
+          message,
+          requestedSchema: {
+            type: 'object',
+            properties: {
+              approve: { type: 'boolean', title: 'Start this workflow?', description: 'Check to start the run as planned.', default: true },
+            },
+            required: ['approve'],
+          },
+        },
+        { signal: opts.extra.signal, timeout: ELICIT_TIMEOUT_MS },
+      );
+      if (res.action === 'accept' && res.content?.approve !== false) return { approved: true, by: 'elicitation' };
+      const kind = res.action === 'cancel' ? 'cancelled' : 'declined';
+      return {
+        approved: false,
+        kind,
+        message:
+          `The user ${kind === 'cancelled' ? 'dismissed the approval form' : 'declined'} to start "${plan.name}"; nothing was started. ` +
+          'Ask the user what to change (fewer agents, read-only agents, a smaller scope), refine the plan with plan_workflow, and try again only if they want to.',
+      };
+    } catch (err) {
+      if (opts.extra.signal.aborted) throw err;
+      opts.log(`approval form failed (${err instanceof Error ? err.message : String(err)}); falling back to the approve flag`);
+    }
+  }
+  if (opts.approve === true) return { approved: true, by: 'approve_flag' };
+  return {
+    approved: false,
+    kind: 'needs_flag',
+    message:
+      `Approval needed: nothing was started. "${plan.name}" needs the user's approval because ${reasons.join('; and ')}.\n` +
+      'Show the plan below to the user. If they agree, call run_workflow again with the same arguments plus "approve": true. ' +
+      'If not, refine it with plan_workflow.\n\n' +
+      opts.rendered,
+  };
+}

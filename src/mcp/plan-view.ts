@@ -1,0 +1,84 @@
+/**
+ * The bounded, host-facing summary of a plan: what plan_workflow answers and what approval shows.
+ */
+import * as z from 'zod';
+import { renderPlan } from '../spec/index.js';
+import type { Plan } from '../spec/types.js';
+import { clipBytes, plural } from './answer.js';
+import { approvalReasons } from './approval.js';
+
+/** Most phases listed in a plan summary; the rest are counted. */
+export const MAX_PLAN_PHASES = 100;
+/** Most critical-path refs listed. */
+const MAX_PATH_REFS = 30;
+/** Most warnings listed. */
+const MAX_WARNINGS = 30;
+/** Most bytes of the rendered plan. Why: renderPlan is already bounded; this is the second lock. */
+const MAX_RENDERED_BYTES = 16 * 1024;
+
+/** Zod shape of the estimate. */
+export const EstimateSchema = z.object({
+  agents: z.number().int().describe('agents the plan starts at least (one per task)'),
+  slots: z.number().int().describe('agents running at the same time (limits.maxConcurrent)'),
+  rounds: z.number().int().describe('lower bound of the wall-clock time, in agent durations back to back'),
+  maxWallClockMs: z.number().int().describe('hard cap: limits.runTimeout'),
+  tokens: z.null().describe('not estimated yet'),
+  costUsd: z.null().describe('not estimated yet'),
+  note: z.string(),
+});
+
+/** Zod shape of a plan summary (plan_workflow's output without planId/revision). */
+export const PlanSummarySchema = {
+  name: z.string(),
+  goal: z.string().optional(),
+  phases: z
+    .array(z.object({ id: z.string(), title: z.string(), tasks: z.number().int().describe('number of tasks'), dependsOn: z.array(z.string()) }))
+    .describe(`the phases in order (at most ${MAX_PLAN_PHASES}; see phasesOmitted)`),
+  phasesOmitted: z.number().int(),
+  agentCount: z.number().int(),
+  criticalPath: z.object({ length: z.number().int(), refs: z.array(z.string()) }),
+  estimate: EstimateSchema,
+  requiresApproval: z.boolean(),
+  approvalReasons: z.array(z.string()),
+  warnings: z.array(z.string()),
+  rendered: z.string().describe('the plan as text, to show the user'),
+};
+
+/** A plan summary value. */
+export type PlanSummary = z.infer<z.ZodObject<typeof PlanSummarySchema>>;
+
+/** Builds the summary of `plan` under an approval threshold. */
+export function summarizePlan(plan: Plan, threshold: number): PlanSummary {
+  const slots = plan.limits.maxConcurrent;
+  const rounds = Math.max(plan.criticalPath.length, Math.ceil(plan.agentCount / slots));
+  const reasons = approvalReasons(plan, threshold);
+  const refs = plan.criticalPath.refs;
+  const warnings = plan.warnings.slice(0, MAX_WARNINGS);
+  if (plan.warnings.length > MAX_WARNINGS) warnings.push(`… and ${plan.warnings.length - MAX_WARNINGS} more warnings`);
+  return {
+    name: plan.name,
+    ...(plan.goal ? { goal: clipBytes(plan.goal, 2000) } : {}),
+    phases: plan.phases.slice(0, MAX_PLAN_PHASES).map((p) => ({ id: p.id, title: p.title, tasks: p.taskRefs.length, dependsOn: p.dependsOn.slice(0, 50) })),
+    phasesOmitted: Math.max(0, plan.phases.length - MAX_PLAN_PHASES),
+    agentCount: plan.agentCount,
+    criticalPath: {
+      length: plan.criticalPath.length,
+      refs: refs.length <= MAX_PATH_REFS ? refs : [...refs.slice(0, MAX_PATH_REFS - 1), `… ${refs.length - MAX_PATH_REFS + 1} more`],
+    },
+    estimate: {
+      agents: plan.agentCount,
+      slots,
+      rounds,
+      maxWallClockMs: plan.limits.runTimeoutMs,
+      tokens: null,
+      costUsd: null,
+      note:
+        `At least ${plural(rounds, 'agent duration')} back to back (${plural(plan.agentCount, 'agent')} over ${plural(slots, 'slot')}, ` +
+        `critical path ${plural(plan.criticalPath.length, 'task')}); at most the run timeout. Tokens and cost are not estimated yet (they come with the agent runners).`,
+    },
+    requiresApproval: reasons.length > 0,
+    approvalReasons: reasons,
+    warnings,
+    rendered: clipBytes(renderPlan(plan), MAX_RENDERED_BYTES),
+  };
+}

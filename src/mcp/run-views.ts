@@ -1,0 +1,367 @@
+/**
+ * Bounded views of runs for tools and resources: status with phases, the joined phase digests,
+ * the report, per-agent rows (paged), the list of recent runs, and the next step to suggest.
+ * Read-only: nothing here writes to a run directory.
+ */
+import { constants as C } from 'node:fs';
+import fs from 'node:fs/promises';
+import { statusView, TERMINAL, type RunStatusView } from '../engine/status.js';
+import {
+  AGENTS_DIR,
+  RunStore,
+  errnoCode,
+  leaseState,
+  parseAgentFileName,
+  readLease,
+  safeJoinReal,
+  type AgentRecord,
+  type RunRecord,
+} from '../store/index.js';
+import { clipBytes, callText, plural, prefixFitting, utf8Length } from './answer.js';
+
+/** Most phases listed in one answer; the rest are counted. */
+export const MAX_PHASE_ROWS = 50;
+/** Most bytes of joined phase digests in one answer. */
+export const MAX_DIGEST_BYTES = 8 * 1024;
+/** Most bytes of one phase's digest when listed per phase (`detail: 'phases'`). */
+export const MAX_PHASE_DIGEST_BYTES = 1500;
+/**
+ * Most bytes of report.md quoted in a status answer. Why 16 KB: with the digest (8 KB), the phase
+ * rows and the status lines it stays inside the 40 KB answer cap; the full report is on disk and
+ * in the run resource.
+ */
+export const MAX_REPORT_BYTES = 16 * 1024;
+/** Agent rows per page (`detail: 'agents'`). */
+export const AGENT_PAGE_SIZE = 50;
+/** Most recent runs listed. */
+export const MAX_RUN_ROWS = 20;
+/** Most characters of an agent's failure cause in a row. */
+const MAX_CAUSE_CHARS = 200;
+
+/** A run record with its status as any reader sees it (owner liveness folded in). */
+export interface RunSnapshot {
+  run: RunRecord;
+  view: RunStatusView;
+}
+
+/** Reads a run's record and status. Throws StoreError for a bad or unknown id. */
+export async function readRunSnapshot(root: string, runId: string): Promise<RunSnapshot> {
+  const store = await RunStore.open(root, runId);
+  try {
+    const run = await store.readRun();
+    const lease = await readLease(store.dir);
+    return { run, view: statusView(run, store.dir, leaseState(lease) === 'live' ? lease : undefined) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** One phase row of a status answer. */
+export interface PhaseRow {
+  id: string;
+  title: string;
+  status: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  running: number;
+  pending: number;
+  /** The phase's digest (only with `detail: 'phases'`), bounded. */
+  digest?: string;
+}
+
+/** Phase rows (at most MAX_PHASE_ROWS) and how many were left out. */
+export function phaseRows(snap: RunSnapshot, withDigests: boolean): { rows: PhaseRow[]; omitted: number } {
+  const digests = new Map(snap.run.phases.map((p) => [p.id, p.digest]));
+  const rows = snap.view.phases.slice(0, MAX_PHASE_ROWS).map((p): PhaseRow => {
+    const d = digests.get(p.id);
+    return {
+      id: p.id,
+      title: p.title,
+      status: p.status,
+      total: p.total,
+      succeeded: p.succeeded,
+      failed: p.failed,
+      skipped: p.skipped,
+      running: p.running,
+      pending: p.pending,
+      ...(withDigests && d ? { digest: clipBytes(d, MAX_PHASE_DIGEST_BYTES) } : {}),
+    };
+  });
+  return { rows, omitted: Math.max(0, snap.view.phases.length - MAX_PHASE_ROWS) };
+}
+
+/**
+ * The phases' digests (run.json `phases[i].digest`, filled by the engine as phases end) joined
+ * under their ids, within MAX_DIGEST_BYTES: each phase gets a fair share, and what a short
+ * digest leaves over goes to the next ones. Empty when no phase has a digest yet.
+ */
+export function joinedDigest(run: RunRecord, maxBytes = MAX_DIGEST_BYTES): string {
+  const titles = new Map(run.plan.phases.map((p) => [p.id, p.title]));
+  const parts = run.phases.filter((p) => typeof p.digest === 'string' && p.digest.trim() !== '');
+  if (parts.length === 0) return '';
+  let budget = maxBytes;
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    const title = titles.get(p.id);
+    const head = `## ${p.id}${title && title !== p.id ? ` — ${title}` : ''} (${p.status})\n`;
+    const share = Math.floor(budget / (parts.length - i));
+    if (share < utf8Length(head) + 40) {
+      out.push(`… ${plural(parts.length - i, 'more phase digest')} left out to stay within the answer size; see the run resource or report.`);
+      break;
+    }
+    const piece = head + clipBytes(p.digest!.trim(), share - utf8Length(head) - 2, '\n… [digest clipped]') + '\n';
+    out.push(piece);
+    budget -= utf8Length(piece);
+  }
+  return clipBytes(out.join('\n'), maxBytes);
+}
+
+/** The head of `<run dir>/report.md`, or undefined when there is none yet. */
+export interface ReportHead {
+  /** The report text (clipped to the limit). */
+  text: string;
+  /** Size of the whole file in bytes. */
+  bytes: number;
+  clipped: boolean;
+  /** Absolute path of the file. */
+  path: string;
+}
+
+/**
+ * Reads at most `maxBytes` of the run's report.md. Why not the whole file: a report can be large,
+ * and an answer only quotes its head (the full file is referenced by path). Refuses to follow a
+ * symlink at report.md (O_NOFOLLOW), like every other read in the store.
+ */
+export async function readReportHead(runDir: string, maxBytes = MAX_REPORT_BYTES): Promise<ReportHead | undefined> {
+  const file = await safeJoinReal(runDir, 'report.md');
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return undefined;
+    const want = Math.min(st.size, maxBytes + 4);
+    const buf = Buffer.alloc(want);
+    const { bytesRead } = await fh.read(buf, 0, want, 0);
+    let text = buf.subarray(0, bytesRead).toString('utf8');
+    const clipped = st.size > maxBytes;
+    if (clipped) {
+      text = text.replace(/\uFFFD+$/, ''); // a multi-byte character cut by the read
+      text = text.slice(0, prefixFitting(text, maxBytes - 200));
+      text += `\n\n… [report clipped: ${st.size} bytes in all; the whole report is ${file}]`;
+    }
+    return { text, bytes: st.size, clipped, path: file };
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** One agent (task) row of `detail: 'agents'`. */
+export interface AgentRow {
+  /** Handle for query_workflow `ref`: `<runId>/<phaseId>/<taskId>`. */
+  ref: string;
+  phaseId: string;
+  taskId: string;
+  /** Latest attempt's status, or `running` / `pending` when it has not ended. */
+  status: string;
+  /** Latest attempt number with a record (absent before the first one). */
+  attempt?: number;
+  durationMs?: number;
+  /** Bytes of output the agent produced. */
+  outputBytes?: number;
+  /** Why it did not succeed, short. */
+  cause?: string;
+}
+
+/** A page of agent rows. */
+export interface AgentPage {
+  rows: AgentRow[];
+  total: number;
+  offset: number;
+  /** Offset of the next page, or null at the end. */
+  nextOffset: number | null;
+}
+
+/**
+ * One page of per-task rows, in plan order. Rows come from the agent file names (latest attempt
+ * per task) and the journal (what is running now); only the records on this page are read, so a
+ * 1,000-agent run costs one directory listing and at most AGENT_PAGE_SIZE file reads.
+ */
+export async function agentPage(root: string, snap: RunSnapshot, offset: number, limit = AGENT_PAGE_SIZE): Promise<AgentPage> {
+  const { run, view } = snap;
+  const tasks = run.plan.tasks;
+  const store = await RunStore.open(root, run.runId);
+  try {
+    const latest = new Map<string, { attempt: number; file: string }>();
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(await safeJoinReal(store.dir, AGENTS_DIR));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+    for (const n of names) {
+      const p = parseAgentFileName(n);
+      if (!p) continue;
+      const ref = `${p.phaseId}/${p.taskId}`;
+      if ((latest.get(ref)?.attempt ?? 0) < p.attempt) latest.set(ref, { attempt: p.attempt, file: n });
+    }
+    const running = new Set<string>();
+    if (view.status === 'running') {
+      // Only a live run has agents running; after a crash they count as pending.
+      const { events } = await store.readJournal();
+      for (const e of events) {
+        if (e.type === 'agent.started') running.add(e.ref);
+        else if (e.type === 'agent.finished' || e.type === 'agent.skipped') running.delete(e.ref);
+      }
+    }
+    const page = tasks.slice(offset, offset + limit);
+    const rows = await Promise.all(
+      page.map(async (t): Promise<AgentRow> => {
+        const base = { ref: `${run.runId}/${t.phaseId}/${t.taskId}`, phaseId: t.phaseId, taskId: t.taskId };
+        const l = latest.get(t.ref);
+        if (running.has(t.ref)) return { ...base, status: 'running', ...(l ? { attempt: l.attempt } : {}) };
+        if (!l) return { ...base, status: 'pending' };
+        let rec: AgentRecord;
+        try {
+          rec = await store.readAgentRecord(l.file);
+        } catch (err) {
+          return { ...base, status: 'unreadable', attempt: l.attempt, cause: clipChars((err as Error).message, MAX_CAUSE_CHARS) };
+        }
+        return {
+          ...base,
+          status: rec.status,
+          attempt: rec.attempt,
+          durationMs: rec.durationMs,
+          outputBytes: rec.outputBytes,
+          ...(rec.error ? { cause: clipChars(rec.error.message, MAX_CAUSE_CHARS) } : {}),
+        };
+      }),
+    );
+    const end = offset + rows.length;
+    return { rows, total: tasks.length, offset, nextOffset: end < tasks.length ? end : null };
+  } finally {
+    await store.close();
+  }
+}
+
+function clipChars(s: string, max: number): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+/** One row of the recent-runs list. */
+export interface RunRow {
+  runId: string;
+  name: string;
+  status: string;
+  /** Agents that ended (succeeded, failed or skipped). */
+  done: number;
+  total: number;
+  failed: number;
+  startedAt: string;
+  elapsedMs: number;
+  /** Why it could not be read, for a damaged run. */
+  error?: string;
+}
+
+/** The most recent runs (newest first, at most `limit`) and how many runs the store holds. */
+export async function recentRuns(root: string, limit = MAX_RUN_ROWS): Promise<{ runs: RunRow[]; total: number }> {
+  const all = await RunStore.listRuns(root);
+  const runs = await Promise.all(
+    all.slice(0, limit).map(async (entry): Promise<RunRow> => {
+      if (!entry.run) {
+        return { runId: entry.runId, name: '?', status: 'unreadable', done: 0, total: 0, failed: 0, startedAt: '', elapsedMs: 0, error: clipChars(entry.error ?? 'unreadable', 300) };
+      }
+      const run = entry.run;
+      let lease;
+      try {
+        lease = await readLease(await safeJoinReal(root, run.runId));
+      } catch {
+        lease = undefined;
+      }
+      const v = statusView(run, '', leaseState(lease) === 'live' ? lease : undefined);
+      return {
+        runId: v.runId,
+        name: v.name,
+        status: v.status,
+        done: v.agents.succeeded + v.agents.failed + v.agents.skipped,
+        total: v.agents.total,
+        failed: v.agents.failed,
+        startedAt: v.startedAt,
+        elapsedMs: v.elapsedMs,
+      };
+    }),
+  );
+  return { runs, total: all.length };
+}
+
+/** Text lines for the recent-runs list. */
+export function runRowsText(list: { runs: RunRow[]; total: number }): string {
+  if (list.total === 0) return 'No runs yet. Plan one with plan_workflow, then start it with run_workflow.';
+  const lines = [`${plural(list.total, 'run')} in the store, newest first:`];
+  for (const r of list.runs) {
+    lines.push(
+      r.error
+        ? `- runId ${r.runId}: unreadable (${r.error})`
+        : `- runId ${r.runId} "${clipChars(r.name, 80)}": ${r.status}, ${r.done}/${r.total} agents done${r.failed ? `, ${r.failed} failed` : ''}, started ${r.startedAt}, ${fmtDuration(r.elapsedMs)}`,
+    );
+  }
+  if (list.total > list.runs.length) lines.push(`… and ${list.total - list.runs.length} older runs.`);
+  lines.push('Next: workflow_status {"runId": "<id>"} for one run.');
+  return lines.join('\n');
+}
+
+/** What the host should do next, given a run's status. */
+export function nextStepFor(view: RunStatusView): string {
+  const id = view.runId;
+  switch (view.status) {
+    case 'running':
+      return (
+        `The run is still going. Call ${callText('workflow_status', { runId: id, wait: 50 })} to wait for it ` +
+        '(repeat until the status is final); keep doing other work in between if you like.'
+      );
+    case 'completed':
+      return (
+        'The run is complete. Answer from the report and digests here; look up details with ' +
+        `${callText('query_workflow', { query: '<words>', runId: id })} instead of reading every output.`
+      );
+    case 'interrupted':
+      return `The run's owner died before the end. Resume it with ${callText('run_workflow', { resumeRunId: id })}: finished agents are not run again.`;
+    default:
+      return (
+        `The run ended ${view.status}. See which agents failed and why with ${callText('workflow_status', { runId: id, detail: 'agents' })}; ` +
+        `after fixing the cause, resume with ${callText('run_workflow', { resumeRunId: id })} (finished agents are reused).`
+      );
+  }
+}
+
+/** `1m 05s` style duration. */
+export function fmtDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** One line of agent counts: `12/40 agents done (10 succeeded, 2 failed), 4 running, 24 pending`. */
+export function countsLine(a: RunStatusView['agents']): string {
+  const done = a.succeeded + a.failed + a.skipped;
+  const parts = [`${a.succeeded} succeeded`];
+  if (a.failed) parts.push(`${a.failed} failed`);
+  if (a.skipped) parts.push(`${a.skipped} skipped`);
+  return `${done}/${a.total} agents done (${parts.join(', ')}), ${a.running} running, ${a.pending} pending`;
+}
+
+/** Whether a status is final. */
+export function isFinal(view: RunStatusView): boolean {
+  return TERMINAL.has(view.status);
+}

@@ -1,0 +1,215 @@
+/**
+ * `workflow_status`: where a run stands — or, without a runId, the recent runs. Can wait (bounded,
+ * cancellable, with progress notifications) for the run to end. Read-only.
+ */
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import * as z from 'zod';
+import { assertId } from '../../store/index.js';
+import { composeText, okResult } from '../answer.js';
+import type { ToolContext } from '../context.js';
+import { toolError } from '../errors.js';
+import {
+  AGENT_PAGE_SIZE,
+  agentPage,
+  countsLine,
+  fmtDuration,
+  isFinal,
+  joinedDigest,
+  nextStepFor,
+  phaseRows,
+  readReportHead,
+  readRunSnapshot,
+  recentRuns,
+  runRowsText,
+  type AgentPage,
+  type PhaseRow,
+  type RunSnapshot,
+} from '../run-views.js';
+import { MAX_WAIT_SECONDS, waitWithProgress } from '../waiting.js';
+import { CountsSchema } from './run-workflow.js';
+
+/** Tool name. */
+export const WORKFLOW_STATUS = 'workflow_status';
+
+const DETAILS = ['summary', 'phases', 'agents'] as const;
+
+const InputSchema = z.strictObject({
+  runId: z.string().optional().describe('the run (leave out to list the recent runs)'),
+  wait: z
+    .number()
+    .min(0)
+    .max(MAX_WAIT_SECONDS)
+    .optional()
+    .describe(`seconds to wait for the run to finish before answering (0–${MAX_WAIT_SECONDS}); progress is reported meanwhile`),
+  detail: z
+    .enum(DETAILS)
+    .optional()
+    .describe("'summary' (default): counts, phases, digest, report; 'phases': plus each phase's digest; 'agents': plus one row per agent, paged"),
+  offset: z.number().int().min(0).optional().describe(`first agent row with detail 'agents' (pages of ${AGENT_PAGE_SIZE})`),
+});
+
+const PhaseRowSchema = z.object({
+  id: z.string(),
+  title: z.string(),
+  status: z.string(),
+  total: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  skipped: z.number().int(),
+  running: z.number().int(),
+  pending: z.number().int(),
+  digest: z.string().optional(),
+});
+
+const AgentRowSchema = z.object({
+  ref: z.string().describe('pass to query_workflow as ref to read the whole output'),
+  phaseId: z.string(),
+  taskId: z.string(),
+  status: z.string(),
+  attempt: z.number().int().optional(),
+  durationMs: z.number().optional(),
+  outputBytes: z.number().int().optional(),
+  cause: z.string().optional(),
+});
+
+const RunRowSchema = z.object({
+  runId: z.string(),
+  name: z.string(),
+  status: z.string(),
+  done: z.number().int(),
+  total: z.number().int(),
+  failed: z.number().int(),
+  startedAt: z.string(),
+  elapsedMs: z.number(),
+  error: z.string().optional(),
+});
+
+const OutputSchema = z.object({
+  runId: z.string().optional(),
+  name: z.string().optional(),
+  status: z.string().optional(),
+  reason: z.string().optional(),
+  phases: z.array(PhaseRowSchema).optional(),
+  phasesOmitted: z.number().int().optional(),
+  agents: CountsSchema.optional(),
+  elapsedMs: z.number().optional(),
+  digest: z.string().optional().describe("the phases' digests, joined and bounded"),
+  report: z.string().optional().describe('report.md (head) once the run has ended'),
+  reportPath: z.string().optional(),
+  agentRows: z
+    .object({ rows: z.array(AgentRowSchema), total: z.number().int(), offset: z.number().int(), nextOffset: z.number().int().nullable() })
+    .optional(),
+  runs: z.array(RunRowSchema).optional().describe('without runId: the recent runs, newest first'),
+  totalRuns: z.number().int().optional(),
+  waitedMs: z.number().optional(),
+  dir: z.string().optional(),
+  nextStep: z.string(),
+});
+
+/** Registers workflow_status. */
+export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext): void {
+  server.registerTool(
+    WORKFLOW_STATUS,
+    {
+      title: 'Status of a fanfold workflow',
+      description:
+        'Status of a workflow run: agent counts, phases, the phase digests and, once finished, the report. Pass wait (≤ 50 s) to wait for ' +
+        "the run to finish (progress is reported meanwhile); call again while it is running. detail: 'phases' adds per-phase digests, " +
+        "'agents' lists each agent (paged with offset). Without runId: the recent runs.",
+      inputSchema: InputSchema,
+      outputSchema: OutputSchema,
+      annotations: { title: 'Workflow status', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    async (args, extra) => {
+      try {
+        if (args.runId === undefined) {
+          const list = await recentRuns(ctx.root);
+          const nextStep =
+            list.total === 0
+              ? 'No runs yet: plan one with plan_workflow and start it with run_workflow.'
+              : 'Call workflow_status with one of these runIds for its status, digest and report.';
+          return okResult({ runs: list.runs, totalRuns: list.total, nextStep }, runRowsText(list));
+        }
+        const runId = assertId('run', args.runId);
+        let waitedMs: number | undefined;
+        if (args.wait !== undefined && args.wait > 0) {
+          waitedMs = (await waitWithProgress(ctx.root, runId, args.wait, extra, ctx.log)).waitedMs;
+        }
+        const snap = await readRunSnapshot(ctx.root, runId);
+        const detail = args.detail ?? 'summary';
+        const page = detail === 'agents' ? await agentPage(ctx.root, snap, args.offset ?? 0) : undefined;
+        return await statusAnswer(snap, detail, page, waitedMs);
+      } catch (err) {
+        return toolError(WORKFLOW_STATUS, err);
+      }
+    },
+  );
+}
+
+async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number], page: AgentPage | undefined, waitedMs: number | undefined) {
+  const { view, run } = snap;
+  const phases = phaseRows(snap, detail === 'phases');
+  const digest = joinedDigest(run);
+  // The report is quoted once the run has ended; with detail 'agents' the rows take its room.
+  const report = isFinal(view) && detail !== 'agents' ? await readReportHead(view.dir) : undefined;
+  const reportPath = isFinal(view) ? `${view.dir}/report.md` : undefined;
+  let nextStep = nextStepFor(view);
+  if (page?.nextOffset != null) nextStep += ` More agent rows: workflow_status {"runId":"${view.runId}","detail":"agents","offset":${page.nextOffset}}.`;
+  const structured = {
+    runId: view.runId,
+    name: view.name,
+    status: view.status,
+    ...(view.reason ? { reason: view.reason } : {}),
+    phases: phases.rows,
+    phasesOmitted: phases.omitted,
+    agents: view.agents,
+    elapsedMs: view.elapsedMs,
+    digest,
+    ...(report ? { report: report.text } : {}),
+    ...(reportPath ? { reportPath } : {}),
+    ...(page ? { agentRows: page } : {}),
+    ...(waitedMs !== undefined ? { waitedMs } : {}),
+    dir: view.dir,
+    nextStep,
+  };
+  const head = [
+    `runId: ${view.runId} — "${view.name}": ${view.status}${view.reason ? ` — ${view.reason}` : ''}`,
+    `${countsLine(view.agents)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
+    `outputs: ${view.dir}`,
+  ];
+  const sections = [
+    phasesText(phases.rows, phases.omitted),
+    digest ? `Digest:\n${digest}` : '',
+    page ? agentsText(page) : '',
+    report ? `Report (${report.clipped ? `first part of ${report.bytes} bytes` : `${report.bytes} bytes`}, ${report.path}):\n${report.text}` : '',
+    isFinal(view) && !report && detail !== 'agents' ? 'Report: none yet (report.md is written when the run ends).' : '',
+  ];
+  return okResult(structured, composeText(head, sections, [`Next: ${nextStep}`]));
+}
+
+function phasesText(rows: PhaseRow[], omitted: number): string {
+  const lines = ['Phases:'];
+  for (const p of rows) {
+    const extra = [p.failed ? `${p.failed} failed` : '', p.skipped ? `${p.skipped} skipped` : '', p.running ? `${p.running} running` : '']
+      .filter(Boolean)
+      .join(', ');
+    lines.push(`- ${p.id}${p.title && p.title !== p.id ? ` (${p.title})` : ''}: ${p.status}, ${p.succeeded}/${p.total} succeeded${extra ? `, ${extra}` : ''}`);
+    if (p.digest) lines.push(`  digest: ${p.digest.replace(/\n/g, '\n  ')}`);
+  }
+  if (omitted) lines.push(`… and ${omitted} more phases`);
+  return lines.join('\n');
+}
+
+function agentsText(page: AgentPage): string {
+  const end = page.offset + page.rows.length;
+  const lines = [`Agents ${page.rows.length ? page.offset + 1 : 0}–${end} of ${page.total} (ref, status, attempt, duration, output):`];
+  for (const r of page.rows) {
+    const bits = [r.status];
+    if (r.attempt !== undefined) bits.push(`attempt ${r.attempt}`);
+    if (r.durationMs !== undefined) bits.push(fmtDuration(r.durationMs));
+    if (r.outputBytes !== undefined) bits.push(`${r.outputBytes} B`);
+    lines.push(`- ${r.ref}: ${bits.join(', ')}${r.cause ? ` — ${r.cause}` : ''}`);
+  }
+  if (page.nextOffset !== null) lines.push(`… ${page.total - end} more; next page: offset ${page.nextOffset}`);
+  return lines.join('\n');
+}
