@@ -15,7 +15,7 @@ export {
   newRunId,
   newToken,
 } from './ids.js';
-export { DEFAULT_STORE_DIR, STORE_ENV, resolveStoreRoot, safeJoin, safeJoinReal, isInside, type StoreRootOptions } from './paths.js';
+export { DEFAULT_STORE_DIR, STORE_ENV, resolveStoreRoot, safeJoin, safeJoinReal, SafeRoot, isInside, type StoreRootOptions } from './paths.js';
 export {
   DEFAULT_MAX_JSON_BYTES,
   writeJsonAtomic,
@@ -23,6 +23,7 @@ export {
   readJsonFile,
   readTextFile,
   type WriteJsonOptions,
+  type WriteTextOptions,
   type ReadJsonOptions,
 } from './atomic.js';
 export {

@@ -8,7 +8,7 @@
  *   lease.json     the owner (see lease.ts)
  *   control.json   stop requests; the only file a non-owner writes
  *
- * Every path is built with safeJoinReal from checked ids and names.
+ * Every path is built with safeJoinReal/SafeRoot from checked ids and names.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -17,7 +17,7 @@ import { Low, type Adapter } from 'lowdb';
 import { SCHEMA_VERSION, type AgentRecord, type ControlRecord, type RunEvent, type RunRecord } from './types.js';
 import { StoreError, errnoCode, ioError, isStoreError, quote } from './errors.js';
 import { ID_PATTERN, assertFileName, assertId, isId } from './ids.js';
-import { safeJoinReal } from './paths.js';
+import { SafeRoot, safeJoinReal } from './paths.js';
 import { readJsonFile, writeJsonAtomic, writeTextAtomic } from './atomic.js';
 import { Journal, readEvents, readJournal, type JournalContents, type JournalOptions, type NewRunEvent } from './journal.js';
 import { AtomicJsonFile } from './lowdb-adapter.js';
@@ -134,6 +134,8 @@ export class RunStore {
   readonly dir: string;
   readonly #adapter: Adapter<RunRecord>;
   readonly #journalOpts: JournalOptions;
+  readonly #paths: SafeRoot;
+  readonly #inFlight = new Set<Promise<unknown>>();
   #db: Low<RunRecord> | undefined;
   #runChain: Promise<unknown> = Promise.resolve();
   #journal: Promise<Journal> | undefined;
@@ -141,9 +143,10 @@ export class RunStore {
   #ownsLease = false;
   #closed = false;
 
-  private constructor(runId: string, dir: string, adapter: Adapter<RunRecord>, opts: RunStoreOptions) {
+  private constructor(runId: string, paths: SafeRoot, adapter: Adapter<RunRecord>, opts: RunStoreOptions) {
     this.runId = runId;
-    this.dir = dir;
+    this.dir = paths.root;
+    this.#paths = paths;
     this.#adapter = adapter;
     this.#journalOpts = opts.journal ?? {};
   }
@@ -173,13 +176,14 @@ export class RunStore {
       throw ioError('creating run directory', dir, err);
     }
     try {
-      await fs.mkdir(await safeJoinReal(dir, AGENTS_DIR));
-      await fs.mkdir(await safeJoinReal(dir, INPUTS_DIR));
+      await fs.mkdir(path.join(dir, AGENTS_DIR));
+      await fs.mkdir(path.join(dir, INPUTS_DIR));
     } catch (err) {
       throw ioError('creating run folders in', dir, err);
     }
-    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await safeJoinReal(dir, RUN_FILE), runFileOpts);
-    const store = new RunStore(runId, dir, adapter, opts);
+    const paths = await SafeRoot.open(dir);
+    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), runFileOpts);
+    const store = new RunStore(runId, paths, adapter, opts);
     await store.writeRun(run);
     return store;
   }
@@ -203,8 +207,9 @@ export class RunStore {
       }
       throw ioError('opening run', dir, err);
     }
-    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await safeJoinReal(dir, RUN_FILE), runFileOpts);
-    return new RunStore(runId, dir, adapter, opts);
+    const paths = await SafeRoot.open(dir);
+    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), runFileOpts);
+    return new RunStore(runId, paths, adapter, opts);
   }
 
   /**
@@ -289,7 +294,7 @@ export class RunStore {
   /** Replaces run.json atomically with `run` (owner only). Serialized with updateRun. */
   writeRun(run: RunRecord): Promise<void> {
     return this.#serialRun(async () => {
-      this.#assertWritable();
+      this.#assertLease();
       if (run.runId !== this.runId) {
         throw new StoreError('invalid_argument', `run record for ${quote(run.runId)} cannot be written to run ${quote(this.runId)}`);
       }
@@ -310,7 +315,7 @@ export class RunStore {
    */
   updateRun(fn: (run: RunRecord) => void): Promise<RunRecord> {
     return this.#serialRun(async () => {
-      this.#assertWritable();
+      this.#assertLease();
       if (!this.#db) this.#db = new Low<RunRecord>(this.#adapter, await this.readRun());
       const db = this.#db;
       const before = db.data.updatedAt;
@@ -331,6 +336,13 @@ export class RunStore {
   }
 
   #serialRun<R>(job: () => Promise<R>): Promise<R> {
+    // Why check here and not only in the job: a write requested before close() must complete, one
+    // requested after must fail — whatever the queue looks like.
+    try {
+      this.#assertWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const p = this.#runChain.then(job);
     this.#runChain = p.catch(() => {});
     return p;
@@ -339,10 +351,14 @@ export class RunStore {
   // ---- journal -------------------------------------------------------------------------------
 
   /** Appends one event to events.jsonl (owner only); `t` is filled in when missing. See Journal. */
-  async appendEvent(event: NewRunEvent | RunEvent): Promise<void> {
-    this.#assertWritable();
-    const journal = await this.#openJournal();
-    await journal.append(event);
+  appendEvent(event: NewRunEvent | RunEvent): Promise<void> {
+    try {
+      this.#assertWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // Queued on the journal before any await, so a close() that follows waits for it.
+    return this.#journalOpen().then((journal) => journal.append(event));
   }
 
   /** fdatasyncs the journal (owner only; a no-op before the first append). */
@@ -356,7 +372,7 @@ export class RunStore {
    */
   async readEvents(): Promise<RunEvent[]> {
     try {
-      return await readEvents(await safeJoinReal(this.dir, EVENTS_FILE));
+      return await readEvents(await this.#paths.join(EVENTS_FILE));
     } catch (err) {
       if (isStoreError(err, 'not_found')) return [];
       throw err;
@@ -366,16 +382,16 @@ export class RunStore {
   /** Tolerant journal read: events, corrupt middle lines, torn tail size (see journal.ts). */
   async readJournal(): Promise<JournalContents> {
     try {
-      return await readJournal(await safeJoinReal(this.dir, EVENTS_FILE));
+      return await readJournal(await this.#paths.join(EVENTS_FILE));
     } catch (err) {
       if (isStoreError(err, 'not_found')) return { events: [], corrupt: [], tornTailBytes: 0 };
       throw err;
     }
   }
 
-  #openJournal(): Promise<Journal> {
+  #journalOpen(): Promise<Journal> {
     if (!this.#journal) {
-      const p = safeJoinReal(this.dir, EVENTS_FILE).then((file) => Journal.open(file, this.#journalOpts));
+      const p = this.#paths.join(EVENTS_FILE).then((file) => Journal.open(file, this.#journalOpts));
       // Why forget a failed open: the next append should try again rather than replay the failure.
       p.catch(() => {
         if (this.#journal === p) this.#journal = undefined;
@@ -394,7 +410,7 @@ export class RunStore {
 
   /** Absolute path of an agent record file (name checked), for handles and messages. */
   async agentPath(file: string): Promise<string> {
-    return safeJoinReal(this.dir, AGENTS_DIR, checkAgentFile(file));
+    return this.#paths.join(AGENTS_DIR, checkAgentFile(file));
   }
 
   /**
@@ -402,15 +418,16 @@ export class RunStore {
    * and returns the file name. Rewriting the same attempt replaces it. Throws StoreError
    * 'invalid_argument' for a record of another run, 'invalid_id' for bad ids.
    */
-  async writeAgentRecord(rec: AgentRecord): Promise<string> {
-    this.#assertWritable();
-    if (rec.runId !== this.runId) {
-      throw new StoreError('invalid_argument', `agent record of run ${quote(rec.runId)} cannot be written to run ${quote(this.runId)}`);
-    }
-    checkRecordVersion('agent record', rec);
-    const name = agentFileName(rec.phaseId, rec.taskId, rec.attempt);
-    await writeJsonAtomic(await safeJoinReal(this.dir, AGENTS_DIR, name), rec);
-    return name;
+  writeAgentRecord(rec: AgentRecord): Promise<string> {
+    return this.#track(async () => {
+      if (rec.runId !== this.runId) {
+        throw new StoreError('invalid_argument', `agent record of run ${quote(rec.runId)} cannot be written to run ${quote(this.runId)}`);
+      }
+      checkRecordVersion('agent record', rec);
+      const name = agentFileName(rec.phaseId, rec.taskId, rec.attempt);
+      await writeJsonAtomic(await this.#paths.join(AGENTS_DIR, name), rec);
+      return name;
+    });
   }
 
   /**
@@ -420,7 +437,7 @@ export class RunStore {
    */
   async readAgentRecord(file: string): Promise<AgentRecord> {
     const parts = parseAgentFileName(checkAgentFile(file))!;
-    const full = await safeJoinReal(this.dir, AGENTS_DIR, file);
+    const full = await this.#paths.join(AGENTS_DIR, file);
     const rec = await readJsonFile<AgentRecord>(full, { kind: 'agent record', expectVersion: SCHEMA_VERSION });
     // Why cross-check: the file name is what resume and search trust; a record that disagrees with
     // it was copied or edited by hand and would silently stand in for another attempt.
@@ -476,7 +493,7 @@ export class RunStore {
   }
 
   async #agentFileNames(): Promise<string[]> {
-    const dir = await safeJoinReal(this.dir, AGENTS_DIR);
+    const dir = await this.#paths.join(AGENTS_DIR);
     try {
       return await fs.readdir(dir);
     } catch (err) {
@@ -491,12 +508,13 @@ export class RunStore {
    * Writes a file for a child under inputs/ atomically (owner only) and returns its absolute path.
    * `name` must be a plain file name (`map.core.1.prompt.txt`).
    */
-  async writeInput(name: string, content: string): Promise<string> {
-    this.#assertWritable();
-    assertFileName('input', name);
-    const file = await safeJoinReal(this.dir, INPUTS_DIR, name);
-    await writeTextAtomic(file, content);
-    return file;
+  writeInput(name: string, content: string): Promise<string> {
+    return this.#track(async () => {
+      assertFileName('input', name);
+      const file = await this.#paths.join(INPUTS_DIR, name);
+      await writeTextAtomic(file, content);
+      return file;
+    });
   }
 
   // ---- control -------------------------------------------------------------------------------
@@ -505,16 +523,17 @@ export class RunStore {
    * Asks the owner to stop by writing control.json atomically. Any process may call this (it is
    * the only file a non-owner writes); the owner polls readControl. Returns the record written.
    */
-  async requestStop(by: { pid: number; host: string } = { pid: process.pid, host: os.hostname() }): Promise<ControlRecord> {
-    this.#assertOpen();
-    const rec: ControlRecord = { schemaVersion: SCHEMA_VERSION, request: 'stop', requestedAt: new Date().toISOString(), by };
-    await writeJsonAtomic(await safeJoinReal(this.dir, CONTROL_FILE), rec);
-    return rec;
+  requestStop(by: { pid: number; host: string } = { pid: process.pid, host: os.hostname() }): Promise<ControlRecord> {
+    return this.#track(async () => {
+      const rec: ControlRecord = { schemaVersion: SCHEMA_VERSION, request: 'stop', requestedAt: new Date().toISOString(), by };
+      await writeJsonAtomic(await this.#paths.join(CONTROL_FILE), rec);
+      return rec;
+    }, false);
   }
 
   /** The pending control request, or undefined. Throws StoreError 'corrupt'/'bad_version'. */
   async readControl(): Promise<ControlRecord | undefined> {
-    const file = await safeJoinReal(this.dir, CONTROL_FILE);
+    const file = await this.#paths.join(CONTROL_FILE);
     let rec: ControlRecord;
     try {
       rec = await readJsonFile<ControlRecord>(file, { kind: 'control request', expectVersion: SCHEMA_VERSION, maxBytes: 64 * 1024 });
@@ -527,14 +546,15 @@ export class RunStore {
   }
 
   /** Removes control.json (owner only, after acting on it). */
-  async clearControl(): Promise<void> {
-    this.#assertWritable();
-    const file = await safeJoinReal(this.dir, CONTROL_FILE);
-    try {
-      await fs.unlink(file);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw ioError('removing', file, err);
-    }
+  clearControl(): Promise<void> {
+    return this.#track(async () => {
+      const file = await this.#paths.join(CONTROL_FILE);
+      try {
+        await fs.unlink(file);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', file, err);
+      }
+    });
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -547,6 +567,7 @@ export class RunStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#runChain;
+    await Promise.allSettled([...this.#inFlight]);
     const journal = this.#journal;
     this.#journal = undefined;
     try {
@@ -556,12 +577,36 @@ export class RunStore {
     }
   }
 
+  /**
+   * Runs one write: refuses at call time when closed (or, for owner-only writes, when the lease is
+   * lost), and lets close() wait for it.
+   */
+  #track<R>(job: () => Promise<R>, ownerOnly = true): Promise<R> {
+    try {
+      if (ownerOnly) this.#assertWritable();
+      else this.#assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const p = job();
+    this.#inFlight.add(p);
+    void p.then(
+      () => this.#inFlight.delete(p),
+      () => this.#inFlight.delete(p),
+    );
+    return p;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new StoreError('closed', `store of run ${quote(this.runId)} is closed`);
   }
 
   #assertWritable(): void {
     this.#assertOpen();
+    this.#assertLease();
+  }
+
+  #assertLease(): void {
     // Why fence: an owner that lost its lease must not write over the new owner's run.
     if (this.#lease) this.#lease.assertHeld();
   }

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
@@ -175,22 +175,78 @@ describe('writeJsonAtomic', () => {
       const v = JSON.parse(await fs.readFile(f, 'utf8'));
       expect(consistent(v)).toBe(true);
       // A killed writer may leave its unique temp file behind, never a half-written target.
-      for (const n of ls(d)) expect(n === 'killed.json' || /^killed\.json\.\d+$/.test(n)).toBe(true);
+      for (const n of ls(d)) expect(n === 'killed.json' || /^killed\.json\.\d+-[0-9a-f]{12}\.tmp$/.test(n)).toBe(true);
     }
   });
 
-  it('refuses to write through a symlink (it would write to the link target)', async () => {
+  it('never writes through a symlink: the link itself is replaced, its target untouched', async () => {
     const d = await tmpDir();
     const outside = path.join(d, 'outside.json');
     await fs.writeFile(outside, '{"keep":true}');
     const link = path.join(d, 'link.json');
     await fs.symlink(outside, link);
-    await expectCode(writeJsonAtomic(link, { evil: true }), 'path_escape');
+    await writeJsonAtomic(link, { replaced: true });
     expect(await fs.readFile(outside, 'utf8')).toBe('{"keep":true}');
+    expect((await fs.lstat(link)).isSymbolicLink()).toBe(false);
+    expect(JSON.parse(await fs.readFile(link, 'utf8'))).toEqual({ replaced: true });
     const dangling = path.join(d, 'dangling.json');
     await fs.symlink(path.join(d, 'nowhere.json'), dangling);
-    await expectCode(writeJsonAtomic(dangling, {}), 'path_escape');
+    await writeJsonAtomic(dangling, {});
     expect(fss.existsSync(path.join(d, 'nowhere.json'))).toBe(false);
+  });
+
+  it('writes to one file from one process land in call order (the last call wins)', async () => {
+    const d = await tmpDir();
+    const f = path.join(d, 'order.json');
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => writeJsonAtomic(f, { i, round }, { fsync: i % 2 === 0 })));
+      expect(JSON.parse(await fs.readFile(f, 'utf8'))).toEqual({ i: 49, round });
+    }
+    // The same file named two ways is one queue.
+    await Promise.all([writeJsonAtomic(path.join(d, '.', 'order.json'), { a: 1 }), writeJsonAtomic(f, { a: 2 })]);
+    expect(JSON.parse(await fs.readFile(f, 'utf8'))).toEqual({ a: 2 });
+    expect(ls(d)).toEqual(['order.json']);
+  });
+
+  it('one failed write does not block later writes to the same file', async () => {
+    const d = await tmpDir();
+    const f = path.join(d, 'x.json');
+    const bad = writeJsonAtomic(f, { n: 1n });
+    const good = writeJsonAtomic(f, { n: 2 });
+    await expect(bad).rejects.toMatchObject({ code: 'invalid_argument' });
+    await good;
+    expect(JSON.parse(await fs.readFile(f, 'utf8'))).toEqual({ n: 2 });
+  });
+
+  it('removes its temp file when the rename fails (target is a directory)', async () => {
+    const d = await tmpDir();
+    await fs.mkdir(path.join(d, 'adir.json'));
+    await fs.writeFile(path.join(d, 'adir.json', 'inside'), 'x');
+    await expectCode(writeJsonAtomic(path.join(d, 'adir.json'), { a: 1 }), 'io');
+    expect(ls(d)).toEqual(['adir.json']);
+  });
+
+  it('temp names are unique, in the same folder, and never a fixed name', async () => {
+    const d = await tmpDir();
+    const f = path.join(d, 'seen.json');
+    const seen = new Set<string>();
+    const realOpen = fs.open;
+    const spy = vi.spyOn(fs, 'open').mockImplementation(async (p, ...rest) => {
+      seen.add(String(p));
+      return realOpen(p, ...(rest as [])) as never;
+    });
+    try {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => writeJsonAtomic(f, { i })));
+    } finally {
+      spy.mockRestore();
+    }
+    const temps = [...seen].filter((p) => p !== f);
+    expect(temps).toHaveLength(100);
+    for (const t of temps) {
+      expect(path.dirname(t)).toBe(d);
+      expect(path.basename(t)).toMatch(new RegExp(`^seen\\.json\\.${process.pid}-[0-9a-f]{12}\\.tmp$`));
+    }
+    expect(ls(d)).toEqual(['seen.json']);
   });
 
   it('fails with not_found when the folder is missing, leaving nothing behind', async () => {
@@ -238,12 +294,10 @@ describe('writeJsonAtomic', () => {
     expect(ls(d)).toEqual(['b.bin', 't.txt']);
   });
 
-  it('keeps the mode of a file it replaces', async () => {
+  it('honours a mode for new files (before the umask)', async () => {
     const d = await tmpDir();
     const f = path.join(d, 'm.json');
-    await writeJsonAtomic(f, { a: 1 });
-    await fs.chmod(f, 0o600);
-    await writeJsonAtomic(f, { a: 2 });
+    await writeJsonAtomic(f, { a: 1 }, { mode: 0o600 });
     expect((await fs.stat(f)).mode & 0o777).toBe(0o600);
   });
 });

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { DEFAULT_STORE_DIR, isInside, resolveStoreRoot, safeJoin, safeJoinReal } from '../../src/store/paths.js';
+import { DEFAULT_STORE_DIR, SafeRoot, isInside, resolveStoreRoot, safeJoin, safeJoinReal } from '../../src/store/paths.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
 import { cleanupTmp, tmpDir } from './helpers.js';
 
@@ -353,5 +353,48 @@ describe('safeJoin: property — random segments never escape the root', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('SafeRoot', () => {
+  it('joins like safeJoinReal', async () => {
+    const base = await tmpDir();
+    const root = path.join(base, 'run');
+    await fs.mkdir(path.join(root, 'agents'), { recursive: true });
+    await fs.mkdir(path.join(base, 'outside'));
+    await fs.symlink(path.join(base, 'outside'), path.join(root, 'evil'));
+    const r = await SafeRoot.open(root);
+    expect(r.root).toBe(root);
+    expect(await r.join('agents', 'a.b.1.json')).toBe(path.join(root, 'agents', 'a.b.1.json'));
+    expect(await r.join()).toBe(root);
+    await expectCode(r.join('..'), 'path_escape');
+    await expectCode(r.join('evil', 'x.json'), 'path_escape');
+    await expectCode(r.join('a/b'), 'path_escape');
+  });
+
+  it('measures against the realpath taken at open: a root swapped for a symlink later is refused', async () => {
+    const base = await tmpDir();
+    const root = path.join(base, 'run');
+    await fs.mkdir(path.join(root, 'agents'), { recursive: true });
+    const r = await SafeRoot.open(root);
+    await fs.rename(root, path.join(base, 'moved'));
+    await fs.mkdir(path.join(base, 'elsewhere', 'agents'), { recursive: true });
+    await fs.symlink(path.join(base, 'elsewhere'), root);
+    await expectCode(r.join('agents', 'x.json'), 'path_escape');
+  });
+
+  it('a root that does not exist yet is resolved on first use after it appears', async () => {
+    const base = await tmpDir();
+    const root = path.join(base, 'later');
+    const r = await SafeRoot.open(root);
+    expect(await r.join('x.json')).toBe(path.join(root, 'x.json'));
+    await fs.mkdir(root);
+    await fs.mkdir(path.join(base, 'out'));
+    await fs.symlink(path.join(base, 'out'), path.join(root, 'sub'));
+    await expectCode(r.join('sub', 'x.json'), 'path_escape');
+  });
+
+  it('refuses an empty root', async () => {
+    await expectCode(SafeRoot.open(''), 'invalid_argument');
   });
 });
