@@ -112,8 +112,12 @@ export class ProgressView {
     this.#out.write(line + '\n');
   }
 
-  /** Draws the final state and releases the terminal. */
+  #closed = false;
+
+  /** Draws the final state and releases the terminal; later calls do nothing. */
   done(m?: ProgressModel): void {
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     if (m) this.#last = m;
     if (this.#draw) {

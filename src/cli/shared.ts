@@ -29,5 +29,8 @@ export function summaryText(s: RunStatusView): string {
   }
   lines.push(`  elapsed: ${fmtClock(s.elapsedMs)}`);
   lines.push(`  files: ${s.dir}`);
+  if (s.status !== 'running') {
+    lines.push(`  report: ${s.dir}/report.md (timeline: report.html)`);
+  }
   return lines.join('\n');
 }

@@ -14,18 +14,22 @@ export interface PreparedInputs {
   contextFile: string;
 }
 
-/** Tracks finished outputs and phase digests, and prepares each attempt's inputs from them. */
+/** Gives the digest of a phase a task depends on (undefined when there is none yet). */
+export type DigestSource = (phaseId: string) => Promise<string | undefined>;
+
+/** Tracks finished outputs, and prepares each attempt's inputs from them and the phase digests. */
 export class TaskInputs {
   readonly #store: RunStore;
   readonly #plan: Plan;
   /** Latest succeeded agent file per ref. */
   readonly #files: Map<string, string>;
-  readonly #digests = new Map<string, string>();
+  readonly #digestOf: DigestSource;
 
-  constructor(store: RunStore, plan: Plan, files: Map<string, string>) {
+  constructor(store: RunStore, plan: Plan, files: Map<string, string>, digestOf: DigestSource) {
     this.#store = store;
     this.#plan = plan;
     this.#files = new Map(files);
+    this.#digestOf = digestOf;
   }
 
   /** Remembers the file of a task's succeeded attempt. */
@@ -38,16 +42,6 @@ export class TaskInputs {
     return this.#files.get(ref);
   }
 
-  /** Sets the digest of a finished phase, for later phases' prompts and context. */
-  setDigest(phaseId: string, digest: string): void {
-    this.#digests.set(phaseId, digest);
-  }
-
-  /** Digests known so far. */
-  digests(): Record<string, string> {
-    return Object.fromEntries(this.#digests);
-  }
-
   /** Writes the prompt and context files of one attempt and returns them. */
   async prepare(task: PlanTask, attempt: number): Promise<PreparedInputs> {
     const deps = [];
@@ -55,12 +49,12 @@ export class TaskInputs {
       const file = this.#files.get(ref);
       if (!file) continue;
       const rec = await this.#store.readAgentRecord(file);
-      deps.push({ ref, status: rec.status, output: rec.output, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) });
+      deps.push({ ref, status: rec.status, output: rec.output, truncated: rec.truncated, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) });
     }
     const depPhases = [...new Set(task.deps.map((r) => r.slice(0, r.indexOf('/'))))];
     const digests: Record<string, string> = {};
     for (const p of depPhases) {
-      const d = this.#digests.get(p);
+      const d = await this.#digestOf(p);
       if (d !== undefined) digests[p] = d;
     }
     const prompt = renderPrompt(task.prompt, { digests, deps: depPhases });

@@ -5,14 +5,18 @@
  * journal `agent.finished`.
  */
 import os from 'node:os';
-import type { Plan, PlanTask } from '../spec/types.js';
-import type { AgentRecord, AgentStatus, Counts, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
+import path from 'node:path';
+import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
+import type { AgentRecord, Counts, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import { RunStore, acquireLease, type Lease } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
 import type { Runner, RunnerResult } from '../runners/types.js';
 import { runDag, type AttemptOutcome, type SchedTask } from './scheduler.js';
 import { TaskInputs } from './inputs.js';
+import { PhaseDigests } from './digests.js';
+import { writeReports } from './reports.js';
+import { RunIndex } from '../search/index.js';
 
 /** Why a run was cut short from outside the scheduler. */
 export type StopReason =
@@ -47,7 +51,7 @@ export interface OwnerOptions {
   /** Called (throttled) whenever something changes. */
   onProgress?: (s: Snapshot) => void;
   /** Runner lookup; defaults to the registry. */
-  runners?: (kind: string) => Runner;
+  runners?: (kind: RunnerKind) => Runner;
   /** How often control.json is polled for a stop request (ms). */
   controlPollMs?: number;
   /** Lease time-to-live (ms). */
@@ -68,8 +72,6 @@ export function countStates(states: Iterable<TaskState>): Counts {
   const c = emptyCounts();
   for (const s of states) {
     c.total++;
-    if (s === 'pending') continue;
-    c.pending--;
     c[s]++;
   }
   return c;
@@ -83,9 +85,6 @@ export function phaseStatus(c: Counts, runEnded: boolean): PhaseStatus {
   if (runEnded) return c.failed + c.skipped > 0 ? 'failed' : 'stopped';
   return c.succeeded + c.running + c.failed + c.skipped > 0 ? 'running' : 'pending';
 }
-
-/** Statuses that mean an attempt is over for good with this outcome. */
-const FAILED_STATUSES: ReadonlySet<AgentStatus> = new Set(['failed', 'timed_out']);
 
 /**
  * Executes (or resumes) a run that already exists in the store, to its end. Resolves with the
@@ -112,32 +111,77 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // A stop asked of an earlier owner must not stop this one.
     await store.clearControl();
 
-    const latest = new Map<string, AgentRecord>();
+    const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
     const maxAttempt = new Map<string, number>();
+    /** Latest attempt per ref among records whose key matches the task as planned now. */
+    const latestCurrent = new Map<string, AgentRecord>();
     for (const r of records) {
       const ref = `${r.phaseId}/${r.taskId}`;
       maxAttempt.set(ref, Math.max(maxAttempt.get(ref) ?? 0, r.attempt));
-      const prev = latest.get(ref);
-      // Reuse only a succeeded record whose key matches the task as planned now.
-      if (r.status === 'succeeded' && (!prev || prev.attempt < r.attempt)) latest.set(ref, r);
+      if (taskByRef.get(ref)?.key !== r.key) continue;
+      const prev = latestCurrent.get(ref);
+      if (!prev || prev.attempt < r.attempt) latestCurrent.set(ref, r);
     }
-    const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
+    // Reuse a task only when a succeeded record carries its current key.
     const done = new Set<string>();
-    for (const t of plan.tasks) {
-      const rec = latest.get(t.ref);
-      if (rec && rec.key === t.key) done.add(t.ref);
+    const succeededFile = new Map<string, string>();
+    for (const r of records) {
+      const ref = `${r.phaseId}/${r.taskId}`;
+      if (r.status !== 'succeeded' || taskByRef.get(ref)?.key !== r.key) continue;
+      done.add(ref);
+      const prev = succeededFile.get(ref);
+      if (!prev || Number(prev.split('.')[2]) < r.attempt) succeededFile.set(ref, store.agentFileName(r.phaseId, r.taskId, r.attempt));
     }
+    const latestFile = new Map<string, string>([...latestCurrent].map(([ref, r]) => [ref, store.agentFileName(r.phaseId, r.taskId, r.attempt)]));
+    for (const [ref, f] of succeededFile) latestFile.set(ref, f);
 
     const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? 'succeeded' : 'pending']));
     const running = new Map<string, { ref: string; attempt: number; startedAt: number }>();
     const segmentStart = Date.now();
+    const startedAt = resuming ? before.startedAt : new Date(segmentStart).toISOString();
     const priorElapsed = resuming ? before.elapsedMs : 0;
-    const inputs = new TaskInputs(store, plan, latestFiles(records, done));
+    const phaseById = new Map(plan.phases.map((p) => [p.id, p]));
+    const phaseEnded = (phaseId: string) =>
+      (phaseById.get(phaseId)?.taskRefs ?? []).every((r) => {
+        const s = state.get(r);
+        return s === 'succeeded' || s === 'failed' || s === 'skipped';
+      });
+    const digestText = new Map<string, string>();
+    const digests = new PhaseDigests({
+      store, plan, cwd: before.cwd, latestFile, runners: opts.runners ?? getRunner, signal: stopCtl.signal,
+      onReady: (phaseId, d) => {
+        digestText.set(phaseId, d);
+        changed();
+      },
+    });
+    // A digest exists only for a phase that has ended; later phases read it in their prompts.
+    const inputs = new TaskInputs(store, plan, succeededFile, async (p) => (phaseEnded(p) ? digests.get(p) : undefined));
+    const phaseTitles = Object.fromEntries(plan.phases.map((p) => [p.id, p.title]));
+    // The search index opens in the background so it never delays the first dispatch.
+    const indexP = RunIndex.open({
+      indexFile: path.join(store.dir, 'index.json'),
+      runId: store.runId,
+      loadRecords: async () => records,
+      phaseTitles,
+      saveRebuilt: true,
+    }).catch((e) => {
+      warn(`search index unavailable for run ${store.runId}: ${errText(e)}`);
+      return undefined;
+    });
+    const indexRecord = (rec: AgentRecord) =>
+      void indexP.then((ix) => {
+        if (!ix) return;
+        ix.add(rec, phaseTitles[rec.phaseId]);
+        ix.saveDebounced();
+      });
 
     let status: RunStatus = 'running';
     let reason: string | undefined;
     const snapshot = (): Snapshot => {
-      const phases = phaseStates(plan, state, status !== 'running');
+      const phases = phaseStates(plan, state, status !== 'running').map((p) => {
+        const d = digestText.get(p.id);
+        return d === undefined ? p : { ...p, digest: d };
+      });
       return {
         runId: store.runId,
         name: plan.name,
@@ -157,7 +201,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         plan,
         status,
         ...(reason ? { reason } : { reason: undefined }),
-        startedAt: resuming ? before.startedAt : now(),
+        startedAt,
         ...(status !== 'running' ? { endedAt: now() } : { endedAt: undefined }),
         elapsedMs: s.elapsedMs,
         resumes: before.resumes + (resuming ? 1 : 0),
@@ -229,23 +273,33 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           }
           changed();
         },
-        onAttemptEnd(task, _attempt, outcome) {
+        onAttemptEnd(task) {
           running.delete(task.ref);
-          state.set(task.ref, outcome.status === 'succeeded' ? 'succeeded' : 'pending');
+          if (state.get(task.ref) === 'running') state.set(task.ref, 'pending');
+          changed();
+        },
+        onFinal(task, f) {
+          state.set(task.ref, f === 'succeeded' || f === 'failed' || f === 'skipped' ? f : 'pending');
+          const phase = phaseById.get(task.phaseId);
+          // Extractive digests are cheap: compute them as soon as a phase ends. A summarizer agent
+          // runs later, in the slot of a task that needs it or after the pool has drained.
+          if (phase && !phase.summarize && phaseEnded(phase.id) && !digests.started(phase.id)) void digests.get(phase.id).catch(() => {});
           changed();
         },
         onRetry(task, attempt, delayMs, cause) {
           void journal({ type: 'agent.retry_scheduled', t: now(), ref: task.ref, attempt, delayMs, cause });
         },
         async onSkip(task, cause) {
-          state.set(task.ref, 'skipped');
           const t = taskByRef.get(task.ref)!;
           const attempt = (maxAttempt.get(task.ref) ?? 0) + 1;
           maxAttempt.set(task.ref, attempt);
           const at = now();
-          const file = await store.writeAgentRecord(skippedRecord(store.runId, plan, t, attempt, cause, at));
+          const rec = skippedRecord(store.runId, plan, t, attempt, cause, at);
+          const file = store.agentFileName(t.phaseId, t.taskId, attempt);
+          latestFile.set(t.ref, file);
+          await store.writeAgentRecord(rec);
+          indexRecord(rec);
           await journal({ type: 'agent.skipped', t: at, ref: task.ref, cause, file });
-          changed();
         },
       },
       execute: async (task, { attempt, slot, signal }) => {
@@ -305,7 +359,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           ...(result.sessionId ? { sessionId: result.sessionId } : {}),
         };
         const file = await store.writeAgentRecord(rec);
+        latestFile.set(t.ref, file);
         if (rec.status === 'succeeded') inputs.recordFile(t.ref, file);
+        indexRecord(rec);
         await journal({ type: 'agent.finished', t: rec.endedAt, ref: t.ref, key: t.key, attempt, status: rec.status, durationMs: rec.durationMs, file });
         const outcome: AttemptOutcome = {
           status: rec.status === 'skipped' ? 'failed' : rec.status,
@@ -342,6 +398,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     } else {
       status = 'completed';
     }
+    // Digests of every phase that produced anything (summarizer agents run now, after the pool).
+    for (const p of plan.phases) {
+      if (p.taskRefs.some((r) => latestFile.has(r))) await digests.get(p.id).catch((e) => warn(`digest of phase ${p.id}: ${errText(e)}`));
+    }
     for (const p of phaseStates(plan, state, true)) {
       await journal({ type: 'phase.finished', t: now(), phaseId: p.id, status: p.status });
     }
@@ -350,6 +410,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     if (persistTimer) clearTimeout(persistTimer);
     persistTimer = undefined;
     await store.writeRun(finalRecord);
+    const ix = await indexP;
+    await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
+    await writeReports(store, finalRecord).catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status, ...(reason ? { reason } : {}), elapsedMs: finalRecord.elapsedMs });
     opts.onProgress?.(snapshot());
     return finalRecord;
@@ -367,17 +430,6 @@ export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded:
     const counts = countStates(p.taskRefs.map((r) => state.get(r) ?? 'pending'));
     return { id: p.id, status: phaseStatus(counts, runEnded), counts };
   });
-}
-
-function latestFiles(records: AgentRecord[], done: Set<string>): Map<string, string> {
-  const files = new Map<string, { attempt: number; file: string }>();
-  for (const r of records) {
-    const ref = `${r.phaseId}/${r.taskId}`;
-    if (!done.has(ref) || r.status !== 'succeeded') continue;
-    const prev = files.get(ref);
-    if (!prev || prev.attempt < r.attempt) files.set(ref, { attempt: r.attempt, file: `${r.phaseId}.${r.taskId}.${r.attempt}.json` });
-  }
-  return new Map([...files].map(([k, v]) => [k, v.file]));
 }
 
 function skippedRecord(runId: string, plan: Plan, t: PlanTask, attempt: number, cause: string, at: string): AgentRecord {
@@ -426,5 +478,3 @@ function errText(e: unknown): string {
 function warn(msg: string) {
   process.stderr.write(`fanfold: ${msg}\n`);
 }
-
-export { FAILED_STATUSES };

@@ -39,6 +39,8 @@ export interface SchedHooks {
   onSkip?(task: SchedTask, cause: string): void | Promise<void>;
   /** A phase with `onFailure: stop` failed: nothing new will be dispatched. */
   onHalt?(task: SchedTask, cause: string): void;
+  /** A dispatched or skipped task reached its final state in this pass. */
+  onFinal?(task: SchedTask, final: TaskFinal): void;
 }
 
 /** Inputs of one scheduler pass. */
@@ -146,6 +148,10 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   for (const t of tasks) if (!final.has(t.ref) && waitingOn.get(t.ref) === 0) ready.push(t);
 
   const pendingSkips: Promise<void>[] = [];
+  const setFinal = (ref: string, f: TaskFinal) => {
+    final.set(ref, f);
+    hooks.onFinal?.(byRef.get(ref)!, f);
+  };
   let settle!: () => void;
   let fail!: (e: unknown) => void;
   const finished = new Promise<void>((res, rej) => {
@@ -171,9 +177,10 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
     while (stack.length) {
       const r = stack.pop()!;
       if (final.has(r)) continue;
-      final.set(r, 'skipped');
       const t = byRef.get(r)!;
+      final.set(r, 'skipped');
       const p = hooks.onSkip?.(t, cause);
+      hooks.onFinal?.(t, 'skipped');
       if (p) pendingSkips.push(p);
       stack.push(...(dependents.get(r) ?? []));
     }
@@ -217,7 +224,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   function onAttemptEnd(task: SchedTask, attempt: number, outcome: AttemptOutcome) {
     hooks.onAttemptEnd?.(task, attempt, outcome);
     if (outcome.status === 'succeeded') {
-      final.set(task.ref, 'succeeded');
+      setFinal(task.ref, 'succeeded');
       for (const c of dependents.get(task.ref) ?? []) {
         const left = waitingOn.get(c)! - 1;
         waitingOn.set(c, left);
@@ -226,7 +233,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       return;
     }
     if (outcome.status === 'cancelled' || outer.aborted) {
-      final.set(task.ref, 'cancelled');
+      setFinal(task.ref, 'cancelled');
       return;
     }
     const cause = outcome.cause ?? outcome.status;
@@ -240,14 +247,14 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       // The slot is free during back-off: other ready work runs meanwhile (work-conserving).
       sleep(delayMs, sleeps.signal).then(() => {
         retrying--;
-        if (outer.aborted) final.set(task.ref, 'cancelled');
-        else if (halted) final.set(task.ref, 'not_run');
+        if (outer.aborted) setFinal(task.ref, 'cancelled');
+        else if (halted) setFinal(task.ref, 'not_run');
         else ready.push(task);
         pump();
       }, fail);
       return;
     }
-    final.set(task.ref, 'failed');
+    setFinal(task.ref, 'failed');
     skipDependents(task.ref, `dependency ${task.ref} failed: ${cause}`);
     if (opts.onFailure(task.phaseId) === 'stop' && !halted) {
       halted = { by: 'failure', cause: `${task.ref} failed: ${cause}` };

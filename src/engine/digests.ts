@@ -1,0 +1,120 @@
+/**
+ * Phase digests during a run: computed once per phase, when the phase has ended or a later task
+ * needs it. Extractive by default (deterministic, no model); with `summarize: {agent}` on the
+ * phase an agent writes it, and the extractive digest is its fallback when that agent fails.
+ */
+import type { Plan, PlanPhase, RunnerKind } from '../spec/types.js';
+import type { AgentRecord } from '../store/types.js';
+import type { RunStore } from '../store/index.js';
+import type { Runner } from '../runners/types.js';
+import { DEFAULT_DIGEST_CHARS, buildContextFile, phaseDigest } from '../digest/index.js';
+
+/** Options of PhaseDigests. */
+export interface PhaseDigestsOptions {
+  store: RunStore;
+  plan: Plan;
+  cwd: string;
+  /** Latest agent file of each task ref that has one. */
+  latestFile: ReadonlyMap<string, string>;
+  runners: (kind: RunnerKind) => Runner;
+  /** Ends a summarizer agent when the run stops. */
+  signal: AbortSignal;
+  /** Called once per phase when its digest is known. */
+  onReady?: (phaseId: string, digest: string) => void;
+  maxChars?: number;
+}
+
+/** Memoized digests of the phases of one run. */
+export class PhaseDigests {
+  readonly #o: PhaseDigestsOptions;
+  readonly #memo = new Map<string, Promise<string>>();
+  readonly #done = new Map<string, string>();
+
+  constructor(opts: PhaseDigestsOptions) {
+    this.#o = opts;
+  }
+
+  /** Digests known so far, by phase id. */
+  known(): Record<string, string> {
+    return Object.fromEntries(this.#done);
+  }
+
+  /** The digest of a phase, computed at most once. */
+  get(phaseId: string): Promise<string> {
+    let p = this.#memo.get(phaseId);
+    if (!p) {
+      p = this.#compute(phaseId).then((d) => {
+        this.#done.set(phaseId, d);
+        this.#o.onReady?.(phaseId, d);
+        return d;
+      });
+      this.#memo.set(phaseId, p);
+    }
+    return p;
+  }
+
+  /** Whether a phase's digest is being or has been computed. */
+  started(phaseId: string): boolean {
+    return this.#memo.has(phaseId);
+  }
+
+  async #records(phase: PlanPhase): Promise<AgentRecord[]> {
+    const out: AgentRecord[] = [];
+    for (const ref of phase.taskRefs) {
+      const file = this.#o.latestFile.get(ref);
+      if (file) out.push(await this.#o.store.readAgentRecord(file));
+    }
+    return out;
+  }
+
+  async #compute(phaseId: string): Promise<string> {
+    const { plan } = this.#o;
+    const phase = plan.phases.find((p) => p.id === phaseId);
+    if (!phase) return '';
+    const maxChars = this.#o.maxChars ?? DEFAULT_DIGEST_CHARS;
+    const records = await this.#records(phase);
+    const extractive = phaseDigest({ phase, ...(plan.goal ? { goal: plan.goal } : {}), records, maxChars });
+    if (!phase.summarize || records.length === 0) return extractive;
+    return this.#summarize(phase, records, extractive, maxChars);
+  }
+
+  /** Runs the phase's summarizer agent; any failure falls back to the extractive digest, said out loud. */
+  async #summarize(phase: PlanPhase, records: AgentRecord[], extractive: string, maxChars: number): Promise<string> {
+    const { store, plan } = this.#o;
+    const name = phase.summarize!.agent;
+    const agent = plan.agents[name];
+    if (!agent) return `${extractive}\n(summarizer '${name}' is not defined; extractive digest)`.slice(0, maxChars);
+    const prompt =
+      `Write a digest of phase '${phase.id}' (${phase.title}) of the workflow '${plan.name}'` +
+      (plan.goal ? ` whose goal is: ${plan.goal}` : '') +
+      `.\nAt most ${maxChars} characters. Keep numbers, names, findings, and failures with their causes. ` +
+      `The outputs of its ${records.length} tasks are in the JSON file named by FANFOLD_CONTEXT_FILE; an extractive digest follows.\n\n${extractive}\n`;
+    const promptFile = await store.writeInput(`${phase.id}.digest.prompt.txt`, prompt);
+    const contextFile = await store.writeInput(
+      `${phase.id}.digest.context.json`,
+      buildContextFile({
+        deps: records.map((r) => ({ ref: `${r.phaseId}/${r.taskId}`, status: r.status, output: r.output, truncated: r.truncated, ...(r.structured !== undefined ? { structured: r.structured } : {}) })),
+        digests: {},
+        maxBytes: plan.limits.maxContextBytes,
+      }),
+    );
+    try {
+      const res = await this.#o.runners(agent.runner).run({
+        runId: store.runId, phaseId: phase.id, taskId: 'digest', attempt: 1, prompt, agent, cwd: this.#o.cwd,
+        promptFile, contextFile, timeoutMs: plan.limits.agentTimeoutMs, maxOutputBytes: 64 * 1024, signal: this.#o.signal,
+      });
+      const text = res.output.trim();
+      if (res.status === 'succeeded' && text) return text.length > maxChars ? text.slice(0, maxChars - 1) + '…' : text;
+      const why = res.error?.message ?? (text ? res.status : 'empty output');
+      return clipWithNote(extractive, `(summarizer '${name}' failed: ${why}; extractive digest)`, maxChars);
+    } catch (e) {
+      return clipWithNote(extractive, `(summarizer '${name}' failed: ${e instanceof Error ? e.message : String(e)}; extractive digest)`, maxChars);
+    }
+  }
+}
+
+function clipWithNote(text: string, note: string, maxChars: number): string {
+  const n = note.slice(0, Math.floor(maxChars / 2));
+  const room = maxChars - n.length - 1;
+  return (text.length > room ? text.slice(0, Math.max(0, room - 1)) + '…' : text) + '\n' + n;
+}
