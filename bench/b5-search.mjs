@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+/**
+ * B5 — search: indexing throughput, query latency (plain, prefix, fuzzy), index load vs rebuild,
+ * and the longest event-loop stall while indexing, over 10,000 synthetic agent outputs (~40 MB).
+ *
+ *   npm run build && node bench/b5-search.mjs [--docs 10000] [--queries 300]
+ *
+ * Goals: query p50 ≤ 2 ms, p95 ≤ 10 ms; stall while indexing < 50 ms. Prints one `B5 …` line per
+ * figure; always exits 0 (a missed goal is flagged `MISS` on its line, not by the exit code).
+ */
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { RunIndex, clearSearchCache, openStoreRunIndex, readRef, search, searchStore } from '../dist/search/index.js';
+import { RunStore, SCHEMA_VERSION } from '../dist/store/index.js';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const DOCS = arg('docs', 10_000);
+const QUERIES = Math.max(200, arg('queries', 300));
+const WORDS_PER_DOC = 400; // ~4 KiB per output → ~40 MB for 10,000
+const RUN_ID = 'bench5';
+const PHASES = 10;
+
+// ---- deterministic synthetic corpus -------------------------------------------------------------
+
+/** mulberry32: a tiny seeded PRNG so every run of the bench indexes the same text. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = prng(5);
+
+// A vocabulary of ~30,000 pseudo-words (syllable strings), a few hundred technical words,
+// identifiers and paths; drawn with a Zipf distribution like real text.
+const ONSETS = ['b', 'c', 'd', 'f', 'g', 'h', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'w', 'z', 'br', 'cl', 'st', 'tr', 'sh', 'ch'];
+const NUCLEI = ['a', 'e', 'i', 'o', 'u', 'ai', 'ea', 'ou'];
+const CODAS = ['', '', 'n', 'r', 's', 't', 'l', 'x', 'nd', 'st'];
+const TECH = (
+  'cache lock mutex race deadlock thread worker queue retry backoff timeout socket buffer stream parser token session cookie ' +
+  'header request response handler router middleware schema migration index query transaction rollback commit replica shard ' +
+  'leader follower consensus heartbeat lease journal snapshot checkpoint compaction eviction allocation heap stack pointer ' +
+  'overflow injection escaping sanitizer validation permission credential secret certificate signature digest cipher nonce ' +
+  'latency throughput benchmark regression profile flamegraph allocation garbage collector finalizer callback promise await'
+).split(' ');
+const vocab = new Set(TECH);
+while (vocab.size < 30_000) {
+  const syllables = 2 + Math.floor(rand() * 3);
+  let w = '';
+  for (let i = 0; i < syllables; i++) w += ONSETS[Math.floor(rand() * ONSETS.length)] + NUCLEI[Math.floor(rand() * NUCLEI.length)];
+  w += CODAS[Math.floor(rand() * CODAS.length)];
+  vocab.add(w);
+}
+const words = [...vocab];
+// Shuffle so technical words are spread over the ranks.
+for (let i = words.length - 1; i > 0; i--) {
+  const j = Math.floor(rand() * (i + 1));
+  [words[i], words[j]] = [words[j], words[i]];
+}
+// Zipf (s = 1.05) sampling through a quantile table: O(1) per word.
+const TABLE_BITS = 21;
+const table = new Uint16Array(1 << TABLE_BITS);
+{
+  let total = 0;
+  for (let r = 0; r < words.length; r++) total += 1 / Math.pow(r + 1, 1.05);
+  let acc = 0;
+  let slot = 0;
+  for (let r = 0; r < words.length && slot < table.length; r++) {
+    acc += 1 / Math.pow(r + 1, 1.05) / total;
+    const upTo = Math.min(table.length, Math.round(acc * table.length));
+    while (slot < upTo) table[slot++] = r;
+  }
+  while (slot < table.length) table[slot++] = words.length - 1;
+}
+const zipfWord = () => words[table[(rand() * table.length) | 0]];
+const camel = (a, b) => a + b[0].toUpperCase() + b.slice(1);
+
+function makeOutput(i) {
+  const parts = [`## Report ${i}\n\n`];
+  for (let w = 0; w < WORDS_PER_DOC; w++) {
+    const roll = rand();
+    if (roll < 0.02) parts.push(`src/${zipfWord()}/${zipfWord()}.ts:${Math.floor(rand() * 400)} `);
+    else if (roll < 0.04) parts.push(`${camel(zipfWord(), zipfWord())}() `);
+    else parts.push(zipfWord(), (w + 1) % 14 === 0 ? '.\n' : ' ');
+  }
+  return parts.join('');
+}
+
+function record(i, output) {
+  const phaseId = `p${i % PHASES}`;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId: RUN_ID,
+    phaseId,
+    taskId: `t${i}`,
+    key: `k${i}`,
+    attempt: 1,
+    status: i % 17 === 0 ? 'failed' : 'succeeded',
+    agent: 'bench',
+    runner: 'command',
+    prompt: `Review module ${zipfWord()} and report ${zipfWord()} issues.`,
+    output,
+    outputBytes: Buffer.byteLength(output),
+    truncated: false,
+    exitCode: 0,
+    signal: null,
+    stderrTail: '',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    endedAt: '2025-01-01T00:00:01.000Z',
+    durationMs: 1000,
+  };
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+const ms = (x) => `${x.toFixed(x < 10 ? 2 : 1)}ms`;
+const mb = (bytes) => bytes / (1024 * 1024);
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const flag = (ok) => (ok ? '' : ' MISS');
+
+/** Measures the longest event-loop stall while `fn` runs: a 1 ms interval probe and the ELD histogram. */
+async function withStallProbe(fn) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  let last = performance.now();
+  let longest = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    const value = await fn();
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    return { value, stallMs: longest, eldMaxMs: h.max / 1e6 };
+  } finally {
+    clearInterval(probe);
+    h.disable();
+  }
+}
+
+function timeQueries(label, list, run) {
+  for (let i = 0; i < 20; i++) run(list[i % list.length]); // warm-up (JIT)
+  const times = [];
+  let hitsSeen = 0;
+  for (const q of list) {
+    const t0 = performance.now();
+    const page = run(q);
+    times.push(performance.now() - t0);
+    if (page.total > 0) hitsSeen++;
+  }
+  times.sort((a, b) => a - b);
+  const p50 = percentile(times, 50);
+  const p95 = percentile(times, 95);
+  console.log(
+    `B5 query.${label} p50=${ms(p50)} p95=${ms(p95)} max=${ms(times.at(-1))} n=${list.length} withHits=${hitsSeen}` +
+      flag(p50 <= 2 && p95 <= 10),
+  );
+}
+
+// ---- the benchmark ------------------------------------------------------------------------------
+
+const started = performance.now();
+const root = await mkdtemp(path.join(tmpdir(), 'fanfold-b5-'));
+try {
+  // 1. Corpus, written to a temp store in the store's layout (plain writes: the store's fsync'd
+  //    atomic writes would measure the disk, not search).
+  const t0 = performance.now();
+  const records = Array.from({ length: DOCS }, (_, i) => record(i, makeOutput(i)));
+  const bytes = records.reduce((n, r) => n + r.outputBytes, 0);
+  const runRecordPhases = Array.from({ length: PHASES }, (_, p) => ({ id: `p${p}`, title: `Phase ${p} ${words[p * 7]}` }));
+  const store = await RunStore.create(root, {
+    schemaVersion: SCHEMA_VERSION,
+    runId: RUN_ID,
+    name: 'b5',
+    status: 'completed',
+    cwd: root,
+    createdAt: new Date().toISOString(),
+    startedAt: new Date().toISOString(),
+    elapsedMs: 0,
+    resumes: 0,
+    plan: { schemaVersion: 1, name: 'b5', phases: runRecordPhases.map((p) => ({ ...p, dependsOn: [], onFailure: 'continue', taskRefs: [] })), tasks: [], agents: {}, limits: {}, criticalPath: { length: 0, refs: [] }, agentCount: DOCS, warnings: [] },
+    phases: [],
+    totals: { total: DOCS, succeeded: DOCS, failed: 0, skipped: 0, running: 0, pending: 0 },
+    updatedAt: new Date().toISOString(),
+  });
+  await store.close();
+  const agentsDir = path.join(root, RUN_ID, 'agents');
+  await mkdir(agentsDir, { recursive: true });
+  for (let i = 0; i < records.length; i += 200) {
+    await Promise.all(
+      records.slice(i, i + 200).map((r) => writeFile(path.join(agentsDir, `${r.phaseId}.${r.taskId}.${r.attempt}.json`), JSON.stringify(r))),
+    );
+  }
+  console.log(`B5 corpus docs=${DOCS} outputs=${mb(bytes).toFixed(1)}MB vocabulary=${words.length} generated+written in ${ms(performance.now() - t0)}`);
+
+  // 2. Rebuild from records (in memory: this is indexing, not disk), with the stall probe.
+  const indexFile = path.join(root, RUN_ID, 'index.json');
+  const phaseTitles = Object.fromEntries(runRecordPhases.map((p) => [p.id, p.title]));
+  const rebuilt = await withStallProbe(() => RunIndex.open({ indexFile, runId: RUN_ID, loadRecords: async () => records, phaseTitles }));
+  const index = rebuilt.value;
+  const rebuildMs = index.openInfo.ms;
+  console.log(`B5 index.rebuild docs=${index.docCount} terms=${index.termCount} time=${ms(rebuildMs)} throughput=${(mb(bytes) / (rebuildMs / 1000)).toFixed(1)}MB/s`);
+  console.log(`B5 index.stall max=${ms(rebuilt.stallMs)} eld.max=${ms(rebuilt.eldMaxMs)} goal<50ms${flag(rebuilt.stallMs < 50)}`);
+
+  // 3. Incremental adds (the owner's path) on a fresh index: per-add cost.
+  {
+    const inc = await RunIndex.open({ indexFile: path.join(root, 'inc.json'), runId: RUN_ID, loadRecords: async () => [] });
+    const n = Math.min(500, DOCS);
+    const t = performance.now();
+    for (let i = 0; i < n; i++) inc.add(records[i]);
+    const per = (performance.now() - t) / n;
+    console.log(`B5 index.add per-doc=${ms(per)} n=${n}`);
+  }
+
+  // 4. Save, then load vs rebuild.
+  const tSave = performance.now();
+  const saved = await withStallProbe(() => index.save());
+  const saveMs = performance.now() - tSave;
+  const size = (await stat(indexFile)).size;
+  console.log(`B5 index.save time=${ms(saveMs)} size=${mb(size).toFixed(1)}MB (${(size / bytes).toFixed(2)}× outputs) stall=${ms(saved.stallMs)}`);
+
+  const latest = new Map(records.map((r) => [`${r.phaseId}/${r.taskId}`, r.attempt]));
+  const loaded = await withStallProbe(() =>
+    RunIndex.open({ indexFile, runId: RUN_ID, loadRecords: async () => records, listAttempts: async () => latest, phaseTitles }),
+  );
+  if (loaded.value.openInfo.source !== 'disk') throw new Error(`expected a load from disk, got ${JSON.stringify(loaded.value.openInfo)}`);
+  console.log(
+    `B5 index.load time=${ms(loaded.value.openInfo.ms)} vs rebuild=${ms(rebuildMs)} (${(rebuildMs / loaded.value.openInfo.ms).toFixed(1)}× faster) stall=${ms(loaded.stallMs)}`,
+  );
+  const tStore = performance.now();
+  const viaStore = await openStoreRunIndex(root, RUN_ID);
+  console.log(`B5 index.load.store time=${ms(performance.now() - tStore)} source=${viaStore.openInfo.source} (reads the agents/ listing for the freshness check)`);
+
+  // 5. Queries on the loaded index (limit 10, snippets included).
+  const pick = () => words[100 + Math.floor(rand() * 4900)]; // mid-frequency words
+  const plain = Array.from({ length: QUERIES }, () => Array.from({ length: 1 + Math.floor(rand() * 3) }, pick).join(' '));
+  const prefix = Array.from({ length: QUERIES }, () => {
+    const w = pick();
+    return w.slice(0, Math.max(3, Math.min(w.length - 1, 3 + Math.floor(rand() * 3))));
+  });
+  const fuzzy = Array.from({ length: QUERIES }, () => {
+    const w = pick();
+    const at = Math.floor(rand() * w.length);
+    return w.slice(0, at) + 'aeiouy'[Math.floor(rand() * 6)] + w.slice(at + 1); // one substitution
+  });
+  const idx = [loaded.value];
+  timeQueries('plain', plain, (q) => search(idx, q));
+  timeQueries('prefix', prefix, (q) => search(idx, q, { prefix: true }));
+  timeQueries('fuzzy', fuzzy, (q) => search(idx, q, { fuzzy: true }));
+  timeQueries('filtered', plain, (q) => search(idx, q, { phaseId: 'p3', status: 'succeeded' }));
+  const common = Array.from({ length: QUERIES }, () => words[Math.floor(rand() * 20)]);
+  timeQueries('common-term', common, (q) => search(idx, q));
+
+  // 6. End to end through the store: cached index, async.
+  clearSearchCache();
+  await searchStore(root, plain[0]);
+  const storeTimes = [];
+  for (const q of plain.slice(0, 200)) {
+    const t = performance.now();
+    await searchStore(root, q);
+    storeTimes.push(performance.now() - t);
+  }
+  storeTimes.sort((a, b) => a - b);
+  console.log(`B5 query.store p50=${ms(percentile(storeTimes, 50))} p95=${ms(percentile(storeTimes, 95))} n=${storeTimes.length} (searchStore, cached index)`);
+
+  const refTimes = [];
+  for (let i = 0; i < 200; i++) {
+    const r = records[Math.floor(rand() * records.length)];
+    const t = performance.now();
+    await readRef(root, `${RUN_ID}/${r.phaseId}/${r.taskId}`);
+    refTimes.push(performance.now() - t);
+  }
+  refTimes.sort((a, b) => a - b);
+  console.log(`B5 readRef p50=${ms(percentile(refTimes, 50))} p95=${ms(percentile(refTimes, 95))} n=200`);
+
+  const heap = process.memoryUsage().heapUsed;
+  console.log(`B5 memory heapUsed=${mb(heap).toFixed(0)}MB (corpus records + two open indexes + store cache)`);
+  console.log(`B5 total time=${((performance.now() - started) / 1000).toFixed(1)}s`);
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
+process.exit(0);
