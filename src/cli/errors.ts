@@ -4,6 +4,7 @@
  */
 import { SpecError } from '../spec/types.js';
 import { StoreError } from '../store/index.js';
+import { SearchError } from '../search/index.js';
 
 /** A mistake in the command line itself. */
 export class UsageError extends Error {
@@ -19,6 +20,7 @@ const USER_STORE_CODES = new Set(['invalid_id', 'unknown_run', 'path_escape']);
 export function exitCodeFor(e: unknown): number {
   if (e instanceof UsageError || e instanceof SpecError) return 2;
   if (e instanceof StoreError && USER_STORE_CODES.has(e.code)) return 2;
+  if (e instanceof SearchError && !e.retryable) return 2;
   return 1;
 }
 

@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { UsageError, exitCodeFor, printError } from './errors.js';
 import { registerRunCommands } from './run.js';
 import { registerInspectCommands } from './inspect.js';
+import { registerMemoryCommands } from './memory.js';
 import { registerServeCommand } from './serve.js';
 
 /** Builds the program; `main` parses argv with it. Exported so tests can drive it in-process. */
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRunCommands(program);
   registerInspectCommands(program);
+  registerMemoryCommands(program);
   registerServeCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
