@@ -109,3 +109,78 @@ export async function stopQuietly(root: string, runId: string): Promise<void> {
   const { requestStop } = await import('../../dist/engine/lifecycle.js');
   await requestStop(root, runId, 10_000).catch(() => {});
 }
+
+/** Options of fixtureRun. */
+export interface FixtureRunOptions {
+  /** Output of each task (default `output of <ref>`); return undefined for a task with no record yet. */
+  output?: (phaseId: string, taskId: string, index: number) => string | undefined;
+  /** Final run status to record (default: leave it `running`, which without an owner reads `interrupted`). */
+  status?: 'completed' | 'failed' | 'stopped';
+  /** Digest per phase id. */
+  digest?: (phaseId: string) => string | undefined;
+  /** report.md content. */
+  report?: string;
+}
+
+/**
+ * Builds a run directory directly through the store, without executing anything: the plan of
+ * `spec`, one succeeded agent record per task, optional digests, status and report.
+ */
+export async function fixtureRun(root: string, spec: Record<string, unknown>, o: FixtureRunOptions = {}): Promise<string> {
+  const { buildPlan } = await import('../../src/spec/index.js');
+  const { createRun } = await import('../../src/engine/lifecycle.js');
+  const { RunStore, SCHEMA_VERSION } = await import('../../src/store/index.js');
+  const plan = buildPlan(spec);
+  const runId = await createRun({ root, plan, cwd: root });
+  const store = await RunStore.open(root, runId);
+  const t = new Date().toISOString();
+  let i = 0;
+  let written = 0;
+  for (const task of plan.tasks) {
+    const output = o.output ? o.output(task.phaseId, task.taskId, i) : `output of ${task.ref}`;
+    i++;
+    if (output === undefined) continue;
+    written++;
+    await store.writeAgentRecord({
+      schemaVersion: SCHEMA_VERSION,
+      runId,
+      phaseId: task.phaseId,
+      taskId: task.taskId,
+      key: task.key,
+      attempt: 1,
+      status: 'succeeded',
+      agent: task.agent,
+      runner: 'command',
+      prompt: task.prompt,
+      output,
+      outputBytes: Buffer.byteLength(output),
+      truncated: false,
+      exitCode: 0,
+      signal: null,
+      stderrTail: '',
+      startedAt: t,
+      endedAt: t,
+      durationMs: 5,
+    });
+  }
+  if (o.status || o.digest) {
+    await store.updateRun((run) => {
+      if (o.status) {
+        run.status = o.status;
+        run.endedAt = t;
+        run.totals = { ...run.totals, succeeded: written, pending: run.totals.total - written };
+        for (const p of run.phases) {
+          p.status = o.status === 'completed' ? 'completed' : 'failed';
+          p.counts = { ...p.counts, succeeded: p.counts.total, pending: 0 };
+        }
+      }
+      if (o.digest) for (const p of run.phases) {
+        const d = o.digest(p.id);
+        if (d !== undefined) p.digest = d;
+      }
+    });
+  }
+  await store.close();
+  if (o.report !== undefined) fs.writeFileSync(path.join(root, runId, 'report.md'), o.report);
+  return runId;
+}
