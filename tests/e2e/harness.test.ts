@@ -61,17 +61,18 @@ type Events = Array<Record<string, unknown>>;
 describe.skipIf(!ENABLED)('real agent CLIs against scripted model servers (FANFOLD_E2E=1)', () => {
   const clis: Partial<Record<'claude' | 'codex' | 'pi', InstalledCli>> = {};
 
-  beforeAll(async () => {
-    // Sequential: three ~170 MB downloads at once only slow each other down.
-    clis.claude = await ensureCli('claude');
-    clis.codex = await ensureCli('codex');
-    clis.pi = await ensureCli('pi');
-  }, 15 * 60_000);
+  // Each group installs only its own CLI (so `-t codex` downloads only codex); installs run one
+  // after another because the groups run in order.
+  const INSTALL_TIMEOUT = 15 * 60_000;
+  const need = (name: 'claude' | 'codex' | 'pi') => async (): Promise<void> => {
+    clis[name] = await ensureCli(name);
+  };
 
   afterAll(() => {
     const lines = Object.entries(timings).map(([k, v]) => {
       const sorted = [...v].sort((a, b) => a - b);
-      const median = sorted[Math.floor(sorted.length / 2)];
+      const mid = Math.floor(sorted.length / 2);
+      const median = sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
       return `  ${k.padEnd(28)} runs=${v.length} first=${v[0]} ms median=${median} ms min=${sorted[0]} ms max=${sorted.at(-1)} ms`;
     });
     console.log(`[fanfold e2e] cold start (spawn → first model request):\n${lines.join('\n')}`);
@@ -79,6 +80,7 @@ describe.skipIf(!ENABLED)('real agent CLIs against scripted model servers (FANFO
 
   // ---------------------------------------------------------------- claude
   describe('claude', () => {
+    beforeAll(need('claude'), INSTALL_TIMEOUT);
     it('reads a file with Read, then returns --json-schema structured output', async () => {
       let notesPath = '';
       const script: AnthropicScript = (body, turn) => {
@@ -204,6 +206,7 @@ describe.skipIf(!ENABLED)('real agent CLIs against scripted model servers (FANFO
 
   // ---------------------------------------------------------------- codex
   describe('codex', () => {
+    beforeAll(need('codex'), INSTALL_TIMEOUT);
     it('reads a file with exec_command, then answers per --output-schema', async () => {
       const script: ResponsesScript = (body, turn) => {
         const names = responsesToolNames(body);
@@ -296,6 +299,7 @@ describe.skipIf(!ENABLED)('real agent CLIs against scripted model servers (FANFO
 
   // ---------------------------------------------------------------- pi
   describe('pi', () => {
+    beforeAll(need('pi'), INSTALL_TIMEOUT);
     const lastAssistant = (events: Events): Record<string, unknown> | undefined =>
       events
         .filter((e) => e.type === 'message_end')
@@ -401,52 +405,60 @@ describe.skipIf(!ENABLED)('real agent CLIs against scripted model servers (FANFO
   });
 
   // ---------------------------------------------------------------- cold start
-  it('cold start: spawn → first model request, 3 runs per CLI', async () => {
-    const anth = await startAnthropicServer(() => 'ok');
-    const resp = await startResponsesServer(() => 'ok');
-    try {
-      for (let i = 0; i < 3; i++) {
-        {
-          const sb = await claudeSandbox({ baseUrl: anth.baseUrl });
-          const before = anth.messageRequests.length;
-          const run = await runCli(clis.claude!.bin, ['-p', 'hi', '--output-format', 'json', '--no-session-persistence'], {
-            cwd: sb.project,
-            env: sb.env,
-          });
-          expect(run.code, describeRun(run)).toBe(0);
-          recordTiming('claude', anth.messageRequests[before]!.receivedAt - run.startedAt);
-          recordTiming('claude (whole run)', run.endedAt - run.startedAt);
-          await sb.cleanup();
+  describe('cold start', () => {
+    beforeAll(async () => {
+      await need('claude')();
+      await need('codex')();
+      await need('pi')();
+    }, 3 * INSTALL_TIMEOUT);
+
+    it('spawn → first model request, 3 runs per CLI', async () => {
+      const anth = await startAnthropicServer(() => 'ok');
+      const resp = await startResponsesServer(() => 'ok');
+      try {
+        for (let i = 0; i < 3; i++) {
+          {
+            const sb = await claudeSandbox({ baseUrl: anth.baseUrl });
+            const before = anth.messageRequests.length;
+            const run = await runCli(clis.claude!.bin, ['-p', 'hi', '--output-format', 'json', '--no-session-persistence'], {
+              cwd: sb.project,
+              env: sb.env,
+            });
+            expect(run.code, describeRun(run)).toBe(0);
+            recordTiming('claude', anth.messageRequests[before]!.receivedAt - run.startedAt);
+            recordTiming('claude (whole run)', run.endedAt - run.startedAt);
+            await sb.cleanup();
+          }
+          {
+            const sb = await codexSandbox({ baseUrl: resp.baseUrl });
+            const before = resp.responseRequests.length;
+            const run = await runCli(
+              clis.codex!.bin,
+              ['exec', '--json', '--skip-git-repo-check', '--ephemeral', '--sandbox', 'read-only', '-C', sb.project, 'hi'],
+              { cwd: sb.project, env: sb.env },
+            );
+            expect(run.code, describeRun(run)).toBe(0);
+            recordTiming('codex', resp.responseRequests[before]!.receivedAt - run.startedAt);
+            recordTiming('codex (whole run)', run.endedAt - run.startedAt);
+            await sb.cleanup();
+          }
+          {
+            const sb = await piSandbox({ baseUrl: anth.baseUrl, api: 'anthropic-messages' });
+            const before = anth.messageRequests.length;
+            const run = await runCli(clis.pi!.bin, ['-p', '--mode', 'json', '--no-session', '--model', sb.modelArg, 'hi'], {
+              cwd: sb.project,
+              env: sb.env,
+            });
+            expect(run.code, describeRun(run)).toBe(0);
+            recordTiming('pi (anthropic-messages)', anth.messageRequests[before]!.receivedAt - run.startedAt);
+            recordTiming('pi (whole run)', run.endedAt - run.startedAt);
+            await sb.cleanup();
+          }
         }
-        {
-          const sb = await codexSandbox({ baseUrl: resp.baseUrl });
-          const before = resp.responseRequests.length;
-          const run = await runCli(
-            clis.codex!.bin,
-            ['exec', '--json', '--skip-git-repo-check', '--ephemeral', '--sandbox', 'read-only', '-C', sb.project, 'hi'],
-            { cwd: sb.project, env: sb.env },
-          );
-          expect(run.code, describeRun(run)).toBe(0);
-          recordTiming('codex', resp.responseRequests[before]!.receivedAt - run.startedAt);
-          recordTiming('codex (whole run)', run.endedAt - run.startedAt);
-          await sb.cleanup();
-        }
-        {
-          const sb = await piSandbox({ baseUrl: anth.baseUrl, api: 'anthropic-messages' });
-          const before = anth.messageRequests.length;
-          const run = await runCli(clis.pi!.bin, ['-p', '--mode', 'json', '--no-session', '--model', sb.modelArg, 'hi'], {
-            cwd: sb.project,
-            env: sb.env,
-          });
-          expect(run.code, describeRun(run)).toBe(0);
-          recordTiming('pi (anthropic-messages)', anth.messageRequests[before]!.receivedAt - run.startedAt);
-          recordTiming('pi (whole run)', run.endedAt - run.startedAt);
-          await sb.cleanup();
-        }
+      } finally {
+        await anth.close();
+        await resp.close();
       }
-    } finally {
-      await anth.close();
-      await resp.close();
-    }
-  }, 180_000);
+    }, 180_000);
+  });
 });

@@ -20,7 +20,8 @@ export function runCli(
   args: string[],
   opts: { cwd: string; env: Record<string, string>; timeoutMs?: number },
 ): Promise<CliRun> {
-  const timeoutMs = opts.timeoutMs ?? 90_000;
+  // Below vitest's 60 s test timeout, so a hung CLI is killed and its output shows in the failure.
+  const timeoutMs = opts.timeoutMs ?? 45_000;
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
     const child = spawn(bin, args, {
