@@ -178,14 +178,17 @@ export class RunStore {
     try {
       await fs.mkdir(path.join(dir, AGENTS_DIR));
       await fs.mkdir(path.join(dir, INPUTS_DIR));
+      const paths = await SafeRoot.open(dir);
+      const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), runFileOpts);
+      const store = new RunStore(runId, paths, adapter, opts);
+      await store.writeRun(run);
+      return store;
     } catch (err) {
-      throw ioError('creating run folders in', dir, err);
+      // Why remove: the exclusive mkdir made this directory ours alone; left half-built it would
+      // block the run id forever and show up as a broken run.
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+      throw ioError('creating run in', dir, err);
     }
-    const paths = await SafeRoot.open(dir);
-    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), runFileOpts);
-    const store = new RunStore(runId, paths, adapter, opts);
-    await store.writeRun(run);
-    return store;
   }
 
   /**
@@ -478,6 +481,19 @@ export class RunStore {
     records.sort(compareAgentRecords);
     unreadable.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
     return { records, unreadable };
+  }
+
+  /**
+   * The agent record files present, parsed from their names only (no file is read), sorted by
+   * phase, task, attempt. Cheap enough to call often, e.g. to see which attempts exist.
+   */
+  async listAgentFiles(): Promise<Array<AgentFileParts & { file: string }>> {
+    const out: Array<AgentFileParts & { file: string }> = [];
+    for (const file of await this.#agentFileNames()) {
+      const parts = parseAgentFileName(file);
+      if (parts) out.push({ ...parts, file });
+    }
+    return out.sort(compareAgentRecords);
   }
 
   /** The next attempt number for a task: 1 + the highest attempt file present (1 when none). */

@@ -10,8 +10,11 @@ export const SCHEMA_VERSION = 1 as const;
 /** Final status of one agent attempt. */
 export type AgentStatus = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
 
-/** Run status. `completed` only when every task succeeded. */
-export type RunStatus = 'running' | 'completed' | 'failed' | 'stopped' | 'interrupted';
+/**
+ * Run status. `completed` only when every task succeeded; `budget_exhausted` when the engine
+ * stopped dispatching because the next agent could cross `limits.budget`.
+ */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'stopped' | 'interrupted' | 'budget_exhausted';
 
 /** A failure that crossed a process or disk boundary: typed, with whether a retry can help. */
 export interface FailureInfo {

@@ -100,13 +100,22 @@ describe('RunStore.create / open', () => {
     expect(ok).toHaveLength(1);
     open.push(ok[0]!.value);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as StoreError).code).toBe('exists');
-    expect((await ok[0]!.value.readRun()).name).toBe(ok[0]!.value === ok[0]!.value ? (await ok[0]!.value.readRun()).name : '');
+    expect((await ok[0]!.value.readRun()).name).toMatch(/^n\d+$/);
+    expect(ls(path.join(root, 'same'))).toEqual(['agents', 'inputs', 'run.json']);
   });
 
   it.each(['../x', '..', '.', '', 'a/b', 'a\0b', '/abs', 'x'.repeat(65), '.plans', 'r\u0430n'])('create refuses run id %j and creates nothing', async (runId) => {
     const root = await tmpDir();
     await expectCode(RunStore.create(root, makeRun(runId)), 'invalid_id');
     expect(ls(root)).toEqual([]);
+  });
+
+  it('a create that fails after making the directory removes it, so the id stays usable', async () => {
+    const root = await tmpDir();
+    const bad = makeRun('half', { elapsedMs: 1n as unknown as number });
+    await expectCode(RunStore.create(root, bad), 'invalid_argument');
+    expect(ls(root)).toEqual([]);
+    await create(root, 'half');
   });
 
   it('create refuses a record of another schema version', async () => {
@@ -453,6 +462,20 @@ describe('agent records', () => {
     expect(unreadable[0]!.error).toMatch(/not valid JSON/);
     expect(unreadable[1]!.error).toMatch(/schemaVersion 2, expected 1/);
     expect(unreadable[3]!.error).toMatch(/not an agent record file name/);
+  });
+
+  it('listAgentFiles lists record names without reading them', async () => {
+    const root = await tmpDir();
+    const s = await create(root);
+    await s.writeAgentRecord(makeAgent('run1', 'map', 'b', 10));
+    await s.writeAgentRecord(makeAgent('run1', 'map', 'b', 2));
+    await fs.writeFile(path.join(s.dir, 'agents', 'map.a.1.json'), 'not even json');
+    await fs.writeFile(path.join(s.dir, 'agents', 'map.a.1.json.1-abc.tmp'), '');
+    expect(await s.listAgentFiles()).toEqual([
+      { phaseId: 'map', taskId: 'a', attempt: 1, file: 'map.a.1.json' },
+      { phaseId: 'map', taskId: 'b', attempt: 2, file: 'map.b.2.json' },
+      { phaseId: 'map', taskId: 'b', attempt: 10, file: 'map.b.10.json' },
+    ]);
   });
 
   it('listAgentRecords on an empty run, and with agents/ removed', async () => {
