@@ -145,12 +145,14 @@ export function callText(tool: string, args: Record<string, unknown>): string {
 export function composeText(head: string[], sections: string[], tail: string[], maxBytes = MAX_ANSWER_BYTES): string {
   const top = head.join('\n');
   const bottom = tail.join('\n');
-  let room = maxBytes - utf8Length(top) - utf8Length(bottom) - 16;
+  const leftOut = '… [more left out to keep the answer within 40 KB]';
+  // Room for the separators and for the left-out note, so adding the note never overflows.
+  let room = maxBytes - utf8Length(top) - utf8Length(bottom) - 16 - utf8Length(leftOut) - 2;
   const middle: string[] = [];
   for (const s of sections) {
     if (!s) continue;
     if (room <= 80) {
-      middle.push('… [more left out to keep the answer within 40 KB]');
+      middle.push(leftOut);
       break;
     }
     const piece = clipBytes(s, room - 2, '\n… [section clipped to keep the answer within 40 KB]');

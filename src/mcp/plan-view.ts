@@ -8,7 +8,9 @@ import { clipBytes, plural } from './answer.js';
 import { approvalReasons } from './approval.js';
 
 /** Most phases listed in a plan summary; the rest are counted. */
-export const MAX_PLAN_PHASES = 100;
+export const MAX_PLAN_PHASES = 50;
+/** Most characters of a phase title listed. */
+const MAX_TITLE_CHARS = 100;
 /** Most critical-path refs listed. */
 const MAX_PATH_REFS = 30;
 /** Most warnings listed. */
@@ -58,7 +60,12 @@ export function summarizePlan(plan: Plan, threshold: number): PlanSummary {
   return {
     name: plan.name,
     ...(plan.goal ? { goal: clipBytes(plan.goal, 2000) } : {}),
-    phases: plan.phases.slice(0, MAX_PLAN_PHASES).map((p) => ({ id: p.id, title: p.title, tasks: p.taskRefs.length, dependsOn: p.dependsOn.slice(0, 50) })),
+    phases: plan.phases.slice(0, MAX_PLAN_PHASES).map((p) => ({
+      id: p.id,
+      title: p.title.length > MAX_TITLE_CHARS ? `${p.title.slice(0, MAX_TITLE_CHARS - 1)}…` : p.title,
+      tasks: p.taskRefs.length,
+      dependsOn: p.dependsOn.slice(0, 20),
+    })),
     phasesOmitted: Math.max(0, plan.phases.length - MAX_PLAN_PHASES),
     agentCount: plan.agentCount,
     criticalPath: {

@@ -26,6 +26,13 @@ export const MAX_DIGEST_BYTES = 8 * 1024;
 /** Most bytes of one phase's digest when listed per phase (`detail: 'phases'`). */
 export const MAX_PHASE_DIGEST_BYTES = 1500;
 /**
+ * Most bytes of all per-phase digests together (`detail: 'phases'`). Why: 50 phases of 1,500
+ * bytes would be 75 KB; each phase gets a fair share of this instead.
+ */
+export const MAX_PHASE_DIGESTS_TOTAL_BYTES = 12 * 1024;
+/** Most characters of a phase title in a row. */
+export const MAX_TITLE_CHARS = 100;
+/**
  * Most bytes of report.md quoted in a status answer. Why 16 KB: with the digest (8 KB), the phase
  * rows and the status lines it stays inside the 40 KB answer cap; the full report is on disk and
  * in the run resource.
@@ -74,11 +81,14 @@ export interface PhaseRow {
 /** Phase rows (at most MAX_PHASE_ROWS) and how many were left out. */
 export function phaseRows(snap: RunSnapshot, withDigests: boolean): { rows: PhaseRow[]; omitted: number } {
   const digests = new Map(snap.run.phases.map((p) => [p.id, p.digest]));
-  const rows = snap.view.phases.slice(0, MAX_PHASE_ROWS).map((p): PhaseRow => {
+  const shown = snap.view.phases.slice(0, MAX_PHASE_ROWS);
+  const withDigest = shown.filter((p) => digests.get(p.id)).length;
+  const share = Math.min(MAX_PHASE_DIGEST_BYTES, Math.floor(MAX_PHASE_DIGESTS_TOTAL_BYTES / Math.max(1, withDigest)));
+  const rows = shown.map((p): PhaseRow => {
     const d = digests.get(p.id);
     return {
       id: p.id,
-      title: p.title,
+      title: clipChars(p.title, MAX_TITLE_CHARS),
       status: p.status,
       total: p.total,
       succeeded: p.succeeded,
@@ -86,7 +96,7 @@ export function phaseRows(snap: RunSnapshot, withDigests: boolean): { rows: Phas
       skipped: p.skipped,
       running: p.running,
       pending: p.pending,
-      ...(withDigests && d ? { digest: clipBytes(d, MAX_PHASE_DIGEST_BYTES) } : {}),
+      ...(withDigests && d ? { digest: clipBytes(d, share) } : {}),
     };
   });
   return { rows, omitted: Math.max(0, snap.view.phases.length - MAX_PHASE_ROWS) };

@@ -138,7 +138,12 @@ describe('workflow_status', () => {
   it("shows running and pending agents of a live run, and failure causes", async () => {
     const c = await conn();
     const runId = await start(c, commandSpec(3, { maxConcurrent: 1, command: sleepy(30) }));
-    const d = dataOf(await call(c.client, 'workflow_status', { runId, detail: 'agents' }));
+    // The owner holds the lease a moment before it dispatches the first agent: poll until it has.
+    let d: any;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      d = dataOf(await call(c.client, 'workflow_status', { runId, detail: 'agents' }));
+      if (d.agentRows.rows[0].status !== 'pending') break;
+    }
     expect(d.status).toBe('running');
     expect(d.agentRows.rows.map((r: any) => r.status)).toEqual(['running', 'pending', 'pending']);
 

@@ -150,8 +150,9 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   const { view, run } = snap;
   const phases = phaseRows(snap, detail === 'phases');
   const digest = joinedDigest(run);
-  // The report is quoted once the run has ended; with detail 'agents' the rows take its room.
-  const report = isFinal(view) && detail !== 'agents' ? await readReportHead(view.dir) : undefined;
+  // The report is quoted in the summary once the run has ended; with detail 'phases' or
+  // 'agents' the per-phase digests or the rows take its room (the path is still given).
+  const report = isFinal(view) && detail === 'summary' ? await readReportHead(view.dir) : undefined;
   const reportPath = isFinal(view) ? `${view.dir}/report.md` : undefined;
   let nextStep = nextStepFor(view);
   if (page?.nextOffset != null) nextStep += ` More agent rows: workflow_status {"runId":"${view.runId}","detail":"agents","offset":${page.nextOffset}}.`;
@@ -179,10 +180,12 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   ];
   const sections = [
     phasesText(phases.rows, phases.omitted),
-    digest ? `Digest:\n${digest}` : '',
+    // With detail 'phases' each phase row carries its digest; the joined one would repeat them.
+    digest && detail !== 'phases' ? `Digest:\n${digest}` : '',
     page ? agentsText(page) : '',
     report ? `Report (${report.clipped ? `first part of ${report.bytes} bytes` : `${report.bytes} bytes`}, ${report.path}):\n${report.text}` : '',
-    isFinal(view) && !report && detail !== 'agents' ? 'Report: none yet (report.md is written when the run ends).' : '',
+    isFinal(view) && !report && detail === 'summary' ? 'Report: none yet (report.md is written when the run ends).' : '',
+    isFinal(view) && detail !== 'summary' ? `Report: ${reportPath} (quoted with detail 'summary').` : '',
   ];
   return okResult(structured, composeText(head, sections, [`Next: ${nextStep}`]));
 }
