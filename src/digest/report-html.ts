@@ -38,6 +38,7 @@ const RUN_COLOURS: Record<string, string> = {
   failed: '#d9453b',
   stopped: '#e8912d',
   interrupted: '#8e5bd0',
+  budget_exhausted: '#b7791f',
 };
 
 const LANE_PX = 14;

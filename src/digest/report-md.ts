@@ -35,7 +35,7 @@ const DIGESTS_MAX_BYTES = 10 * 1024;
 const CAUSE_MAX = 220;
 
 /** Run statuses that mean the run did not run to its end. */
-const CUT_SHORT = new Set(['stopped', 'failed', 'interrupted']);
+const CUT_SHORT = new Set(['stopped', 'failed', 'interrupted', 'budget_exhausted']);
 
 /** Escapes Markdown syntax in untrusted inline text (one line, no HTML, no emphasis, no tables). */
 export function escapeMarkdownInline(text: string): string {
@@ -83,8 +83,12 @@ function statusLines(run: RunRecord, latest: readonly AgentRecord[], planned: nu
       return [`**Status: still running** — this is a snapshot; ${counts.succeeded} of ${planned} tasks have succeeded so far.`];
     case 'stopped':
     case 'failed':
+    case 'budget_exhausted':
     case 'interrupted': {
-      const what = run.status === 'interrupted' ? 'interrupted (the run owner ended without recording an end)' : run.status;
+      const what =
+        run.status === 'interrupted' ? 'interrupted (the run owner ended without recording an end)'
+        : run.status === 'budget_exhausted' ? 'budget exhausted (no agent was started that could cross limits.budget)'
+        : run.status;
       return [
         `**Status: ${what} — the run was cut short.** Reason: ${reason}.`,
         `${counts.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not (results below are partial).`,

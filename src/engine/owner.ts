@@ -135,6 +135,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const latestFile = new Map<string, string>([...latestCurrent].map(([ref, r]) => [ref, store.agentFileName(r.phaseId, r.taskId, r.attempt)]));
     for (const [ref, f] of succeededFile) latestFile.set(ref, f);
 
+    const spend = new Spend(plan.limits.budget);
+    for (const r of records) spend.account(r);
+
     const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? 'succeeded' : 'pending']));
     const running = new Map<string, { ref: string; attempt: number; startedAt: number }>();
     const segmentStart = Date.now();
@@ -207,6 +210,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         resumes: before.resumes + (resuming ? 1 : 0),
         phases: s.phases,
         totals: s.totals,
+        spend: spend.total(),
         updatedAt: now(),
       };
     };
@@ -263,6 +267,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       onFailure: (phaseId) => plan.phases.find((p) => p.id === phaseId)?.onFailure ?? 'stop',
       firstAttempt: (ref) => (maxAttempt.get(ref) ?? 0) + 1,
       signal: stopCtl.signal,
+      admit: () => spend.admit(running.size),
       hooks: {
         onDispatch(task, attempt) {
           state.set(task.ref, 'running');
@@ -359,6 +364,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           ...(result.sessionId ? { sessionId: result.sessionId } : {}),
         };
         const file = await store.writeAgentRecord(rec);
+        spend.account(rec);
         latestFile.set(t.ref, file);
         if (rec.status === 'succeeded') inputs.recordFile(t.ref, file);
         indexRecord(rec);
@@ -387,6 +393,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     if (stopReason?.kind === 'stop') {
       status = 'stopped';
       reason = `stopped by ${stopReason.by}; ${totals.succeeded}/${totals.total} tasks succeeded`;
+    } else if (sched.halted?.by === 'refused') {
+      status = 'budget_exhausted';
+      reason = `${sched.halted.cause}; ${totals.succeeded}/${totals.total} tasks succeeded, every output kept; raise limits.budget and resume to go on`;
     } else if (stopReason?.kind === 'timeout') {
       status = 'failed';
       reason = `run timeout: limits.runTimeout of ${fmtMs(stopReason.afterMs)} reached; ${totals.succeeded}/${totals.total} tasks succeeded`;
@@ -421,6 +430,65 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     opts.signal?.removeEventListener('abort', onOuter);
     await lease.release().catch(() => {});
     await store.close();
+  }
+}
+
+/**
+ * The run's spend against `limits.budget`. Before each dispatch it answers whether one more agent
+ * could cross a ceiling, reserving the expected cost of every agent already running. The expected
+ * cost of one agent is the spec's `perAgentUsd`/`perAgentTokens`, else the most any agent of this
+ * run has cost so far; before anything is known, agents start one at a time.
+ */
+export class Spend {
+  readonly #budget: Plan['limits']['budget'];
+  #usd = 0;
+  #tokens = 0;
+  #maxUsd: number | undefined;
+  #maxTokens: number | undefined;
+
+  constructor(budget: Plan['limits']['budget']) {
+    this.#budget = budget;
+  }
+
+  /** Adds what one attempt cost. */
+  account(r: Pick<AgentRecord, 'costUsd' | 'usage'>): void {
+    if (typeof r.costUsd === 'number' && Number.isFinite(r.costUsd)) {
+      this.#usd += r.costUsd;
+      this.#maxUsd = Math.max(this.#maxUsd ?? 0, r.costUsd);
+    }
+    if (r.usage) {
+      const t = (r.usage.inputTokens ?? 0) + (r.usage.outputTokens ?? 0);
+      this.#tokens += t;
+      this.#maxTokens = Math.max(this.#maxTokens ?? 0, t);
+    }
+  }
+
+  /** Spend so far. */
+  total(): { usd: number; tokens: number } {
+    return { usd: Math.round(this.#usd * 1e6) / 1e6, tokens: this.#tokens };
+  }
+
+  /** `true`: dispatch; `false`: wait for a running agent; a string: stop, with why. */
+  admit(running: number): boolean | string {
+    const b = this.#budget;
+    if (!b) return true;
+    const checks = [
+      { ceiling: b.usd, spent: this.#usd, per: b.perAgentUsd ?? this.#maxUsd, fmt: (n: number) => `$${n.toFixed(2)}`, name: 'usd' },
+      { ceiling: b.tokens, spent: this.#tokens, per: b.perAgentTokens ?? this.#maxTokens, fmt: (n: number) => `${Math.round(n)} tokens`, name: 'tokens' },
+    ];
+    for (const c of checks) {
+      if (c.ceiling === undefined) continue;
+      if (c.spent >= c.ceiling) return `budget spent: ${c.fmt(c.spent)} of limits.budget.${c.name} ${c.fmt(c.ceiling)}`;
+      if (c.per === undefined) {
+        if (running > 0) return false;
+        continue;
+      }
+      if (c.spent + (running + 1) * c.per > c.ceiling) {
+        if (running > 0) return false;
+        return `the next agent (≈ ${c.fmt(c.per)}) could cross limits.budget.${c.name} ${c.fmt(c.ceiling)}; spent ${c.fmt(c.spent)}`;
+      }
+    }
+    return true;
   }
 }
 

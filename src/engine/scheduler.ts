@@ -59,6 +59,12 @@ export interface SchedOptions {
   onFailure: (phaseId: string) => 'stop' | 'continue';
   /** First attempt number per task (resume continues numbering); default 1. */
   firstAttempt?: (ref: string) => number;
+  /**
+   * Asked before each dispatch: `true` to go ahead, `false` to wait until a running attempt
+   * ends, or a reason to stop dispatching (e.g. the next agent could cross the budget). A
+   * refusal halts the pass like a failure does: running attempts finish, nothing new starts.
+   */
+  admit?: (task: SchedTask) => boolean | string;
   /** Runs one attempt. Must settle; should honour `signal` promptly. */
   execute: (task: SchedTask, ctx: { attempt: number; slot: number; signal: AbortSignal }) => Promise<AttemptOutcome>;
   /** Aborting stops dispatch and aborts every running attempt's signal. */
@@ -72,7 +78,7 @@ export interface SchedOptions {
 export interface SchedResult {
   final: Map<string, TaskFinal>;
   /** Why dispatch stopped early, if it did. */
-  halted?: { by: 'failure' | 'abort'; cause: string };
+  halted?: { by: 'failure' | 'abort' | 'refused'; cause: string };
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -195,6 +201,16 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   function pump() {
     while (!halted && running < maxConcurrent && ready.length > 0) {
       const task = takeNext()!;
+      const verdict = opts.admit ? opts.admit(task) : true;
+      if (verdict !== true) {
+        ready.push(task);
+        // `false` means "not now": a running attempt's end will pump again. With nothing
+        // running there is nothing to wait for, so it becomes a refusal.
+        if (verdict === false && running > 0) break;
+        halted = { by: 'refused', cause: verdict === false ? `dispatch of ${task.ref} refused` : verdict };
+        sleeps.abort('refused');
+        break;
+      }
       const slot = freeSlots.pop()!;
       const attempt = attemptOf.get(task.ref) ?? opts.firstAttempt?.(task.ref) ?? 1;
       attemptOf.set(task.ref, attempt);

@@ -27,12 +27,14 @@ export interface RunStatusView {
   elapsedMs: number;
   /** Run directory. */
   dir: string;
+  /** What the agents cost so far, as their CLIs reported it. */
+  spend?: { usd: number; tokens: number };
   /** The owner, while one holds the lease. */
   owner?: { pid: number; host: string; heartbeatAgeMs: number };
 }
 
 /** Terminal run statuses. */
-export const TERMINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted']);
+export const TERMINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted', 'budget_exhausted']);
 
 /** Reads a run's status, deriving `interrupted` from a dead owner. */
 export async function readStatus(root: string, runId: string): Promise<RunStatusView> {
@@ -80,6 +82,7 @@ export function statusView(
     endedAt: run.endedAt ?? null,
     elapsedMs,
     dir,
+    ...(run.spend ? { spend: run.spend } : {}),
     ...(lease ? { owner: { pid: lease.pid, host: lease.host, heartbeatAgeMs: Date.now() - Date.parse(lease.heartbeatAt) } } : {}),
   };
 }

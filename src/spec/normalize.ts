@@ -68,6 +68,7 @@ function toLimits(l: WorkflowSpec['limits']): Limits {
     retryBackoffMs: msOf(l.retryBackoff),
     maxOutputBytes: l.maxOutputBytes,
     maxContextBytes: l.maxContextBytes,
+    ...(l.budget ? { budget: { ...l.budget } } : {}),
   };
 }
 

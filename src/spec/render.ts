@@ -5,6 +5,7 @@
  */
 import { formatDuration } from './duration.js';
 import { clip } from './suggest.js';
+import { estimatePlan, renderEstimate } from './estimate.js';
 import type { Plan } from './types.js';
 
 /** Most phases listed; the rest are counted. */
@@ -69,6 +70,7 @@ export function renderPlan(plan: Plan): string {
   lines.push(`Total: ${plural(plan.tasks.length, 'task')} (${plural(plan.agentCount, 'agent')} at least)`);
   const cp = plan.criticalPath;
   lines.push(`Critical path: ${plural(cp.length, 'task')}${cp.refs.length > 0 ? `: ${pathText(cp.refs)}` : ''}`);
+  if (plan.limits.budget) lines.push(`Estimate: ${renderEstimate(estimatePlan(plan))}`);
   if (plan.warnings.length > 0) {
     lines.push(`Warnings (${plan.warnings.length}):`);
     for (const w of plan.warnings.slice(0, MAX_WARNINGS)) lines.push(`  - ${clip(w, 300)}`);

@@ -68,6 +68,18 @@ export const LimitsSchema = z.strictObject({
   retryBackoff: durationSchema(0).default('1s'),
   maxOutputBytes: intRange(1024, 64 * 1024 * 1024).default(262_144),
   maxContextBytes: intRange(1024, 64 * 1024 * 1024).default(65_536),
+  budget: z
+    .strictObject({
+      /** Ceiling on the run's total cost in US dollars (as agent CLIs report it). */
+      usd: z.number().positive().optional(),
+      /** Ceiling on the run's total tokens (input + output). */
+      tokens: z.number().int().positive().optional(),
+      /** Expected cost of one agent, for the plan's estimate and dispatch decisions. */
+      perAgentUsd: z.number().positive().optional(),
+      /** Expected tokens of one agent. */
+      perAgentTokens: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 
 /** `defaults`: the agent a task gets when neither it nor its phase names one, and the runner an

@@ -52,6 +52,16 @@ export interface Limits {
   maxOutputBytes: number;
   /** Cap on the JSON handed to a child in FANFOLD_CONTEXT_FILE (default 64 KiB). */
   maxContextBytes: number;
+  /** Spending ceilings; the engine dispatches nothing that could cross them. */
+  budget?: Budget;
+}
+
+/** `limits.budget`: ceilings and the per-agent expectation used to plan against them. */
+export interface Budget {
+  usd?: number;
+  tokens?: number;
+  perAgentUsd?: number;
+  perAgentTokens?: number;
 }
 
 /** One phase of the plan, in declaration order. */

@@ -116,6 +116,8 @@ export interface RunRecord {
   plan: Plan;
   phases: PhaseState[];
   totals: Counts;
+  /** What the run's agents cost so far, as their CLIs reported it (all attempts, all segments). */
+  spend?: { usd: number; tokens: number };
   updatedAt: string;
 }
 
