@@ -42,8 +42,11 @@ export class TaskInputs {
     return this.#files.get(ref);
   }
 
-  /** Writes the prompt and context files of one attempt and returns them. */
-  async prepare(task: PlanTask, attempt: number): Promise<PreparedInputs> {
+  /**
+   * Writes the prompt and context files of one attempt and returns them. `feedback` (why the
+   * previous attempt's answer was refused, e.g. schema validation errors) is appended to the prompt.
+   */
+  async prepare(task: PlanTask, attempt: number, feedback?: string): Promise<PreparedInputs> {
     const deps = [];
     for (const ref of task.deps) {
       const file = this.#files.get(ref);
@@ -57,7 +60,8 @@ export class TaskInputs {
       const d = await this.#digestOf(p);
       if (d !== undefined) digests[p] = d;
     }
-    const prompt = renderPrompt(task.prompt, { digests, deps: depPhases });
+    let prompt = renderPrompt(task.prompt, { digests, deps: depPhases });
+    if (feedback) prompt += `\n\n---\nYour previous answer (attempt ${attempt - 1}) was refused:\n${feedback.slice(0, 4000)}\nAnswer again, fixing exactly that.\n`;
     const base = `${task.phaseId}.${task.taskId}.${attempt}`;
     const promptFile = await this.#store.writeInput(`${base}.prompt.txt`, prompt);
     const contextFile = await this.#store.writeInput(

@@ -257,6 +257,11 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     }, { once: true });
 
     const phaseStarted = new Set<string>();
+    /** Why the last attempt of a task was refused, when the next attempt should be told. */
+    const feedback = new Map<string, string>();
+    for (const r of latestCurrent.values()) {
+      if (r.error?.type === 'invalid_structured_output') feedback.set(`${r.phaseId}/${r.taskId}`, r.error.message);
+    }
     const runnerFor = opts.runners ?? getRunner;
     const sched = await runDag({
       tasks: plan.tasks as SchedTask[],
@@ -310,7 +315,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       execute: async (task, { attempt, slot, signal }) => {
         const t = taskByRef.get(task.ref)!;
         const agent = plan.agents[t.agent]!;
-        const prepared = await inputs.prepare(t, attempt);
+        const prepared = await inputs.prepare(t, attempt, feedback.get(t.ref));
         const startedAt = new Date();
         await journal({ type: 'agent.started', t: startedAt.toISOString(), ref: t.ref, key: t.key, attempt, slot });
         let result: RunnerResult;
@@ -365,6 +370,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         };
         const file = await store.writeAgentRecord(rec);
         spend.account(rec);
+        // Invalid structured output is retried with the validation errors fed back (bounded by retries).
+        if (rec.error?.type === 'invalid_structured_output') feedback.set(t.ref, rec.error.message);
+        else feedback.delete(t.ref);
         latestFile.set(t.ref, file);
         if (rec.status === 'succeeded') inputs.recordFile(t.ref, file);
         indexRecord(rec);
