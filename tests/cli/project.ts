@@ -153,11 +153,17 @@ export function intervals(journal: any[]): Interval[] {
 
 /**
  * Sweeps the journal's intervals in time order (a finish before a start at the same millisecond,
- * the conservative reading) and reports the peak number of agents running, and the longest
- * stretch during which fewer than `cap` agents ran while some task whose dependencies had all
- * finished was waiting to start. `deps` maps each ref to the refs it waits for.
+ * the conservative reading). Reports the peak number of agents running, and the dispatch latency
+ * seen from outside: at each event after which fewer than `cap` agents run while some task whose
+ * dependencies have all finished waits, the time until the next `agent.started` — the longest such
+ * wait (`longestWaitMs`, from `waitFrom`), and the longest merged stretch of such states
+ * (`longestIdleStretchMs`, several back-to-back dispatches). `deps` maps each ref to its deps.
  */
-export function sweep(iv: Interval[], deps: Map<string, string[]>, cap: number): { peak: number; longestIdleWithReadyMs: number; idleAt?: number } {
+export function sweep(
+  iv: Interval[],
+  deps: Map<string, string[]>,
+  cap: number,
+): { peak: number; longestWaitMs: number; waitFrom?: number; longestIdleStretchMs: number } {
   type Ev = { t: number; kind: 0 | 1; ref: string };
   const evs: Ev[] = [];
   for (const i of iv) {
@@ -170,8 +176,9 @@ export function sweep(iv: Interval[], deps: Map<string, string[]>, cap: number):
   let running = 0;
   let peak = 0;
   let idleSince: number | undefined;
-  let longest = 0;
-  let idleAt: number | undefined;
+  let stretch = 0;
+  let longestWait = 0;
+  let waitFrom: number | undefined;
   const readyWaiting = () => {
     for (const [ref, ds] of deps) if (!started.has(ref) && ds.every((d) => finished.has(d))) return true;
     return false;
@@ -189,14 +196,18 @@ export function sweep(iv: Interval[], deps: Map<string, string[]>, cap: number):
     // Only judge the state once every event at this instant has been applied.
     if (k + 1 < evs.length && evs[k + 1]!.t === e.t) continue;
     const idle = running < cap && readyWaiting();
-    if (idle && idleSince === undefined) idleSince = e.t;
-    if (!idle && idleSince !== undefined) {
-      if (e.t - idleSince > longest) {
-        longest = e.t - idleSince;
-        idleAt = idleSince;
+    if (idle) {
+      const next = evs.slice(k + 1).find((x) => x.kind === 1);
+      const wait = (next?.t ?? Infinity) - e.t;
+      if (wait > longestWait) {
+        longestWait = wait;
+        waitFrom = e.t;
       }
+      idleSince ??= e.t;
+    } else if (idleSince !== undefined) {
+      stretch = Math.max(stretch, e.t - idleSince);
       idleSince = undefined;
     }
   }
-  return { peak, longestIdleWithReadyMs: longest, ...(idleAt !== undefined ? { idleAt } : {}) };
+  return { peak, longestWaitMs: longestWait, longestIdleStretchMs: stretch, ...(waitFrom !== undefined ? { waitFrom } : {}) };
 }
