@@ -39,7 +39,7 @@ export function createServer(deps: ServerDeps): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, version: SERVER_VERSION, title: 'fanfold — dynamic workflows' },
     {
-      capabilities: { tools: {}, resources: {}, ...(ctx.child ? {} : { prompts: {} }), logging: {} },
+      capabilities: { tools: {}, resources: {}, ...(ctx.child ? {} : { prompts: {} }) },
       instructions: ctx.child ? CHILD_INSTRUCTIONS : INSTRUCTIONS,
       maxToolInputElements: MAX_TOOL_INPUT_ELEMENTS,
     },

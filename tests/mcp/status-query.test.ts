@@ -133,6 +133,9 @@ describe('workflow_status', () => {
     expect(p2.agentRows.rows).toHaveLength(10);
     expect(p2.agentRows.nextOffset).toBeNull();
     expect(p2.agentRows.rows[9].taskId).toBe('t59');
+    const past = await call(c.client, 'workflow_status', { runId, detail: 'agents', offset: 61 });
+    expect(past.isError).toBe(true);
+    expect(textOf(past)).toMatch(/offset 61 is past the last agent: run \S+ has 60/);
   });
 
   it("shows running and pending agents of a live run, and failure causes", async () => {

@@ -7,7 +7,7 @@ import * as z from 'zod';
 import { assertId } from '../../store/index.js';
 import { composeText, okResult } from '../answer.js';
 import type { ToolContext } from '../context.js';
-import { toolError } from '../errors.js';
+import { ToolInputError, toolError } from '../errors.js';
 import {
   AGENT_PAGE_SIZE,
   agentPage,
@@ -137,6 +137,10 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
         }
         const snap = await readRunSnapshot(ctx.root, runId);
         const detail = args.detail ?? 'summary';
+        const tasks = snap.run.plan.tasks.length;
+        if (args.offset !== undefined && detail === 'agents' && args.offset > tasks) {
+          throw new ToolInputError(`offset ${args.offset} is past the last agent: run ${runId} has ${tasks}; use an offset from 0 to ${Math.max(0, tasks - 1)}.`);
+        }
         const page = detail === 'agents' ? await agentPage(ctx.root, snap, args.offset ?? 0) : undefined;
         return await statusAnswer(snap, detail, page, waitedMs);
       } catch (err) {
