@@ -10,6 +10,7 @@ import { registerRunCommands } from './run.js';
 import { registerInspectCommands } from './inspect.js';
 import { registerMemoryCommands } from './memory.js';
 import { registerServeCommand } from './serve.js';
+import { registerInstallCommand } from './install.js';
 
 /** Builds the program; `main` parses argv with it. Exported so tests can drive it in-process. */
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerInspectCommands(program);
   registerMemoryCommands(program);
   registerServeCommand(program);
+  registerInstallCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

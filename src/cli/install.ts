@@ -1,0 +1,117 @@
+/**
+ * `fanfold install claude|codex`: one command to use fanfold from a host — the MCP server entry,
+ * the skill and the `/workflow` slash command. Idempotent (a second run changes nothing and says
+ * so), never touches other entries, and `--dry-run` shows the changes without writing.
+ */
+import type { Command } from 'commander';
+import {
+  CLAUDE_SCOPES,
+  LAUNCHERS,
+  applyChanges,
+  hasWrites,
+  packageRoot,
+  planClaudeInstall,
+  planCodexInstall,
+  renderChanges,
+  serverCommand,
+  tildify,
+  type ClaudeScope,
+  type InstallPlan,
+  type Launcher,
+} from '../install/index.js';
+import { UsageError } from './errors.js';
+import { printJson } from './shared.js';
+
+interface CommonOptions {
+  dryRun?: boolean;
+  launcher?: string;
+  json?: boolean;
+}
+
+function launcherOf(v: string | undefined): Launcher {
+  const l = v ?? 'absolute';
+  if (!(LAUNCHERS as readonly string[]).includes(l)) throw new UsageError(`--launcher: expected one of ${LAUNCHERS.join(', ')}, got '${l}'`);
+  return l as Launcher;
+}
+
+const HOST_NAMES = { claude: 'Claude Code', codex: 'Codex' } as const;
+
+/** Shows the plan, applies it unless dry-run, and says what changed. */
+async function finish(plan: InstallPlan, o: CommonOptions): Promise<void> {
+  const writes = hasWrites(plan.changes);
+  if (writes && !o.dryRun) await applyChanges(plan.changes);
+  if (o.json) {
+    printJson({
+      host: plan.host,
+      scope: plan.scope,
+      dryRun: o.dryRun === true,
+      changed: writes && !o.dryRun,
+      server: plan.server,
+      changes: plan.changes.map((c) => ({ path: c.path, ...(c.target !== c.path ? { target: c.target } : {}), action: c.action, what: c.what, ...(c.note ? { note: c.note } : {}) })),
+      notes: plan.notes,
+      nextSteps: plan.nextSteps,
+    });
+    return;
+  }
+  const where = `${HOST_NAMES[plan.host]}${plan.host === 'claude' ? ` (${plan.scope} scope)` : ''}`;
+  const out: string[] = [];
+  if (!writes) out.push(`fanfold is already installed for ${where}: nothing to change.`);
+  else if (o.dryRun) out.push(`fanfold install ${plan.host} — dry run, nothing written. These changes would be made:`);
+  else out.push(`Installed fanfold for ${where}:`);
+  out.push(...renderChanges(plan.changes, plan.home));
+  out.push(`  server: ${[plan.server.command, ...plan.server.args].map((a) => tildify(a, plan.home)).join(' ')}`);
+  for (const n of plan.notes) out.push(`note: ${n}`);
+  if (o.dryRun && writes) out.push('Run again without --dry-run to apply.');
+  else if (writes) {
+    out.push('Next:');
+    for (const s of plan.nextSteps) out.push(`  - ${s}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+/** Registers `install claude` and `install codex`. */
+export function registerInstallCommand(program: Command): void {
+  const install = program
+    .command('install')
+    .description('use fanfold from Claude Code or Codex: register the MCP server, install the skill and /workflow');
+
+  install
+    .command('claude')
+    .description('register fanfold with Claude Code (user or project scope), with the skill and the /workflow command')
+    .option('--scope <scope>', `where: ${CLAUDE_SCOPES.join(' or ')} (user: every project; project: .mcp.json and .claude/ here)`, 'user')
+    .option('--dry-run', 'show the changes, write nothing')
+    .option('--launcher <how>', "how the host starts the server: 'absolute' (this node + this package's path) or 'path' (fanfold on PATH)", 'absolute')
+    .option('--json', 'print what was done as JSON')
+    .action(async (o: CommonOptions & { scope: string }) => {
+      if (!(CLAUDE_SCOPES as readonly string[]).includes(o.scope)) throw new UsageError(`--scope: expected one of ${CLAUDE_SCOPES.join(', ')}, got '${o.scope}'`);
+      const root = packageRoot();
+      const plan = await planClaudeInstall({
+        scope: o.scope as ClaudeScope,
+        cwd: process.cwd(),
+        env: process.env,
+        packageRoot: root,
+        server: serverCommand({ launcher: launcherOf(o.launcher), packageRoot: root }),
+      });
+      await finish(plan, o);
+    });
+
+  install
+    .command('codex')
+    .description('register fanfold in Codex (~/.codex/config.toml, or $CODEX_HOME) and install the skill (~/.agents/skills)')
+    .option('--dry-run', 'show the changes, write nothing')
+    .option('--launcher <how>', "how the host starts the server: 'absolute' (this node + this package's path) or 'path' (fanfold on PATH)", 'absolute')
+    .option('--legacy-skills', 'also copy the skill to $CODEX_HOME/skills, for Codex builds that do not read ~/.agents/skills')
+    .option('--json', 'print what was done as JSON')
+    .action(async (o: CommonOptions & { legacySkills?: boolean }) => {
+      const root = packageRoot();
+      const plan = await planCodexInstall({
+        env: process.env,
+        packageRoot: root,
+        server: serverCommand({ launcher: launcherOf(o.launcher), packageRoot: root }),
+        legacySkills: o.legacySkills === true,
+      });
+      await finish(plan, o);
+    });
+  for (const cmd of install.commands) cmd.exitOverride();
+  install.exitOverride();
+}
