@@ -4,6 +4,7 @@
  */
 import type { FailureInfo } from '../store/types.js';
 import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
+import { checkStructured, invalid } from './structured.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
 /** Construction options of `CommandRunner`; defaults come from `process`. */
@@ -71,7 +72,15 @@ export class CommandRunner implements Runner {
       ...(this.#killGraceMs !== undefined ? { killGraceMs: this.#killGraceMs } : {}),
       ...(this.#stderrTailBytes !== undefined ? { stderrTailBytes: this.#stderrTailBytes } : {}),
     });
-    return toRunnerResult(result, input.timeoutMs);
+    const out = toRunnerResult(result, input.timeoutMs);
+    if (!input.schema || out.status !== 'succeeded') return out;
+    // A task schema: the output (whole, or its ```json block) must be JSON matching it.
+    const { structured: _loose, ...rest } = out;
+    if (out.truncated) {
+      return { ...rest, status: 'failed', error: invalid(`the output was cut at ${input.maxOutputBytes} bytes (limits.maxOutputBytes), so its JSON cannot be checked`) };
+    }
+    const check = checkStructured(input.schema, out.output);
+    return check.ok ? { ...rest, structured: check.value } : { ...rest, status: 'failed', error: check.error };
   }
 }
 

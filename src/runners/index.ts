@@ -2,15 +2,18 @@
  * The runner registry: one factory per runner kind. Adding a runner is one line in `FACTORIES`.
  */
 import type { RunnerKind } from '../spec/types.js';
+import { ClaudeRunner } from './claude.js';
+import { CodexRunner } from './codex.js';
 import { CommandRunner } from './command.js';
+import { PiRunner } from './pi.js';
 import type { Runner } from './types.js';
 
 /** Factory of each runner kind; `undefined` marks a kind that is planned but not built yet. */
 const FACTORIES: Record<RunnerKind, (() => Runner) | undefined> = {
   command: () => new CommandRunner(),
-  claude: undefined,
-  codex: undefined,
-  pi: undefined,
+  claude: () => new ClaudeRunner(),
+  codex: () => new CodexRunner(),
+  pi: () => new PiRunner(),
 };
 
 /** Runner instances, created on first use (runners hold no per-attempt state). */
@@ -56,6 +59,20 @@ export function isRunnerAvailable(kind: string): boolean {
 
 export type { Runner, RunnerInput, RunnerResult } from './types.js';
 export { CommandRunner, type CommandRunnerOptions } from './command.js';
+export { ClaudeRunner } from './claude.js';
+export { CodexRunner } from './codex.js';
+export { PiRunner } from './pi.js';
+export {
+  AGENT_CLIS,
+  findExecutable,
+  installHint,
+  isCliInstalled,
+  resolveBin,
+  type AgentCliKind,
+  type AgentCliRunnerOptions,
+} from './agent-cli.js';
+export { checkStructured, compileSchema, extractJson, INVALID_STRUCTURED_OUTPUT, type JsonSchema } from './structured.js';
+export { defaultRunner, loadProfiles, parseProfile, type Profile, type ProfileSet } from './profiles.js';
 export { formatDuration, lastStderrLine, parseWholeJson, processFailure, toRunnerResult } from './command.js';
 export {
   activeProcessGroups,

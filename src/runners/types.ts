@@ -26,6 +26,24 @@ export interface RunnerInput {
   signal: AbortSignal;
   /** Extra environment for the child, over the parent's (after scrubbing). */
   env?: Record<string, string>;
+  /**
+   * JSON Schema the answer must match (the task's `schema`). Claude gets it as `--json-schema`,
+   * Codex as `--output-schema`; Pi and `command` answers are parsed from their final text. An
+   * answer that does not parse or match fails with `error.type = 'invalid_structured_output'`.
+   */
+  schema?: Record<string, unknown>;
+  /**
+   * Why the previous attempt's answer was rejected (e.g. the validation errors of an
+   * `invalid_structured_output` failure). Agent runners append it to the prompt so the model can
+   * correct itself; the `command` runner ignores it.
+   */
+  feedback?: string;
+  /**
+   * An MCP server the agent may call (fanfold's read-only `serve --child`): Claude gets it through
+   * `--mcp-config`, Codex through `-c mcp_servers.fanfold.*`; Pi has no MCP support and ignores it.
+   * Its tools are pre-approved so calls are never refused.
+   */
+  mcp?: { command: string; args: string[] };
 }
 
 /** What a runner returns; never throws for a child's failure. */

@@ -13,6 +13,8 @@ export {
   DefaultsSchema,
   RUNNER_KINDS,
   MAX_PROMPT_CHARS,
+  MAX_SCHEMA_CHARS,
+  JsonSchemaSpec,
   type WorkflowSpec,
   type WorkflowSpecInput,
   type AgentSpec,

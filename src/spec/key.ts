@@ -38,6 +38,8 @@ export interface TaskKeyInput {
   agent: AgentDef;
   /** Dependencies: their refs and keys (any order; sorted by ref here). */
   deps: ReadonlyArray<{ ref: string; key: string }>;
+  /** JSON Schema of the answer; absent leaves the key as it was before schemas existed. */
+  schema?: Record<string, unknown>;
 }
 
 /** The content key of a task: first KEY_LENGTH hex chars of sha256 over its canonical JSON. */
@@ -52,6 +54,8 @@ export function taskKey(input: TaskKeyInput): string {
     prompt: input.prompt,
     agent: input.agent,
     deps,
+    // undefined members are dropped by canonicalJson: keys of tasks without a schema are unchanged.
+    schema: input.schema,
   });
   return createHash('sha256').update(body, 'utf8').digest('hex').slice(0, KEY_LENGTH);
 }

@@ -83,6 +83,8 @@ interface Draft {
   agent: string | undefined;
   /** Refs named by the task's own dependsOn (resolved, known, deduplicated). */
   taskDeps: string[];
+  /** The task's schema, else its phase's. */
+  schema: Record<string, unknown> | undefined;
 }
 
 /** Explains why a task dependency names nothing, with a suggestion when one is close. */
@@ -202,7 +204,7 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         }
       });
       drafts.push({ ref: taskRef(phase.id, task.id), phaseIndex: i, taskIndex: k, phaseId: phase.id,
-        taskId: task.id, prompt: task.prompt, agent, taskDeps });
+        taskId: task.id, prompt: task.prompt, agent, taskDeps, schema: task.schema ?? phase.schema });
     });
     if (agentless.length > 0) {
       const defined = agents.definedNames;
@@ -282,9 +284,12 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       prompt: d.prompt,
       agent,
       deps: deps.map((r) => ({ ref: r, key: keys.get(r)! })),
+      ...(d.schema !== undefined ? { schema: d.schema } : {}),
     });
     keys.set(ref, key);
-    return { ref, phaseId: d.phaseId, taskId: d.taskId, prompt: d.prompt, agent: agent.name, deps: [...deps], key };
+    const task: PlanTask = { ref, phaseId: d.phaseId, taskId: d.taskId, prompt: d.prompt, agent: agent.name, deps: [...deps], key };
+    if (d.schema !== undefined) task.schema = d.schema;
+    return task;
   });
 
   const phases: PlanPhase[] = spec.phases.map((p) => {

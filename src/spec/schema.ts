@@ -127,6 +127,25 @@ export const AgentSpecSchema = z.strictObject({
     .optional(),
 });
 
+/** Longest task schema accepted, as JSON text (characters). */
+export const MAX_SCHEMA_CHARS = 64 * 1024;
+
+/**
+ * A task's `schema`: the JSON Schema its answer must match (structured output). Only its shape is
+ * checked here; whether it compiles is checked where plans are built (engine/plan-file.ts).
+ */
+export const JsonSchemaSpec = z
+  .record(z.string(), z.unknown(), {
+    error: (iss) =>
+      `expected a JSON Schema object (e.g. {type: object, properties: {...}, required: [...]}), got ${describeValue(iss.input)}`,
+  })
+  .superRefine((value, ctx) => {
+    const size = JSON.stringify(value).length;
+    if (size > MAX_SCHEMA_CHARS) {
+      ctx.addIssue({ code: 'custom', message: `expected a schema of at most ${MAX_SCHEMA_CHARS} characters as JSON, got ${size}` });
+    }
+  });
+
 /** One task of a phase: one agent run. */
 export const TaskSpecSchema = z.strictObject({
   id: idSchema,
@@ -141,6 +160,8 @@ export const TaskSpecSchema = z.strictObject({
     )
     .max(MAX_LIST)
     .optional(),
+  /** JSON Schema of the task's structured answer (overrides the phase's). */
+  schema: JsonSchemaSpec.optional(),
 });
 
 /** One phase: a group of tasks that run in parallel once the phases they depend on are done. */
@@ -153,6 +174,8 @@ export const PhaseSpecSchema = z.strictObject({
   onFailure: z.enum(['stop', 'continue']).default('stop'),
   final: z.boolean().optional(),
   summarize: z.strictObject({ agent: idSchema }).optional(),
+  /** JSON Schema every task of the phase answers with, unless the task has its own. */
+  schema: JsonSchemaSpec.optional(),
   // No upper bound here on purpose: a long list is refused by the limits.maxAgents check, whose
   // message says how many tasks were planned and what to do.
   tasks: z.array(TaskSpecSchema).min(1),

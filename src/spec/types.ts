@@ -91,6 +91,8 @@ export interface PlanTask {
   agent: string;
   /** Direct dependencies as refs: phase-level edges expanded to tasks, plus task-level edges. */
   deps: string[];
+  /** JSON Schema the task's answer must match (the task's, else its phase's `schema`). */
+  schema?: Record<string, unknown>;
   /**
    * Content key: hash of phase, task, prompt, resolved agent and the keys of its dependencies.
    * Never derived from time or randomness. A succeeded record with this key is reused on resume.

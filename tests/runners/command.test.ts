@@ -287,12 +287,12 @@ describe('runner registry', () => {
     expect(getRunner('command')).toBe(runner);
   });
 
-  it('says which runners are not available yet', () => {
+  it('has a runner for every kind', () => {
     for (const kind of ['claude', 'codex', 'pi'] as const) {
-      expect(() => getRunner(kind)).toThrow(`runner '${kind}' is not available yet`);
-      expect(isRunnerAvailable(kind)).toBe(false);
+      expect(getRunner(kind).kind).toBe(kind);
+      expect(isRunnerAvailable(kind)).toBe(true);
     }
-    expect(availableRunnerKinds()).toEqual(['command']);
+    expect(availableRunnerKinds()).toEqual(['command', 'claude', 'codex', 'pi']);
   });
 
   it('rejects an unknown kind', () => {

@@ -1,0 +1,363 @@
+/**
+ * What the three agent-CLI runners (claude, codex, pi) share: finding the executable, building the
+ * child's env, running it over the process plumbing with its stdout parsed line by line, a turn
+ * cap enforced from the outside where the CLI has none, and turning whatever happened into one
+ * RunnerResult (structured output checked, output bounded, every failure typed with a cause a
+ * person can act on and whether a retry can help).
+ *
+ * Each CLI module supplies a `CliDriver`: pure argv building and a line parser. Those are what
+ * the unit tests exercise against recorded real outputs; this file is the glue.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AgentDef } from '../spec/types.js';
+import type { FailureInfo, Usage } from '../store/types.js';
+import { cutUtf8 } from './buffers.js';
+import { formatDuration, lastStderrLine, parseWholeJson, processFailure } from './command.js';
+import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
+import { checkStructured, type JsonSchema } from './structured.js';
+import type { RunnerInput, RunnerResult } from './types.js';
+
+/** The agent CLIs fanfold drives. */
+export type AgentCliKind = 'claude' | 'codex' | 'pi';
+
+/** How to find and install each CLI. */
+export const AGENT_CLIS: Readonly<Record<AgentCliKind, { bin: string; binEnv: string; pkg: string; title: string }>> = {
+  claude: { bin: 'claude', binEnv: 'FANFOLD_CLAUDE_BIN', pkg: '@anthropic-ai/claude-code', title: 'Claude Code' },
+  codex: { bin: 'codex', binEnv: 'FANFOLD_CODEX_BIN', pkg: '@openai/codex', title: 'Codex' },
+  pi: { bin: 'pi', binEnv: 'FANFOLD_PI_BIN', pkg: '@mariozechner/pi-coding-agent', title: 'Pi' },
+};
+
+/** Longest argv element Linux accepts (MAX_ARG_STRLEN, 32 pages). */
+export const MAX_ARG_BYTES = 128 * 1024;
+
+/** The executable of `kind`: `$FANFOLD_<KIND>_BIN` when set, else its usual name (on PATH). */
+export function resolveBin(kind: AgentCliKind, env: NodeJS.ProcessEnv): { bin: string; fromEnv: boolean } {
+  const override = env[AGENT_CLIS[kind].binEnv]?.trim();
+  return override ? { bin: override, fromEnv: true } : { bin: AGENT_CLIS[kind].bin, fromEnv: false };
+}
+
+/**
+ * The full path of `name` if it is an executable file: as given when it contains a `/`, else the
+ * first match on `env.PATH`. Used to pick a default runner and to explain a missing CLI.
+ */
+export function findExecutable(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const isExec = (p: string): boolean => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (name.includes('/')) return isExec(name) ? path.resolve(name) : undefined;
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (dir === '') continue;
+    const p = path.join(dir, name);
+    if (isExec(p)) return p;
+  }
+  return undefined;
+}
+
+/** Whether the CLI of `kind` can be started with this env (override or PATH). */
+export function isCliInstalled(kind: AgentCliKind, env: NodeJS.ProcessEnv): boolean {
+  return findExecutable(resolveBin(kind, env).bin, env) !== undefined;
+}
+
+/** The sentence that tells a person how to get the CLI of `kind`. */
+export function installHint(kind: AgentCliKind): string {
+  const c = AGENT_CLIS[kind];
+  return `install it: npm i -g ${c.pkg} (or set ${c.binEnv} to the path of its executable)`;
+}
+
+/** What a CLI module builds for one attempt. */
+export interface Invocation {
+  /** argv without the executable. */
+  args: string[];
+  /** Written to the child's stdin, which is then closed. */
+  stdin: string;
+}
+
+/** Files an invocation may need (e.g. Codex's `--output-schema FILE`), in a private temp folder. */
+export interface InvocationFiles {
+  /** Absolute path of the task's schema written as JSON, when the driver asked for one. */
+  schemaFile?: string;
+}
+
+/** What a parser read from the CLI's stdout, interpreted. */
+export interface CliOutcome {
+  /** The final answer text (not yet bounded). */
+  text: string;
+  /** Set when the agent failed although the process may have exited 0. */
+  failure?: FailureInfo;
+  /** A structured value the CLI itself produced and validated (Claude's `structured_output`). */
+  structured?: { value: unknown };
+  usage?: Usage;
+  costUsd?: number;
+  sessionId?: string;
+}
+
+/** Parses one CLI's stdout, a line at a time, in bounded memory. */
+export interface CliParser {
+  /** One stdout line; `truncated` when it was longer than the line cap. */
+  line(text: string, truncated: boolean): void;
+  /** Set once the CLI went past the agent's turn cap (for CLIs without their own); the run is killed. */
+  readonly capExceeded?: string;
+  /** What the agent was doing, for timeout and crash messages (e.g. "3 model turns, last tool: Read"). */
+  activity(): string;
+  /** The outcome once the process ended normally (not timed out or cancelled). */
+  finish(proc: ProcessResult): CliOutcome;
+}
+
+/** The per-CLI part of a runner. */
+export interface CliDriver {
+  readonly kind: AgentCliKind;
+  /** Whether this attempt needs `files.schemaFile` (written before `invocation` is called). */
+  needsSchemaFile(input: RunnerInput): boolean;
+  /** argv and stdin for one attempt (pure). */
+  invocation(input: RunnerInput, files: InvocationFiles): Invocation;
+  /** A fresh parser for one attempt. */
+  parser(input: RunnerInput): CliParser;
+}
+
+/** Options shared by the agent CLI runners. */
+export interface AgentCliRunnerOptions {
+  /** Environment the child's env is built from, and where FANFOLD_<KIND>_BIN is read (default `process.env`). */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** Time between SIGTERM and SIGKILL on timeout or cancel (default 2000 ms). */
+  killGraceMs?: number;
+  /** Bytes of stderr kept for the result (default 4096). */
+  stderrTailBytes?: number;
+}
+
+/** Raw stdout kept besides the parsed events, for diagnostics only. */
+const RAW_STDOUT_BYTES = 64 * 1024;
+
+/** The env of an agent CLI child: the parent's (scrubbed), the agent's, the task's ids, the input's. */
+export function agentEnv(base: NodeJS.ProcessEnv, input: RunnerInput): NodeJS.ProcessEnv {
+  return buildChildEnv(base, {
+    ...input.agent.env,
+    FANFOLD_RUN_ID: input.runId,
+    FANFOLD_PHASE_ID: input.phaseId,
+    FANFOLD_TASK_ID: input.taskId,
+    FANFOLD_ATTEMPT: String(input.attempt),
+    FANFOLD_PROMPT_FILE: input.promptFile,
+    FANFOLD_CONTEXT_FILE: input.contextFile,
+    ...input.env,
+  });
+}
+
+/** Runs one attempt of an agent CLI through `driver`; never throws for anything the child does. */
+export async function runAgentCli(driver: CliDriver, input: RunnerInput, options: AgentCliRunnerOptions = {}): Promise<RunnerResult> {
+  const baseEnv = options.baseEnv ?? process.env;
+  const { bin, fromEnv } = resolveBin(driver.kind, baseEnv);
+  let tmp: string | undefined;
+  try {
+    const files: InvocationFiles = {};
+    if (input.schema && driver.needsSchemaFile(input)) {
+      tmp = await mkdtemp(path.join(tmpdir(), `fanfold-${driver.kind}-`));
+      files.schemaFile = path.join(tmp, 'schema.json');
+      await writeFile(files.schemaFile, JSON.stringify(input.schema), { mode: 0o600 });
+    }
+    const inv = driver.invocation(input, files);
+    const tooLong = inv.args.find((a) => Buffer.byteLength(a) >= MAX_ARG_BYTES);
+    if (tooLong !== undefined) {
+      return configFailure(
+        `${driver.kind} runner: one command-line argument is ${Buffer.byteLength(tooLong)} bytes, over the ${MAX_ARG_BYTES}-byte limit of the OS ` +
+          `(it starts '${tooLong.slice(0, 60)}…'); shorten agent '${input.agent.name}'s systemPrompt or the task's schema`,
+      );
+    }
+
+    const parser = driver.parser(input);
+    const cap = new AbortController();
+    const signal = AbortSignal.any([input.signal, cap.signal]);
+    const proc = await runProcess({
+      argv: [bin, ...inv.args],
+      cwd: input.cwd,
+      env: agentEnv(baseEnv, input),
+      stdin: inv.stdin,
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: RAW_STDOUT_BYTES,
+      // A final answer (or Pi's whole message list) arrives on one line: room for it, bounded.
+      maxLineBytes: Math.max(8 * 1024 * 1024, 4 * input.maxOutputBytes),
+      signal,
+      onStdoutLine: (line, info) => {
+        parser.line(line, info.truncated);
+        if (parser.capExceeded !== undefined && !cap.signal.aborted) cap.abort();
+      },
+      ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
+      ...(options.stderrTailBytes !== undefined ? { stderrTailBytes: options.stderrTailBytes } : {}),
+    });
+    return toResult(driver.kind, input, proc, parser, { bin, fromEnv, capped: cap.signal.aborted && !input.signal.aborted });
+  } finally {
+    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function configFailure(message: string): RunnerResult {
+  return {
+    status: 'failed',
+    output: '',
+    outputBytes: 0,
+    truncated: false,
+    exitCode: null,
+    signal: null,
+    stderrTail: '',
+    error: { type: 'config', message, retryable: false },
+  };
+}
+
+function toResult(
+  kind: AgentCliKind,
+  input: RunnerInput,
+  proc: ProcessResult,
+  parser: CliParser,
+  how: { bin: string; fromEnv: boolean; capped: boolean },
+): RunnerResult {
+  const base = {
+    exitCode: proc.exitCode,
+    signal: proc.signal,
+    stderrTail: proc.stderrTail,
+  };
+  if (proc.spawnError?.type === 'spawn_enoent' || proc.spawnError?.type === 'spawn_eacces') {
+    const c = AGENT_CLIS[kind];
+    const where = how.fromEnv
+      ? `${c.binEnv}='${how.bin}' is not an executable file`
+      : `'${how.bin}' was not found on PATH`;
+    return {
+      ...base,
+      ...bounded('', input.maxOutputBytes),
+      status: 'failed',
+      error: { type: 'agent_cli_missing', message: `${c.title} CLI not available: ${where}; ${installHint(kind)}`, retryable: false },
+    };
+  }
+  if (how.capped) {
+    const outcome = safeFinish(parser, proc);
+    return {
+      ...base,
+      ...bounded(outcome.text, input.maxOutputBytes),
+      ...extras(outcome),
+      status: 'failed',
+      error: {
+        type: 'max_turns',
+        message: `${kind} stopped by fanfold: ${parser.capExceeded}; raise maxTurns of agent '${input.agent.name}' or narrow the task`,
+        retryable: false,
+      },
+    };
+  }
+  const failure = processFailure(proc, input.timeoutMs);
+  if (failure && (failure.status !== 'failed' || proc.spawnError)) {
+    // Timed out, cancelled, or never started: say what the agent was doing when it was stopped.
+    const activity = parser.activity();
+    const outcome = proc.spawnError ? undefined : safeFinish(parser, proc);
+    return {
+      ...base,
+      ...bounded(outcome?.text ?? '', input.maxOutputBytes),
+      ...(outcome ? extras(outcome) : {}),
+      status: failure.status,
+      error: activity ? { ...failure.error, message: `${failure.error.message} (${kind}: ${activity})` } : failure.error,
+    };
+  }
+
+  const outcome = safeFinish(parser, proc);
+  const out = { ...base, ...bounded(outcome.text, input.maxOutputBytes), ...extras(outcome) };
+  if (outcome.failure) return { ...out, status: 'failed', error: outcome.failure };
+  if (failure) {
+    // The CLI exited non-zero without saying why in its output.
+    const stdoutHint = lastStderrLine(proc.stdout.replace(/^\s*\{.*$/gm, ''));
+    const message = stdoutHint && !lastStderrLine(proc.stderrTail) ? `${failure.error.message}; stdout: ${stdoutHint}` : failure.error.message;
+    return { ...out, status: 'failed', error: { ...failure.error, message: `${kind} ${message}` } };
+  }
+
+  if (input.schema) {
+    const check = checkStructured(input.schema as JsonSchema, outcome.text, outcome.structured);
+    if (!check.ok) return { ...out, status: 'failed', error: check.error };
+    return { ...out, status: 'succeeded', structured: check.value };
+  }
+  const loose = outcome.structured?.value ?? (out.truncated ? undefined : parseWholeJson(outcome.text));
+  return { ...out, status: 'succeeded', ...(loose !== undefined ? { structured: loose } : {}) };
+}
+
+function safeFinish(parser: CliParser, proc: ProcessResult): CliOutcome {
+  try {
+    return parser.finish(proc);
+  } catch (err) {
+    return { text: '', failure: { type: 'protocol', message: `cannot read the CLI's output: ${(err as Error).message}`, retryable: true } };
+  }
+}
+
+function extras(o: CliOutcome): Pick<RunnerResult, 'usage' | 'costUsd' | 'sessionId'> {
+  return {
+    ...(o.usage ? { usage: o.usage } : {}),
+    ...(o.costUsd !== undefined ? { costUsd: o.costUsd } : {}),
+    ...(o.sessionId ? { sessionId: o.sessionId } : {}),
+  };
+}
+
+/** `text` cut to `max` bytes on a character boundary, with its full size and whether it was cut. */
+export function bounded(text: string, max: number): { output: string; outputBytes: number; truncated: boolean } {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.length <= max) return { output: text, outputBytes: buf.length, truncated: false };
+  return { output: cutUtf8(buf, max).toString('utf8'), outputBytes: buf.length, truncated: true };
+}
+
+/** How a model-API failure reads, and whether a retry can help. */
+export interface ApiFailureHints {
+  /** What to do when the credentials are missing or rejected. */
+  auth: string;
+}
+
+/**
+ * Classifies an error an agent CLI reported about its model API, from the HTTP status when known
+ * and the message otherwise. Auth problems and bad requests are not retryable; rate limits,
+ * overload, server errors and network trouble are.
+ */
+export function apiFailure(kind: AgentCliKind, status: number | undefined, message: string, hints: ApiFailureHints): FailureInfo {
+  const text = oneLine(message);
+  const code = status ?? statusIn(text);
+  const authText = /not logged in|\/login|log ?in to|invalid (x-)?api[- ]key|incorrect api key|no api key|unauthori[sz]ed|authentication|api key (is )?(missing|not set|required)/i;
+  if (code === 401 || code === 403 || (code === undefined && authText.test(text))) {
+    return { type: 'auth', message: `${kind} cannot use its model: ${text}; ${hints.auth}`, retryable: false };
+  }
+  if (code === 408 || code === 409 || code === 429 || (code !== undefined && code >= 500)) {
+    return { type: 'model_api', message: `${kind}: the model API failed (${code}): ${text}`, retryable: true };
+  }
+  if (code !== undefined && code >= 400) {
+    return {
+      type: 'model_api',
+      message: `${kind}: the model API refused the request (${code}): ${text}; check agent's model name and the provider's settings`,
+      retryable: false,
+    };
+  }
+  const transient = /overload|rate.?limit|too many requests|timed? ?out|timeout|temporar|high demand|disconnect|connection|network|econn|socket|unavailable|try again/i;
+  return { type: 'model_api', message: `${kind}: ${text}`, retryable: transient.test(text) };
+}
+
+function statusIn(text: string): number | undefined {
+  const m = /(?:^|\b(?:status|error|API Error:?)\s*)([45]\d\d)\b/i.exec(text) ?? /^([45]\d\d)\b/.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** `text` on one line, cut to a readable length. */
+export function oneLine(text: string, max = 600): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+/** Adds a tool name to a short list of the last ones seen (for activity messages). */
+export function describeActivity(turns: number, tools: number, lastTool: string | undefined, unit = 'model turn'): string {
+  if (turns === 0 && tools === 0) return 'no model reply yet';
+  const parts = [`${turns} ${unit}${turns === 1 ? '' : 's'}`, `${tools} tool call${tools === 1 ? '' : 's'}`];
+  if (lastTool) parts.push(`last tool: ${lastTool}`);
+  return parts.join(', ');
+}
+
+/** `n` milliseconds for messages. */
+export { formatDuration };
+
+/** The agent's permission tier, for messages. */
+export function tierOf(agent: AgentDef): string {
+  return agent.tier === 'edit' ? 'edit' : 'read_only';
+}
