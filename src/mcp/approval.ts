@@ -5,15 +5,28 @@
  * call again with `approve: true`. Nothing starts without one of the two.
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { estimatePlan } from '../spec/index.js';
 import type { Plan } from '../spec/types.js';
 import { clipBytes, plural } from './answer.js';
 import type { HandlerExtra } from './waiting.js';
 
-/** Why a plan needs approval (empty: it does not). */
-export function approvalReasons(plan: Plan, threshold: number): string[] {
+/** Limits above which a plan needs the user's approval. */
+export interface ApprovalThresholds {
+  /** Agents a plan may start without approval. */
+  agents: number;
+  /** US dollars a plan may budget or be expected to spend without approval. */
+  usd: number;
+}
+
+/**
+ * Why a plan needs approval (empty: it does not): more agents than the threshold, tasks that may
+ * edit files, a budget or an expected spend over the dollar threshold, or an expected spend over
+ * the plan's own budget (the run would stop early).
+ */
+export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[] {
   const reasons: string[] = [];
-  if (plan.agentCount > threshold) {
-    reasons.push(`it starts ${plural(plan.agentCount, 'agent')}, more than the ${threshold} that run without approval`);
+  if (plan.agentCount > limits.agents) {
+    reasons.push(`it starts ${plural(plan.agentCount, 'agent')}, more than the ${limits.agents} that run without approval`);
   }
   const used = new Set(plan.tasks.map((t) => t.agent));
   const editors = [...used].filter((a) => plan.agents[a]?.tier === 'edit').sort();
@@ -21,7 +34,14 @@ export function approvalReasons(plan: Plan, threshold: number): string[] {
     const n = plan.tasks.filter((t) => plan.agents[t.agent]?.tier === 'edit').length;
     reasons.push(`${plural(n, 'task')} may edit files (agent${editors.length === 1 ? '' : 's'} ${editors.slice(0, 5).join(', ')}${editors.length > 5 ? ', …' : ''} of tier 'edit')`);
   }
-  // Budgets (cost caps) join here once the agent runners report cost.
+  const e = estimatePlan(plan);
+  const usd = (n: number) => `$${n.toFixed(2)}`;
+  if (e.budget.usd !== null && e.budget.usd > limits.usd) {
+    reasons.push(`its budget of ${usd(e.budget.usd)} is over the ${usd(limits.usd)} that runs without approval`);
+  } else if (e.usd !== null && e.usd > limits.usd) {
+    reasons.push(`it is expected to spend ${usd(e.usd)}, over the ${usd(limits.usd)} that runs without approval`);
+  }
+  if (e.overBudget) reasons.push('its expected spend is over its own budget, so it would stop early (budget_exhausted)');
   return reasons;
 }
 

@@ -16,6 +16,11 @@ export interface ServerDeps {
   /** Plans with more agents than this need the user's approval (default 25, env FANFOLD_APPROVAL_AGENTS). */
   approvalAgentThreshold?: number;
   /**
+   * Plans whose budget (limits.budget.usd) or expected spend is over this many US dollars need
+   * the user's approval (default 5, env FANFOLD_APPROVAL_USD).
+   */
+  approvalUsdThreshold?: number;
+  /**
    * Starts a detached run owner and resolves once it holds the lease (default: engine's
    * launchOwner). Tests running the TypeScript sources pass the built one, since the owner entry
    * point is a `.js` file next to the engine module in dist/.
@@ -35,6 +40,7 @@ export interface ToolContext {
   cwd: string;
   child: boolean;
   approvalAgentThreshold: number;
+  approvalUsdThreshold: number;
   launch: typeof launchOwner;
   examplesDir: string;
   log: (line: string) => void;
@@ -46,25 +52,40 @@ export const DEFAULT_APPROVAL_AGENTS = 25;
 /** Environment variable overriding the approval threshold. */
 export const APPROVAL_ENV = 'FANFOLD_APPROVAL_AGENTS';
 
+/** Default approval threshold for a plan's budget or expected spend (US dollars). */
+export const DEFAULT_APPROVAL_USD = 5;
+
+/** Environment variable overriding the spend threshold. */
+export const APPROVAL_USD_ENV = 'FANFOLD_APPROVAL_USD';
+
+/** A threshold from deps, else from the environment, else the default; refuses malformed values. */
+function threshold(name: string, given: number | undefined, env: NodeJS.ProcessEnv, envName: string, fallback: number, integer: boolean): number {
+  let value = given;
+  const raw = env[envName];
+  if (value === undefined && raw !== undefined && raw.trim() !== '') {
+    value = Number(raw);
+    if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+      throw new Error(`mcp: ${envName} must be ${integer ? 'an integer' : 'a number'} ≥ 0, got '${raw}'`);
+    }
+  }
+  value ??= fallback;
+  if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new Error(`mcp: ${name} must be ${integer ? 'an integer' : 'a number'} ≥ 0, got ${String(value)}`);
+  }
+  return value;
+}
+
 /** Resolves ServerDeps into a ToolContext; throws on a malformed threshold. */
 export function resolveContext(deps: ServerDeps): ToolContext {
   const env = deps.env ?? process.env;
-  let threshold = deps.approvalAgentThreshold;
-  if (threshold === undefined && env[APPROVAL_ENV] !== undefined && env[APPROVAL_ENV]!.trim() !== '') {
-    threshold = Number(env[APPROVAL_ENV]);
-    if (!Number.isInteger(threshold) || threshold < 0) {
-      throw new Error(`mcp: ${APPROVAL_ENV} must be an integer ≥ 0 (agents a plan may have without approval), got '${env[APPROVAL_ENV]}'`);
-    }
-  }
-  threshold ??= DEFAULT_APPROVAL_AGENTS;
-  if (!Number.isInteger(threshold) || threshold < 0) {
-    throw new Error(`mcp: approvalAgentThreshold must be an integer ≥ 0, got ${String(threshold)}`);
-  }
+  const agents = threshold('approvalAgentThreshold', deps.approvalAgentThreshold, env, APPROVAL_ENV, DEFAULT_APPROVAL_AGENTS, true);
+  const usd = threshold('approvalUsdThreshold', deps.approvalUsdThreshold, env, APPROVAL_USD_ENV, DEFAULT_APPROVAL_USD, false);
   return {
     root: path.resolve(deps.root),
     cwd: path.resolve(deps.cwd),
     child: deps.child === true,
-    approvalAgentThreshold: threshold,
+    approvalAgentThreshold: agents,
+    approvalUsdThreshold: usd,
     launch: deps.launch ?? launchOwner,
     examplesDir: deps.examplesDir ?? fileURLToPath(new URL('../../examples/', import.meta.url)),
     log: deps.log ?? ((line) => void process.stderr.write(`fanfold mcp: ${line}\n`)),

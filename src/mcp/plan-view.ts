@@ -2,10 +2,10 @@
  * The bounded, host-facing summary of a plan: what plan_workflow answers and what approval shows.
  */
 import * as z from 'zod';
-import { renderPlan } from '../spec/index.js';
+import { estimatePlan, renderEstimate, renderPlan } from '../spec/index.js';
 import type { Plan } from '../spec/types.js';
 import { clipBytes, plural } from './answer.js';
-import { approvalReasons } from './approval.js';
+import { approvalReasons, type ApprovalThresholds } from './approval.js';
 
 /** Most phases listed in a plan summary; the rest are counted. */
 export const MAX_PLAN_PHASES = 50;
@@ -24,8 +24,10 @@ export const EstimateSchema = z.object({
   slots: z.number().int().describe('agents running at the same time (limits.maxConcurrent)'),
   rounds: z.number().int().describe('lower bound of the wall-clock time, in agent durations back to back'),
   maxWallClockMs: z.number().int().describe('hard cap: limits.runTimeout'),
-  tokens: z.null().describe('not estimated yet'),
-  costUsd: z.null().describe('not estimated yet'),
+  tokens: z.number().nullable().describe('expected tokens (agents × limits.budget.perAgentTokens), or null when the spec gives no per-agent figure'),
+  costUsd: z.number().nullable().describe('expected cost in US dollars (agents × limits.budget.perAgentUsd), or null'),
+  budget: z.object({ usd: z.number().nullable(), tokens: z.number().nullable() }).describe('the ceilings of limits.budget, when set'),
+  overBudget: z.boolean().describe('the expected spend is over a ceiling: the run would end budget_exhausted'),
   note: z.string(),
 });
 
@@ -49,11 +51,12 @@ export const PlanSummarySchema = {
 /** A plan summary value. */
 export type PlanSummary = z.infer<z.ZodObject<typeof PlanSummarySchema>>;
 
-/** Builds the summary of `plan` under an approval threshold. */
-export function summarizePlan(plan: Plan, threshold: number): PlanSummary {
+/** Builds the summary of `plan` under approval thresholds. */
+export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanSummary {
   const slots = plan.limits.maxConcurrent;
   const rounds = Math.max(plan.criticalPath.length, Math.ceil(plan.agentCount / slots));
-  const reasons = approvalReasons(plan, threshold);
+  const reasons = approvalReasons(plan, thresholds);
+  const e = estimatePlan(plan);
   const refs = plan.criticalPath.refs;
   const warnings = plan.warnings.slice(0, MAX_WARNINGS);
   if (plan.warnings.length > MAX_WARNINGS) warnings.push(`… and ${plan.warnings.length - MAX_WARNINGS} more warnings`);
@@ -77,11 +80,16 @@ export function summarizePlan(plan: Plan, threshold: number): PlanSummary {
       slots,
       rounds,
       maxWallClockMs: plan.limits.runTimeoutMs,
-      tokens: null,
-      costUsd: null,
+      tokens: e.tokens,
+      costUsd: e.usd,
+      budget: e.budget,
+      overBudget: e.overBudget,
       note:
         `At least ${plural(rounds, 'agent duration')} back to back (${plural(plan.agentCount, 'agent')} over ${plural(slots, 'slot')}, ` +
-        `critical path ${plural(plan.criticalPath.length, 'task')}); at most the run timeout. Tokens and cost are not estimated yet (they come with the agent runners).`,
+        `critical path ${plural(plan.criticalPath.length, 'task')}); at most the run timeout. ` +
+        (e.usd !== null || e.tokens !== null || e.budget.usd !== null || e.budget.tokens !== null
+          ? `Spend: ${renderEstimate(e)}.`
+          : 'Tokens and cost are not estimated: set limits.budget.perAgentUsd / perAgentTokens for an estimate, and limits.budget.usd / tokens for ceilings.'),
     },
     requiresApproval: reasons.length > 0,
     approvalReasons: reasons,

@@ -120,6 +120,8 @@ export interface FixtureRunOptions {
   digest?: (phaseId: string) => string | undefined;
   /** report.md content. */
   report?: string;
+  /** Spend to record in run.json. */
+  spend?: { usd: number; tokens: number };
 }
 
 /**
@@ -163,8 +165,9 @@ export async function fixtureRun(root: string, spec: Record<string, unknown>, o:
       durationMs: 5,
     });
   }
-  if (o.status || o.digest) {
+  if (o.status || o.digest || o.spend) {
     await store.updateRun((run) => {
+      if (o.spend) run.spend = o.spend;
       if (o.status) {
         run.status = o.status;
         run.endedAt = t;

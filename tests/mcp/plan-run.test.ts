@@ -105,7 +105,8 @@ describe('plan_workflow', () => {
     expect(d.agentCount).toBe(13);
     expect(d.criticalPath.length).toBe(2);
     expect(d.estimate).toMatchObject({ agents: 13, slots: 4, rounds: 4, tokens: null, costUsd: null, maxWallClockMs: 600_000 });
-    expect(d.estimate.note).toMatch(/not estimated yet/);
+    expect(d.estimate.note).toMatch(/not estimated: set limits\.budget/);
+    expect(d.estimate).toMatchObject({ budget: { usd: null, tokens: null }, overBudget: false });
     expect(d.requiresApproval).toBe(false);
     expect(d.approvalReasons).toEqual([]);
     expect(d.rendered).toMatch(/^Workflow: source-census/);
@@ -208,6 +209,34 @@ describe('plan_workflow', () => {
     expect(dataOf(edit).approvalReasons.join(' ')).toMatch(/2 tasks may edit files \(agent echo of tier 'edit'\)/);
     expect(textOf(edit)).toMatch(/Requires approval: yes/);
     expect(textOf(edit)).toContain('"approve":true');
+  });
+
+  it('estimates spend from limits.budget and asks approval for budgets or spend over the dollar threshold', async () => {
+    const { client } = await conn();
+    const withBudget = (n: number, budget: Record<string, number>) => {
+      const spec = commandSpec(n) as { limits: Record<string, unknown> };
+      spec.limits.budget = budget;
+      return spec;
+    };
+    const small = dataOf(await call(client, 'plan_workflow', { spec: withBudget(3, { usd: 2, perAgentUsd: 0.5, perAgentTokens: 1000 }) }));
+    expect(small.estimate).toMatchObject({ costUsd: 1.5, tokens: 3000, budget: { usd: 2, tokens: null }, overBudget: false });
+    expect(small.estimate.note).toMatch(/expected \$1\.50 of a \$2\.00 budget/);
+    expect(small.requiresApproval).toBe(false);
+
+    const bigBudget = dataOf(await call(client, 'plan_workflow', { spec: withBudget(3, { usd: 20 }) }));
+    expect(bigBudget.requiresApproval).toBe(true);
+    expect(bigBudget.approvalReasons).toEqual(['its budget of $20.00 is over the $5.00 that runs without approval']);
+
+    const costly = dataOf(await call(client, 'plan_workflow', { spec: withBudget(3, { perAgentUsd: 2 }) }));
+    expect(costly.approvalReasons).toEqual(['it is expected to spend $6.00, over the $5.00 that runs without approval']);
+
+    const over = dataOf(await call(client, 'plan_workflow', { spec: withBudget(3, { usd: 1, perAgentUsd: 1 }) }));
+    expect(over.estimate.overBudget).toBe(true);
+    expect(over.approvalReasons.join(' ')).toMatch(/would stop early \(budget_exhausted\)/);
+
+    const lenient = await conn({ env: { FANFOLD_APPROVAL_USD: '50' } });
+    expect(dataOf(await call(lenient.client, 'plan_workflow', { spec: withBudget(3, { usd: 20 }) })).requiresApproval).toBe(false);
+    await expect(connect({ env: { FANFOLD_APPROVAL_USD: '-1' } })).rejects.toThrow(/FANFOLD_APPROVAL_USD must be a number ≥ 0/);
   });
 
   it('reads the approval threshold from FANFOLD_APPROVAL_AGENTS and refuses a malformed one', async () => {

@@ -165,6 +165,7 @@ describe('workflow_status', () => {
       status: 'completed',
       digest: (p) => (p === 'work' ? 'DIGEST-WORK: both items are fine' : 'DIGEST-JOIN: all joined'),
       report: '# Report\n\nREPORT-BODY: everything is fine.\n',
+      spend: { usd: 0.1234, tokens: 4321 },
     });
     const r = await call(c.client, 'workflow_status', { runId });
     const d = dataOf(r);
@@ -172,6 +173,8 @@ describe('workflow_status', () => {
     expect(d.digest).toMatch(/## join \(completed\)\nDIGEST-JOIN/);
     expect(d.report).toContain('REPORT-BODY');
     expect(d.reportPath).toBe(path.join(c.root, runId, 'report.md'));
+    expect(d.spend).toEqual({ usd: 0.1234, tokens: 4321 });
+    expect(textOf(r)).toContain('spend so far: $0.12, 4321 tokens');
     expect(d.phases[0].digest).toBeUndefined(); // per-phase digests only with detail 'phases'
     expect(textOf(r)).toContain('DIGEST-WORK');
     expect(textOf(r)).toContain('REPORT-BODY');

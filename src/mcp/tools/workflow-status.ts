@@ -93,6 +93,7 @@ const OutputSchema = z.object({
   phasesOmitted: z.number().int().optional(),
   agents: CountsSchema.optional(),
   elapsedMs: z.number().optional(),
+  spend: z.object({ usd: z.number(), tokens: z.number() }).optional().describe("what the run's agents cost so far, as their CLIs reported it"),
   digest: z.string().optional().describe("the phases' digests, joined and bounded"),
   report: z.string().optional().describe('report.md (head) once the run has ended'),
   reportPath: z.string().optional(),
@@ -169,6 +170,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     phasesOmitted: phases.omitted,
     agents: view.agents,
     elapsedMs: view.elapsedMs,
+    ...(view.spend ? { spend: view.spend } : {}),
     digest,
     ...(report ? { report: report.text } : {}),
     ...(reportPath ? { reportPath } : {}),
@@ -180,6 +182,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   const head = [
     `runId: ${view.runId} — "${view.name}": ${view.status}${view.reason ? ` — ${view.reason}` : ''}`,
     `${countsLine(view.agents)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
+    ...(view.spend ? [`spend so far: $${view.spend.usd.toFixed(2)}, ${view.spend.tokens} tokens`] : []),
     `outputs: ${view.dir}`,
   ];
   const sections = [
