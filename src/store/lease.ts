@@ -20,6 +20,7 @@
  * them sees `onLost`; pid liveness is only consulted when the host name matches ours.
  */
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { SCHEMA_VERSION, type LeaseRecord } from './types.js';
 import { StoreError, errnoCode, ioError, isStoreError } from './errors.js';
@@ -69,10 +70,27 @@ export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) !== 'ESRCH';
   }
+  return !isZombie(pid);
+}
+
+/**
+ * Whether a pid is a zombie: dead, but not yet reaped by its parent. Why it matters: a run owner
+ * SIGKILLed after its parent exited is reparented to pid 1, and where pid 1 does not reap (some
+ * containers), `kill(pid, 0)` keeps succeeding for the corpse. Linux only; elsewhere false.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // Format: "pid (comm) S …" — comm may itself contain ')' so read after the last one.
+  const close = stat.lastIndexOf(')');
+  return close >= 0 && stat.charAt(close + 2) === 'Z';
 }
 
 /**

@@ -13,6 +13,8 @@ export interface AtomicJsonFileOptions {
   kind: string;
   /** When set, reads refuse any other `schemaVersion` (StoreError 'bad_version'). */
   expectVersion?: number;
+  /** fsync before rename (default true). */
+  fsync?: boolean;
 }
 
 /**
@@ -42,6 +44,6 @@ export class AtomicJsonFile<T> implements Adapter<T> {
 
   /** Replaces the file atomically with `data` as JSON. */
   async write(data: T): Promise<void> {
-    await writeJsonAtomic(this.file, data);
+    await writeJsonAtomic(this.file, data, { fsync: this.#opts.fsync ?? true });
   }
 }

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import os from 'node:os';
@@ -750,12 +750,37 @@ describe('durability under SIGKILL', () => {
   });
 });
 
+describe('fsync option', () => {
+  async function syncCalls(fsync: boolean | undefined): Promise<number> {
+    const root = await tmpDir();
+    const s = await RunStore.create(root, makeRun('r1'), fsync === undefined ? {} : { fsync });
+    open.push(s);
+    const probe = await fs.open(path.join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const spy = vi.spyOn(proto, 'sync');
+    try {
+      await s.writeAgentRecord(makeAgent('r1', 'map', 'a', 1));
+      await s.writeInput('a.txt', 'x');
+      await s.updateRun((r) => {
+        r.resumes = 1;
+      });
+      return spy.mock.calls.length;
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  it('fsyncs record, input and run.json writes by default', async () => expect(await syncCalls(undefined)).toBe(3));
+  it('skips fsync when asked, still writing atomically', async () => expect(await syncCalls(false)).toBe(0));
+});
+
 describe('performance', () => {
   it('records 1000 agent records of 5 KB with two journal appends each (measured, not asserted)', async () => {
     const root = await tmpDir();
     const body = 'o'.repeat(5 * 1024 - 600);
-    const runOnce = async (runId: string, concurrency: number) => {
-      const s = await create(root, runId);
+    const runOnce = async (runId: string, concurrency: number, fsync = true) => {
+      const s = await RunStore.create(root, makeRun(runId), { fsync });
+      open.push(s);
       const t0 = performance.now();
       let next = 0;
       const worker = async () => {
@@ -777,8 +802,11 @@ describe('performance', () => {
     };
     const sequential = await runOnce('perfseq', 1);
     const parallel = await runOnce('perfpar', 16);
+    const noSync = await runOnce('perfnosync', 1, false);
+    const load = os.loadavg()[0]!.toFixed(1);
     console.log(
-      `[run-store perf] 1000 records x 5 KB + 2000 journal appends: sequential ${sequential.toFixed(0)} ms, 16 concurrent ${parallel.toFixed(0)} ms`,
+      `[run-store perf] 1000 records x 5 KB + 2000 journal appends: sequential ${sequential.toFixed(0)} ms, ` +
+        `16 concurrent ${parallel.toFixed(0)} ms, sequential without fsync ${noSync.toFixed(0)} ms (load average ${load} on ${os.cpus().length} CPUs)`,
     );
   });
 });
