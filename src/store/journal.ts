@@ -53,6 +53,7 @@ export class Journal {
   #broken: StoreError | undefined;
   #sync: JournalSync;
   #maxLine: number;
+  #closing: Promise<void> | undefined;
 
   private constructor(file: string, fh: fs.FileHandle, size: number, repaired: number, opts: JournalOptions) {
     this.file = file;
@@ -114,7 +115,9 @@ export class Journal {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!this.#fh) return Promise.reject(this.#closedError());
+    // Why check #closing and not only the handle: an append issued while close() waits for the
+    // queue would otherwise be queued behind it and write to a closed handle.
+    if (!this.#fh || this.#closing) return Promise.reject(this.#closedError());
     this.#pending++;
     const run = this.#tail.then(() => this.#writeLine(line, type));
     // Why keep the chain alive on failure: one failed append must not reject every later one;
@@ -139,17 +142,20 @@ export class Journal {
     }
   }
 
-  /** Waits for queued appends, syncs and closes. Idempotent. */
-  async close(): Promise<void> {
-    await this.#tail;
-    const fh = this.#fh;
-    if (!fh) return;
-    this.#fh = undefined;
-    try {
-      if (!this.#broken) await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+  /** Waits for queued appends, syncs and closes. Appends after this call reject. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#tail;
+      const fh = this.#fh;
+      if (!fh) return;
+      this.#fh = undefined;
+      try {
+        if (!this.#broken) await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    })();
+    return this.#closing;
   }
 
   #encode(event: NewRunEvent | RunEvent): { line: string; type: string } {

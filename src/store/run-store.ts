@@ -149,6 +149,7 @@ export class RunStore {
   #lease: Lease | undefined;
   #ownsLease = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(runId: string, paths: SafeRoot, adapter: Adapter<RunRecord>, opts: RunStoreOptions) {
     this.runId = runId;
@@ -587,18 +588,20 @@ export class RunStore {
    * Waits for pending writes, closes the journal (syncing it) and releases a lease taken with
    * this.acquireLease. Idempotent; afterwards writes throw StoreError 'closed' (reads still work).
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
     this.#closed = true;
-    await this.#runChain;
-    await Promise.allSettled([...this.#inFlight]);
-    const journal = this.#journal;
-    this.#journal = undefined;
-    try {
-      if (journal) await (await journal.catch(() => undefined))?.close();
-    } finally {
-      if (this.#lease && this.#ownsLease) await this.#lease.release();
-    }
+    this.#closing ??= (async () => {
+      await this.#runChain;
+      await Promise.allSettled([...this.#inFlight]);
+      const journal = this.#journal;
+      this.#journal = undefined;
+      try {
+        if (journal) await (await journal.catch(() => undefined))?.close();
+      } finally {
+        if (this.#lease && this.#ownsLease) await this.#lease.release();
+      }
+    })();
+    return this.#closing;
   }
 
   /**

@@ -148,6 +148,20 @@ describe('Journal.append', () => {
     await j.close();
   });
 
+  it('an append issued while close() is draining the queue is refused, not written to a closed file', async () => {
+    const f = await journalFile();
+    const j = await Journal.open(f);
+    const queued = Array.from({ length: 50 }, (_, i) => j.append(started(i)));
+    const closing = j.close();
+    const late = j.append(started(999));
+    const closingAgain = j.close();
+    await expectCode(late, 'closed');
+    await Promise.all([...queued, closing, closingAgain]);
+    const contents = await readJournal(f);
+    expect(contents.events).toHaveLength(50);
+    expect(contents.corrupt).toEqual([]);
+  });
+
   it('appends to an existing journal without touching what is there', async () => {
     const f = await journalFile();
     await fs.writeFile(f, line(ev(1)) + line(ev(2)));

@@ -676,7 +676,9 @@ describe('ownership fencing and close', () => {
         r.resumes = 3;
       }),
     ];
-    await s.close();
+    const [c1, c2] = [s.close(), s.close()];
+    expect(c2).toBe(c1);
+    await c1;
     await Promise.all(pending);
     await s.close();
     await expectCode(s.appendEvent({ type: 'phase.started', phaseId: 'b' }), 'closed');
