@@ -56,6 +56,8 @@ export async function readSkillFiles(root: string): Promise<SkillFile[]> {
     }
   };
   await walk('');
+  // SKILL.md first: it is the file that makes the folder a skill.
+  out.sort((a, b) => (a.rel === 'SKILL.md' ? -1 : b.rel === 'SKILL.md' ? 1 : a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   if (!out.some((f) => f.rel === 'SKILL.md')) throw new InstallError(`the bundled skill at ${dir} has no SKILL.md`);
   return out;
 }

@@ -115,8 +115,13 @@ const MAX_DIFF_LINES = 40;
  * this installer makes are one contiguous region, so nothing is lost.
  */
 export function lineDiff(before: string, after: string): string[] {
-  const a = before.split('\n');
-  const b = after.split('\n');
+  const lines = (t: string) => {
+    const l = t.split('\n');
+    if (l[l.length - 1] === '') l.pop();
+    return l;
+  };
+  const a = lines(before);
+  const b = lines(after);
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
   let tail = 0;
