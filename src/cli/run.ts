@@ -36,7 +36,10 @@ export function registerRunCommands(program: Command): void {
       const plan = await loadPlanFile(specPath);
       const root = storeRoot(program);
       const runId = await createRun({ root, plan, cwd: process.cwd(), specPath: path.resolve(specPath) });
-      if (o.detach) return detached(root, runId, o.json);
+      if (o.detach) {
+        const { pid } = await launchOwner({ root, runId });
+        return detached(root, runId, pid, o.json);
+      }
       await foreground(root, runId, { json: o.json });
     });
 
@@ -58,8 +61,8 @@ export function registerRunCommands(program: Command): void {
       // Validate a new spec here, so a bad one is exit code 2 before anything starts.
       const plan = o.spec ? await loadPlanFile(o.spec) : undefined;
       if (o.detach) {
-        await launchOwner({ root, runId, ...(o.spec ? { specPath: o.spec } : {}) });
-        return detached(root, runId, o.json);
+        const { pid } = await launchOwner({ root, runId, ...(o.spec ? { specPath: o.spec } : {}) });
+        return detached(root, runId, pid, o.json);
       }
       await foreground(root, runId, { json: o.json, ...(plan ? { plan } : {}) });
     });
@@ -78,9 +81,9 @@ export function registerRunCommands(program: Command): void {
     });
 }
 
-async function detached(root: string, runId: string, json?: boolean) {
+async function detached(root: string, runId: string, pid: number, json?: boolean) {
   const s = await readStatus(root, runId);
-  if (json) printJson({ runId, status: s.status, dir: s.dir });
+  if (json) printJson({ runId, status: s.status, pid, dir: s.dir });
   else {
     process.stdout.write(
       `${runId}\n` +

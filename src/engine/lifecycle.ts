@@ -39,9 +39,14 @@ export async function createRun(opts: { root: string; plan: Plan; cwd: string; s
   return runId;
 }
 
-/** Path of the owner entry point, next to this module in dist/. */
+/**
+ * Path of the owner entry point: next to this module in dist/, or — when this module runs from
+ * the TypeScript sources (tests) — the built one in dist/, since a detached owner runs plain node.
+ */
 export function ownerMainPath(): string {
-  return fileURLToPath(new URL('./owner-main.js', import.meta.url));
+  const here = fileURLToPath(new URL('./owner-main.js', import.meta.url));
+  if (fs.existsSync(here)) return here;
+  return fileURLToPath(new URL('../../dist/engine/owner-main.js', import.meta.url));
 }
 
 /**

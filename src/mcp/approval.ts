@@ -16,6 +16,8 @@ export interface ApprovalThresholds {
   agents: number;
   /** US dollars a plan may budget or be expected to spend without approval. */
   usd: number;
+  /** Whether command-runner agents need approval (default true). */
+  commands?: boolean;
 }
 
 /**
@@ -33,6 +35,13 @@ export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[
   if (editors.length > 0) {
     const n = plan.tasks.filter((t) => plan.agents[t.agent]?.tier === 'edit').length;
     reasons.push(`${plural(n, 'task')} may edit files (agent${editors.length === 1 ? '' : 's'} ${editors.slice(0, 5).join(', ')}${editors.length > 5 ? ', …' : ''} of tier 'edit')`);
+  }
+  // Why: a `command` agent runs any argv outside the host's sandbox, whatever its tier says, so
+  // it is as capable as an edit-tier agent and gets the same approval.
+  const commands = [...used].filter((a) => plan.agents[a]?.runner === 'command' && plan.agents[a]?.tier !== 'edit').sort();
+  if (commands.length > 0 && limits.commands !== false) {
+    const n = plan.tasks.filter((t) => commands.includes(t.agent)).length;
+    reasons.push(`${plural(n, 'task')} run${n === 1 ? 's' : ''} shell commands outside the host's sandbox (agent${commands.length === 1 ? '' : 's'} ${commands.slice(0, 5).join(', ')}${commands.length > 5 ? ', …' : ''} of runner 'command')`);
   }
   const e = estimatePlan(plan);
   const usd = (n: number) => `$${n.toFixed(2)}`;

@@ -21,6 +21,11 @@ export interface ServerDeps {
    */
   approvalUsdThreshold?: number;
   /**
+   * Whether plans with `command`-runner agents need approval (default true; env
+   * FANFOLD_APPROVAL_COMMANDS=0 turns it off for hosts that already confirm every tool call).
+   */
+  approveCommands?: boolean;
+  /**
    * Starts a detached run owner and resolves once it holds the lease (default: engine's
    * launchOwner). Tests running the TypeScript sources pass the built one, since the owner entry
    * point is a `.js` file next to the engine module in dist/.
@@ -41,6 +46,7 @@ export interface ToolContext {
   child: boolean;
   approvalAgentThreshold: number;
   approvalUsdThreshold: number;
+  approveCommands: boolean;
   launch: typeof launchOwner;
   examplesDir: string;
   log: (line: string) => void;
@@ -57,6 +63,9 @@ export const DEFAULT_APPROVAL_USD = 5;
 
 /** Environment variable overriding the spend threshold. */
 export const APPROVAL_USD_ENV = 'FANFOLD_APPROVAL_USD';
+
+/** Environment variable: `0` lets command-runner plans start without approval. */
+export const APPROVAL_COMMANDS_ENV = 'FANFOLD_APPROVAL_COMMANDS';
 
 /** A threshold from deps, else from the environment, else the default; refuses malformed values. */
 function threshold(name: string, given: number | undefined, env: NodeJS.ProcessEnv, envName: string, fallback: number, integer: boolean): number {
@@ -86,6 +95,7 @@ export function resolveContext(deps: ServerDeps): ToolContext {
     child: deps.child === true,
     approvalAgentThreshold: agents,
     approvalUsdThreshold: usd,
+    approveCommands: deps.approveCommands ?? !['0', 'false', 'no', 'off'].includes((env[APPROVAL_COMMANDS_ENV] ?? '').trim().toLowerCase()),
     launch: deps.launch ?? launchOwner,
     examplesDir: deps.examplesDir ?? fileURLToPath(new URL('../../examples/', import.meta.url)),
     log: deps.log ?? ((line) => void process.stderr.write(`fanfold mcp: ${line}\n`)),

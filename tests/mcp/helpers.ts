@@ -36,7 +36,9 @@ export async function connect(
   const cwd = opts.cwd ?? dir ?? tempDir();
   const logs: string[] = [];
   const { capabilities, setup, ...deps } = opts;
-  const server = createServer({ launch: launchOwner, log: (l) => logs.push(l), ...deps, root, cwd });
+  // Tests run command-runner specs everywhere; the approval they need is tested on its own
+  // (approveCommands: true), so it is off by default here.
+  const server = createServer({ launch: launchOwner, log: (l) => logs.push(l), approveCommands: false, ...deps, root, cwd });
   const client = new Client({ name: 'fanfold-test', version: '0.0.0' }, { capabilities: capabilities ?? {} });
   setup?.(client);
   const [a, b] = InMemoryTransport.createLinkedPair();

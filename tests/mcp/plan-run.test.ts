@@ -292,6 +292,18 @@ describe('run_workflow', () => {
     expect(runDirs(root)).toEqual([]);
   });
 
+  it('asks approval for command-runner agents, which can run anything outside the host sandbox', async () => {
+    const { client, root } = await conn({ approveCommands: true });
+    const { planId, requiresApproval, approvalReasons } = dataOf(await call(client, 'plan_workflow', { spec: commandSpec(1) }));
+    expect(requiresApproval).toBe(true);
+    expect(approvalReasons.join(' ')).toMatch(/1 task runs shell commands outside the host's sandbox \(agent \S+ of runner 'command'\)/);
+    const r = await call(client, 'run_workflow', { planId });
+    expect(r.isError).toBe(true);
+    expect(runDirs(root)).toEqual([]);
+    const ok = await call(client, 'run_workflow', { planId, approve: true });
+    expect(ok.isError).toBeFalsy();
+  });
+
   it('runs an approved plan in a detached owner and answers with the runId (and waits when asked)', async () => {
     const { client, root } = await conn({ approvalAgentThreshold: 2 });
     const { planId } = dataOf(await call(client, 'plan_workflow', { spec: commandSpec(3) }));

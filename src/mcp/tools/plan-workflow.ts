@@ -75,7 +75,7 @@ export function registerPlanWorkflowTool(server: McpServer, ctx: ToolContext): v
         if (args.planId !== undefined) assertId('plan', args.planId);
         const { plan, parsed } = planFromSpecInput(args.spec);
         const stored = await savePlan(ctx.root, { plan, spec: parsed, ...(args.planId !== undefined ? { planId: args.planId } : {}) });
-        const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold });
+        const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold, commands: ctx.approveCommands });
         return okResult({ planId: stored.planId, revision: stored.revision, ...summary }, planText(stored.planId, stored.revision, summary));
       } catch (err) {
         return toolError(PLAN_WORKFLOW, err, args.planId !== undefined ? 'Pass a planId that plan_workflow returned, or leave it out to make a new plan.' : undefined);

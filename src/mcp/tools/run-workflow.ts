@@ -115,7 +115,7 @@ async function runWorkflow(server: McpServer, ctx: ToolContext, args: z.infer<ty
     planId = (await savePlan(ctx.root, { plan, spec: built.parsed })).planId;
   }
 
-  const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold });
+  const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold, commands: ctx.approveCommands });
   const approval = await obtainApproval({
     server,
     plan,
