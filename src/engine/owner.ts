@@ -218,9 +218,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // run.json is rewritten whole on each write, so writes are coalesced: at most one per interval.
     let persistTimer: NodeJS.Timeout | undefined;
     let persisting: Promise<void> = Promise.resolve();
+    // Set once the run's end is decided: from then on run.json is written once, last (see below).
+    let ending = false;
     const persistNow = () => {
       if (persistTimer) clearTimeout(persistTimer);
       persistTimer = undefined;
+      if (ending) return persisting;
       const rec = record();
       persisting = persisting.then(() => store.writeRun(rec)).catch((e) => warn(`cannot write run.json: ${errText(e)}`));
       return persisting;
@@ -398,6 +401,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       throw new Error(`engine: lost the lease of run '${store.runId}' to another owner; stopped without writing`);
     }
     const totals = countStates(state.values());
+    ending = true;
     if (stopReason?.kind === 'stop') {
       status = 'stopped';
       reason = `stopped by ${stopReason.by}; ${totals.succeeded}/${totals.total} tasks succeeded`;
@@ -426,11 +430,14 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     await persisting;
     if (persistTimer) clearTimeout(persistTimer);
     persistTimer = undefined;
-    await store.writeRun(finalRecord);
     const ix = await indexP;
     await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
     await writeReports(store, finalRecord).catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status, ...(reason ? { reason } : {}), elapsedMs: finalRecord.elapsedMs });
+    // run.json is the commit point that readers (status --wait, stop, MCP workflow_status) watch:
+    // it says the run ended only once the index, the reports and the journal are all on disk.
+    // A crash before this line leaves the run `interrupted`, and resume finishes it.
+    await store.writeRun(finalRecord);
     opts.onProgress?.(snapshot());
     return finalRecord;
   } finally {
