@@ -4,6 +4,7 @@
  * in the order the durability contract asks: journal `agent.started` → agent file (atomic) →
  * journal `agent.finished`.
  */
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
@@ -93,6 +94,9 @@ export function phaseStatus(c: Counts, runEnded: boolean): PhaseStatus {
 export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
   const store = await RunStore.open(opts.root, opts.runId);
   const stopCtl = new AbortController();
+  // Every running attempt, back-off sleep and summarizer listens on this signal; the pool cap (≤ 16)
+  // bounds them, but Node's default warning threshold is 10.
+  setMaxListeners(256, stopCtl.signal);
   const stop = (r: StopReason) => {
     if (!stopCtl.signal.aborted) stopCtl.abort(r);
   };
