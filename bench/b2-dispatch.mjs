@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+/**
+ * B2 — dispatch overhead per agent above a bare spawn.
+ *
+ * N agents running a trivial command (`/bin/echo x`) through the real run owner (createRun +
+ * ownRun, command runner, a temp store) against the same N spawns done bare with
+ * child_process.spawn under the same concurrency (same stdio, own process group, prompt on stdin,
+ * stdout collected, wait for 'close' — what any runner must do). Per-agent overhead =
+ * (owner − bare) / N, per repetition, median over repetitions; A/B interleaved in one process.
+ *
+ * Then where it goes: one owner pass at concurrency 1 under a file-system probe (time per fsync,
+ * atomic write, journal append, path check, per file kind), and two what-if variants measured
+ * interleaved with the others: the owner with the store changes proposed for the hot path
+ * (input files written in place without fsync, agent-record path checked without a realpath walk;
+ * see lib/whatif.mjs), and the owner with no fsync at all (the floor of what the disk costs).
+ * src/ is unchanged; the variants patch this process's copy of dist/ only.
+ *
+ *   npm run build && node --expose-gc bench/b2-dispatch.mjs [--n 200] [--reps 3] [--profile FILE.cpuprofile]
+ *
+ * With --profile, one more owner pass at c=1 runs under the CPU profiler (written to FILE) and the
+ * files and functions with the most self time are printed.
+ *
+ * Goal: < 2 ms per agent. Always exits 0 unless something crashed (MISS marks a missed goal).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { buildPlan } from '../dist/spec/index.js';
+import { createRun } from '../dist/engine/lifecycle.js';
+import { ownRun } from '../dist/engine/owner.js';
+import { getRunner } from '../dist/runners/index.js';
+import { calibrate, collect, f, median, numArg, oneCommandPhaseSpec, range, tempDir, verdict } from './lib/common.mjs';
+import { installProbe, skipSync, startProbe, stopProbe, summarize } from './lib/fsprobe.mjs';
+import { patchCachedAgentPath, patchPlainInputs } from './lib/whatif.mjs';
+import { flatProfile, profiled } from './lib/profile.mjs';
+
+const N = numArg('n', 200);
+const REPS = numArg('reps', 3);
+const CONCURRENCY = [1, 4];
+const ARGV = ['/bin/echo', 'x'];
+const GOAL_MS = 2;
+const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
+
+const { dir: tmp, cleanup } = await tempDir('b2');
+const cwd = path.join(tmp, 'project');
+const storeRoot = path.join(tmp, 'store');
+await mkdir(cwd);
+
+/** The same spawns without fanfold: `c` workers, each spawning the next command when one closes. */
+async function bare(c) {
+  let next = 0;
+  const one = (i) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(ARGV[0], ARGV.slice(1), { cwd, env: process.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      const out = [];
+      child.stdout.on('data', (b) => out.push(b));
+      child.stderr.on('data', () => {});
+      child.stdin.on('error', () => {});
+      child.stdin.end(`task ${i}`);
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new Error(`bare spawn exited ${code}`))));
+    });
+  const worker = async () => {
+    while (next < N) await one(next++);
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: c }, worker));
+  return performance.now() - t0;
+}
+
+/**
+ * One run through the owner. Returns total ownRun time and its split: call → first runner call,
+ * first runner call → last runner return (the dispatch window), last return → ownRun resolves.
+ */
+async function owner(c, { syncSkip, proposed, probe } = {}) {
+  const plan = buildPlan(oneCommandPhaseSpec({ name: 'b2', n: N, argv: ARGV, maxConcurrent: c }));
+  const runId = await createRun({ root: storeRoot, plan, cwd });
+  const base = getRunner('command');
+  let first;
+  let last;
+  const runner = {
+    kind: 'command',
+    async run(input) {
+      first ??= performance.now();
+      const r = await base.run(input);
+      last = performance.now();
+      return r;
+    },
+  };
+  const undo = proposed ? [patchPlainInputs(), patchCachedAgentPath()] : [];
+  // The probe only where it is needed: its wrappers cost microseconds per fs call.
+  if (syncSkip || probe) undo.push(await installProbe());
+  if (syncSkip) skipSync(syncSkip);
+  if (probe) startProbe();
+  try {
+    const t0 = performance.now();
+    const rec = await ownRun({ root: storeRoot, runId, runners: () => runner });
+    const t1 = performance.now();
+    if (rec.status !== 'completed') throw new Error(`b2: run ended ${rec.status}: ${rec.reason}`);
+    return { total: t1 - t0, startup: first - t0, window: last - first, tail: t1 - last, first, last, calls: probe ? stopProbe() : undefined };
+  } finally {
+    for (const u of undo.reverse()) u();
+    await rm(path.join(storeRoot, runId), { recursive: true, force: true });
+  }
+}
+
+const VARIANTS = {
+  bare: (c) => bare(c).then((total) => ({ total })),
+  owner: (c) => owner(c),
+  'owner + proposed store changes': (c) => owner(c, { proposed: true }),
+  'owner, nothing fsynced': (c) => owner(c, { syncSkip: () => true }),
+};
+const names = Object.keys(VARIANTS);
+
+try {
+  const cal = await calibrate(tmp);
+  console.log(`B2   this machine now: fs round trip ${f(cal.rttMs, 3)} ms, fsync of a 6 kB file ${f(cal.fsyncMs, 2)} ms`);
+  // Warm-up: JIT, page cache of /bin/echo, the thread pool.
+  await bare(4);
+  await owner(4);
+
+  /** results[c][variant] = array of { total, … } per repetition. */
+  const results = Object.fromEntries(CONCURRENCY.map((c) => [c, Object.fromEntries(names.map((n) => [n, []]))]));
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const c of CONCURRENCY) {
+      // Rotate the order each repetition so no variant always runs first (or after the same one).
+      const order = names.map((_, i) => names[(i + rep + c) % names.length]);
+      for (const v of order) {
+        collect();
+        results[c][v].push(await VARIANTS[v](c));
+      }
+    }
+  }
+
+  const perAgent = (c, v) => median(results[c][v].map((r, i) => (r.total - results[c].bare[i].total) / N));
+  for (const c of CONCURRENCY) {
+    const o = perAgent(c, 'owner');
+    const [lo, hi] = range(results[c].owner.map((r, i) => (r.total - results[c].bare[i].total) / N));
+    const ownerMs = median(results[c].owner.map((r) => r.total));
+    const bareMs = median(results[c].bare.map((r) => r.total));
+    console.log(
+      `B2 dispatch overhead c=${c}: ${f(o, 2)} ms/agent (owner ${f(ownerMs, 0)} ms, bare ${f(bareMs, 0)} ms, N=${N}, median of ${REPS}, range ${f(lo, 2)}–${f(hi, 2)}; goal < ${GOAL_MS} ms: ${verdict(o < GOAL_MS)})`,
+    );
+    const split = (k) => median(results[c].owner.map((r) => r[k]));
+    const windowOver = median(results[c].owner.map((r, i) => (r.window - results[c].bare[i].total) / N));
+    console.log(
+      `B2   c=${c} split: call→first dispatch ${f(split('startup'), 0)} ms, dispatch window ${f(split('window'), 0)} ms ` +
+        `(${f(windowOver, 2)} ms/agent over bare), last exit→ownRun returns ${f(split('tail'), 0)} ms`,
+    );
+    for (const v of names.slice(2)) {
+      console.log(`B2   c=${c} what-if ${v}: ${f(perAgent(c, v), 2)} ms/agent (owner ${f(median(results[c][v].map((r) => r.total)), 0)} ms)`);
+    }
+  }
+
+  // Where the time goes: one owner pass at c=1 under the probe, counting only calls made inside
+  // the dispatch window (first runner call → last runner return), so start-up and the end-of-run
+  // work (digests, reports) are left out. At c=1 the per-agent calls do not overlap, apart from
+  // the owner's timers (lease heartbeat, control poll, coalesced run.json and index writes).
+  collect();
+  const probed = await owner(1, { probe: true });
+  const rows = summarize(probed.calls, probed.first, probed.last);
+  const bareRef = median(results[1].bare.map((r) => r.total));
+  const overPerAgent = (probed.window - bareRef) / N;
+  const fsync = rows.filter((r) => r.op === 'fsync');
+  const fsyncMs = fsync.reduce((a, r) => a + r.ms, 0);
+  const fsMs = rows.reduce((a, r) => a + r.ms, 0);
+  const calls = rows.reduce((a, r) => a + r.count, 0);
+  const syncs = fsync.reduce((a, r) => a + r.count, 0);
+  // What the calls would cost on an idle machine with this disk: round trips and fsyncs at the
+  // calibrated prices, nothing else (no spawn, no CPU, no waiting for a busy event loop).
+  const model = ((calls - syncs) * cal.rttMs + syncs * cal.fsyncMs) / N;
+  console.log(
+    `B2   c=1 probed dispatch window: ${f(overPerAgent, 2)} ms/agent over bare; fs calls ${f(calls / N, 1)}/agent taking ${f(fsMs / N, 2)} ms/agent, ` +
+      `of which fsync ${f(fsyncMs / N, 2)} ms/agent (${fsync.map((r) => `${r.kind} ${f(r.count / N, 2)}× ${f(r.ms / N, 2)} ms`).join(', ')})`,
+  );
+  console.log(
+    `B2   c=1 the same calls at the calibrated prices: ${f(model, 2)} ms/agent ` +
+      `(${f((calls - syncs) / N, 1)} round trips × ${f(cal.rttMs, 3)} ms + ${f(syncs / N, 2)} fsyncs × ${f(cal.fsyncMs, 2)} ms)`,
+  );
+  console.log('B2   c=1 fs calls per agent in the dispatch window (calls/agent × ms/call = ms/agent), largest first:');
+  for (const r of rows.filter((r) => r.ms / N >= 0.05).slice(0, 16)) {
+    console.log(`B2     ${`${r.op} ${r.kind}`.padEnd(30)} ${f(r.count / N, 2).padStart(6)} × ${f(r.ms / r.count, 3)} ms = ${f(r.ms / N, 3)} ms/agent`);
+  }
+
+  if (PROFILE) {
+    collect();
+    const { result, profile } = await profiled(path.resolve(PROFILE), () => owner(1));
+    const flat = flatProfile(profile);
+    console.log(
+      `B2   CPU profile of one owner pass at c=1 (${path.resolve(PROFILE)}): ${f(result.total, 0)} ms wall, ${f(flat.total - flat.idle, 0)} ms on the main thread, ${f(flat.idle, 0)} ms idle`,
+    );
+    for (const x of flat.byFile.slice(0, 14)) console.log(`B2     file ${x.name.padEnd(60)} ${f(x.ms / N, 3).padStart(7)} ms/agent self`);
+    for (const x of flat.byFunction.slice(0, 16)) console.log(`B2     fn   ${x.name.slice(0, 60).padEnd(60)} ${f(x.ms / N, 3).padStart(7)} ms/agent self`);
+  }
+} finally {
+  await cleanup();
+}

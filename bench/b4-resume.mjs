@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+/**
+ * B4 — time from `resume` to the first new dispatch at 1000 agents.
+ *
+ * The fixture is what a SIGKILLed owner leaves: a run of a 1000-task plan (maxAgents 1000) with
+ * 990 succeeded agent records (5 KB outputs), the journal up to the crash (run.started,
+ * phase.started, agent.started/finished per finished agent, agent.started of the 4 that were
+ * running, and a torn last line), run.json still `running`, and lease.json naming a dead pid.
+ * No search index on disk: a crashed owner's index is at best a debounce interval behind its
+ * records, which makes it stale, so resume rebuilds it either way.
+ *
+ * In-process: ownRun with a runner that notes the time of its first run() call and returns
+ * success at once; the figure is ownRun() called → first run() call. Then the same through the
+ * CLI: `node dist/cli/main.js resume <id>` spawned, until the first `agent.started` line lands
+ * in events.jsonl, minus a bare `node -e 0`. Then the pieces of resume, each timed alone on a
+ * fixture of its own, to say where the time goes; and two what-ifs measured interleaved with the
+ * real thing: the search-index rebuild started only after the first dispatch, and that plus the
+ * other changes proposed for resume (one append for all `agent.reused` events, the census of
+ * finished agents read from the journal instead of from every record; see lib/whatif.mjs).
+ * src/ is unchanged; the what-ifs patch this process's copy of dist/ only.
+ *
+ *   npm run build && node --expose-gc bench/b4-resume.mjs [--reps 3] [--profile FILE.cpuprofile]
+ *
+ * With --profile, one more in-process resume runs under the CPU profiler (written to FILE) and
+ * the functions and files with the most self time up to the first dispatch are printed.
+ *
+ * Goal: < 200 ms in-process.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buildPlan } from '../dist/spec/index.js';
+import { createRun } from '../dist/engine/lifecycle.js';
+import { ownRun } from '../dist/engine/owner.js';
+import { Journal, RunStore, SCHEMA_VERSION, acquireLease, agentFileName } from '../dist/store/index.js';
+import { RunIndex } from '../dist/search/index.js';
+import { collect, f, filler, median, numArg, oneCommandPhaseSpec, range, succeededRecord, tempDir, verdict } from './lib/common.mjs';
+import { flatProfile, profiled } from './lib/profile.mjs';
+import { patchBatchReused, patchDeferIndex, patchJournalCensus } from './lib/whatif.mjs';
+
+const TASKS = 1000;
+const DONE = 990;
+const RUNNING_AT_CRASH = 4;
+const REPS = numArg('reps', 3);
+const GOAL_MS = 200;
+const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
+const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+
+const { dir: tmp, cleanup } = await tempDir('b4');
+const cwd = path.join(tmp, 'project');
+const storeRoot = path.join(tmp, 'store');
+await mkdir(cwd);
+const plan = buildPlan(oneCommandPhaseSpec({ name: 'b4', n: TASKS, argv: ['/bin/true'], maxConcurrent: 4, maxAgents: TASKS }));
+const outputs = plan.tasks.map((_, i) => filler(5000, i + 1));
+
+/** The pid of a process that has exited (for the dead owner's lease). */
+function deadPid() {
+  return new Promise((resolve, reject) => {
+    const c = spawn('/bin/true', { stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('exit', () => resolve(c.pid));
+  });
+}
+
+/**
+ * Builds the crashed run; returns its id. run.json and the lease go through the store; agent
+ * records and journal lines are written with the store's exact encodings (JSON with 2-space
+ * indent plus a newline; one JSON object per line) but without fsync or temp files, which only
+ * matter for how a fixture survives a crash, not for what resume finds.
+ */
+async function crashedRun() {
+  const runId = await createRun({ root: storeRoot, plan, cwd });
+  const dir = path.join(storeRoot, runId);
+  await acquireLease(dir, { pid: await deadPid(), heartbeatMs: 0 });
+  const t0 = Date.now() - 3_600_000;
+  const at = (ms) => new Date(t0 + ms).toISOString();
+  const lines = [
+    { type: 'run.started', t: at(0), runId, name: plan.name, agentCount: plan.agentCount },
+    { type: 'phase.started', t: at(0), phaseId: 'p' },
+  ];
+  const writes = [];
+  for (let i = 0; i < DONE + RUNNING_AT_CRASH; i++) {
+    const task = plan.tasks[i];
+    lines.push({ type: 'agent.started', t: at(i * 10), ref: task.ref, key: task.key, attempt: 1, slot: i % 4 });
+    if (i >= DONE) continue;
+    const rec = succeededRecord({ runId, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt: new Date(t0 + i * 10) });
+    const file = agentFileName(task.phaseId, task.taskId, 1);
+    writes.push([path.join(dir, 'agents', file), `${JSON.stringify(rec, null, 2)}\n`]);
+    lines.push({ type: 'agent.finished', t: rec.endedAt, ref: task.ref, key: task.key, attempt: 1, status: 'succeeded', durationMs: 1000, file });
+  }
+  for (let i = 0; i < writes.length; i += 64) await Promise.all(writes.slice(i, i + 64).map(([p, text]) => writeFile(p, text)));
+  // The SIGKILL came in the middle of an append: a torn last line.
+  await writeFile(path.join(dir, 'events.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n{"type":"agent.finished","t":"20`);
+  return runId;
+}
+
+/**
+ * In-process resume: ownRun() called → the runner's first run() call, and → ownRun resolved.
+ * `onFirst` runs at the first dispatch (the profiler stops there). `whatif`: 'defer-index' or
+ * 'proposed' (see the header).
+ */
+async function resumeInProcess(runId, onFirst, whatif) {
+  let first;
+  let open;
+  const gate = new Promise((r) => (open = r));
+  const undo = [];
+  if (whatif) undo.push(patchDeferIndex(gate));
+  if (whatif === 'proposed') undo.push(patchBatchReused(), patchJournalCensus());
+  const runner = {
+    kind: 'command',
+    async run() {
+      if (first === undefined) {
+        first = performance.now();
+        // Everything patched has been called by now; the rest of the run uses the real code.
+        for (const u of undo.splice(0)) u();
+        open();
+        await onFirst?.();
+      }
+      return { status: 'succeeded', output: 'ok\n', outputBytes: 3, truncated: false, exitCode: 0, signal: null, stderrTail: '' };
+    },
+  };
+  const t0 = performance.now();
+  let run;
+  try {
+    run = await ownRun({ root: storeRoot, runId, runners: () => runner });
+  } finally {
+    for (const u of undo) u();
+    open();
+  }
+  const t1 = performance.now();
+  if (run.status !== 'completed' || run.totals.succeeded !== TASKS) throw new Error(`b4: resumed run ended ${run.status} (${run.reason})`);
+  return { dispatch: first - t0, total: t1 - t0 };
+}
+
+/** Wall time of a spawned command until it exits (stdout/stderr discarded). */
+function timeSpawn(args) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn(process.execPath, args, { cwd, stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`b4: node ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+/** CLI resume: spawn → first `agent.started` appended to events.jsonl; and → exit. */
+async function resumeCli(runId) {
+  const journal = path.join(storeRoot, runId, 'events.jsonl');
+  // New lines start where the torn tail starts: the owner cuts it off before appending.
+  let offset = (await readFile(journal)).lastIndexOf(0x0a) + 1;
+  const fh = await open(journal, 'r');
+  try {
+    const t0 = performance.now();
+    const wall0 = Date.now();
+    const child = spawn(process.execPath, [CLI, '--store', storeRoot, 'resume', runId], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
+    const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, t: performance.now() })));
+    let dispatch;
+    let text = '';
+    const buf = Buffer.alloc(256 * 1024);
+    const deadline = t0 + 60_000;
+    while (dispatch === undefined && performance.now() < deadline) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+      // Only whole lines count, and only they move the offset: until the owner has cut the torn
+      // tail off, a read still sees it.
+      const whole = bytesRead > 0 ? buf.subarray(0, bytesRead).lastIndexOf(0x0a) + 1 : 0;
+      if (whole > 0) {
+        offset += whole;
+        text += buf.toString('utf8', 0, whole);
+        if (text.includes('"type":"agent.started"')) dispatch = performance.now() - t0;
+      } else {
+        const done = await Promise.race([exited, new Promise((r) => setTimeout(r, 1))]);
+        if (done) break;
+      }
+    }
+    const { code, t } = await exited;
+    if (dispatch === undefined || code !== 0) throw new Error(`b4: CLI resume exited ${code} without a dispatch seen; stderr: ${stderr}`);
+    // The journal's own timestamps split the CLI's time: spawn → run.resumed (start-up, imports,
+    // lease, census of the records) and run.resumed → first agent.started.
+    const events = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const tOf = (type) => Date.parse(events.find((e) => e.type === type)?.t ?? 'x');
+    return { dispatch, total: t - t0, toResumed: tOf('run.resumed') - wall0, resumedToStart: tOf('agent.started') - tOf('run.resumed') };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Each step of resume alone, on a fixture of its own (never resumed). */
+async function pieces(runId) {
+  const out = [];
+  const time = async (name, fn) => {
+    collect();
+    const t0 = performance.now();
+    const r = await fn();
+    out.push({ name, ms: performance.now() - t0 });
+    return r;
+  };
+  const store = await time('RunStore.open', () => RunStore.open(storeRoot, runId));
+  const lease = await time('acquireLease (take over the dead owner)', () => acquireLease(store.dir, { heartbeatMs: 0 }));
+  const run = await time('readRun (run.json with the 1000-task plan)', () => store.readRun());
+  const { records } = await time(`listAgentRecords (${DONE} files)`, () => store.listAgentRecords());
+  await time('readEvents (journal)', () => store.readEvents());
+  const scratch = await Journal.open(path.join(tmp, `scratch-${runId}.jsonl`));
+  await time(`${DONE} agent.reused appends, one at a time`, async () => {
+    for (const r of records) {
+      await scratch.append({ type: 'agent.reused', ref: `${r.phaseId}/${r.taskId}`, key: r.key, file: agentFileName(r.phaseId, r.taskId, r.attempt) });
+    }
+  });
+  await scratch.close();
+  await time('writeRun (run.json, fsynced)', () => store.writeRun({ ...run, updatedAt: new Date().toISOString() }));
+  await time(`RunIndex.open: rebuild over ${DONE} records`, () =>
+    RunIndex.open({ indexFile: path.join(tmp, `index-${runId}.json`), runId, loadRecords: async () => records, phaseTitles: { p: 'p' } }),
+  );
+  await store.close();
+  await lease.release();
+  return out;
+}
+
+try {
+  // Warm-up: JIT of the store, owner and index code.
+  await resumeInProcess(await crashedRun());
+  await timeSpawn(['-e', '0']);
+
+  const WHATIFS = { 'index rebuilt after the first dispatch': 'defer-index', 'all proposed resume changes': 'proposed' };
+  const inproc = [];
+  const whatif = Object.fromEntries(Object.keys(WHATIFS).map((k) => [k, []]));
+  const cli = [];
+  const nodeStart = [];
+  const cliStart = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    // Fixtures are built first so their writes are not in flight during a measurement.
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await crashedRun());
+    spawnSync('sync'); // their write-back must not compete with the measurements
+    const jobs = [
+      async () => inproc.push(await resumeInProcess(ids[0])),
+      ...Object.entries(WHATIFS).map(([k, v], i) => async () => whatif[k].push(await resumeInProcess(ids[i + 1], undefined, v))),
+      async () => {
+        nodeStart.push(await timeSpawn(['-e', '0']));
+        cliStart.push(await timeSpawn([CLI, '--version']));
+        cli.push(await resumeCli(ids[3]));
+      },
+    ];
+    // Rotate the order each repetition.
+    for (let j = 0; j < jobs.length; j++) {
+      collect();
+      await jobs[(j + rep) % jobs.length]();
+    }
+    for (const id of ids) await rm(path.join(storeRoot, id), { recursive: true, force: true });
+  }
+  const d = inproc.map((r) => r.dispatch);
+  const m = median(d);
+  const [lo, hi] = range(d);
+  console.log(
+    `B4 resume→first dispatch in-process: ${f(m, 0)} ms (${DONE}/${TASKS} done, range ${f(lo, 0)}–${f(hi, 0)}, median of ${REPS}; goal < ${GOAL_MS} ms: ${verdict(m < GOAL_MS)})`,
+  );
+  console.log(`B4   in-process resume→run finished (${TASKS - DONE} new agents, then digests, reports, index): ${f(median(inproc.map((r) => r.total)), 0)} ms`);
+  for (const [k, rs] of Object.entries(whatif)) {
+    console.log(`B4   what-if ${k}: ${f(median(rs.map((r) => r.dispatch)), 0)} ms to the first dispatch (run finished ${f(median(rs.map((r) => r.total)), 0)} ms)`);
+  }
+  const node0 = median(nodeStart);
+  const cliD = median(cli.map((r) => r.dispatch));
+  console.log(
+    `B4 resume→first dispatch via CLI: ${f(cliD - node0, 0)} ms above a bare node start (CLI ${f(cliD, 0)} ms, node -e 0 ${f(node0, 0)} ms, ` +
+      `fanfold --version ${f(median(cliStart), 0)} ms; median of ${REPS})`,
+  );
+  console.log(
+    `B4   CLI split by the journal's timestamps: spawn→run.resumed ${f(median(cli.map((r) => r.toResumed)), 0)} ms, ` +
+      `run.resumed→first agent.started ${f(median(cli.map((r) => r.resumedToStart)), 0)} ms; resume→exit ${f(median(cli.map((r) => r.total)), 0)} ms`,
+  );
+
+  const piecesRun = await crashedRun();
+  spawnSync('sync');
+  const p = await pieces(piecesRun);
+  console.log(`B4   pieces of resume, each timed alone (sum ${f(p.reduce((a, x) => a + x.ms, 0), 0)} ms):`);
+  for (const x of p) console.log(`B4     ${x.name.padEnd(48)} ${f(x.ms, 1).padStart(7)} ms`);
+
+  if (PROFILE) {
+    const runId = await crashedRun();
+    spawnSync('sync');
+    collect();
+    // Profile only up to the first dispatch: the profiler is stopped from inside the runner.
+    let stop;
+    const stopped = new Promise((r) => (stop = r));
+    let resumed;
+    const { profile } = await profiled(path.resolve(PROFILE), async () => {
+      resumed = resumeInProcess(runId, async () => stop());
+      await Promise.race([stopped, resumed]);
+    });
+    await resumed; // let that run end before the folder goes
+    const flat = flatProfile(profile);
+    console.log(`B4   CPU profile of resume→first dispatch (${path.resolve(PROFILE)}): ${f(flat.total, 0)} ms sampled, ${f(flat.idle, 0)} ms idle`);
+    for (const x of flat.byFile.slice(0, 12)) console.log(`B4     file ${x.name.padEnd(60)} ${f(x.ms, 1).padStart(7)} ms self`);
+    for (const x of flat.byFunction.slice(0, 15)) console.log(`B4     fn   ${x.name.slice(0, 60).padEnd(60)} ${f(x.ms, 1).padStart(7)} ms self`);
+  }
+} finally {
+  await cleanup();
+}
