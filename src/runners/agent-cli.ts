@@ -9,7 +9,7 @@
  * the unit tests exercise against recorded real outputs; this file is the glue.
  */
 import { accessSync, constants, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AgentDef } from '../spec/types.js';
@@ -161,7 +161,8 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       files.schemaFile = path.join(tmp, 'schema.json');
       await writeFile(files.schemaFile, JSON.stringify(input.schema), { mode: 0o600 });
     }
-    const inv = driver.invocation(input, files);
+    const note = await contextNote(input.contextFile);
+    const inv = driver.invocation(note ? { ...input, prompt: `${input.prompt}${note}` } : input, files);
     const tooLong = inv.args.find((a) => Buffer.byteLength(a) >= MAX_ARG_BYTES);
     if (tooLong !== undefined) {
       return configFailure(
@@ -194,6 +195,27 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * A line pointing the agent at the context file when it holds outputs of tasks this one depends
+ * on. Why: a prompt carries at most digests; an agent CLI can read the file for the full outputs,
+ * but only if it is told where it is (it does not see FANFOLD_CONTEXT_FILE without a shell).
+ */
+export async function contextNote(contextFile: string): Promise<string> {
+  let what: string;
+  try {
+    // A huge file is not parsed just to count its entries.
+    if ((await stat(contextFile)).size > 4 * 1024 * 1024) what = 'the tasks';
+    else {
+      const deps = (JSON.parse(await readFile(contextFile, 'utf8')) as { deps?: unknown }).deps;
+      if (!Array.isArray(deps) || deps.length === 0) return '';
+      what = `the ${deps.length} task${deps.length === 1 ? '' : 's'}`;
+    }
+  } catch {
+    return '';
+  }
+  return `\n\n(The outputs of ${what} this task depends on are in ${contextFile}, JSON: deps[].ref/status/output/structured. Read it when the text above is not enough.)`;
 }
 
 function configFailure(message: string): RunnerResult {
@@ -315,7 +337,7 @@ export interface ApiFailureHints {
  * overload, server errors and network trouble are.
  */
 export function apiFailure(kind: AgentCliKind, status: number | undefined, message: string, hints: ApiFailureHints): FailureInfo {
-  const text = oneLine(message);
+  const text = oneLine(readableApiError(message)).replace(/[.;:,\s]+$/, '');
   const code = status ?? statusIn(text);
   const authText = /not logged in|\/login|log ?in to|invalid (x-)?api[- ]key|incorrect api key|no api key|unauthori[sz]ed|authentication|api key (is )?(missing|not set|required)/i;
   if (code === 401 || code === 403 || (code === undefined && authText.test(text))) {
@@ -333,6 +355,28 @@ export function apiFailure(kind: AgentCliKind, status: number | undefined, messa
   }
   const transient = /overload|rate.?limit|too many requests|timed? ?out|timeout|temporar|high demand|disconnect|connection|network|econn|socket|unavailable|try again/i;
   return { type: 'model_api', message: `${kind}: ${text}`, retryable: transient.test(text) };
+}
+
+/**
+ * An error message with an API's JSON error body made readable: `500 {"type":"error","error":
+ * {"type":"api_error","message":"boom"}}` → `500 api_error: boom`. Other text is returned as is.
+ */
+export function readableApiError(message: string): string {
+  const start = message.indexOf('{');
+  const end = message.lastIndexOf('}');
+  if (start === -1 || end <= start) return message;
+  let body: unknown;
+  try {
+    body = JSON.parse(message.slice(start, end + 1));
+  } catch {
+    return message;
+  }
+  const err = (body as { error?: unknown })?.error;
+  const e = (typeof err === 'object' && err !== null ? err : body) as { type?: unknown; code?: unknown; message?: unknown };
+  if (typeof e.message !== 'string') return message;
+  const kind = typeof e.type === 'string' ? e.type : typeof e.code === 'string' ? e.code : undefined;
+  const rest = `${message.slice(0, start)}${kind ? `${kind}: ` : ''}${e.message}${message.slice(end + 1)}`;
+  return rest.trim();
 }
 
 function statusIn(text: string): number | undefined {

@@ -316,14 +316,15 @@ function deniedFailure(denials: NonNullable<ClaudeResultEvent['permission_denial
   });
   const more = denials.length > shown.length ? ` and ${denials.length - shown.length} more` : '';
   const names = [...new Set(denials.map((d) => d.tool_name ?? '?'))];
+  const it = denials.length === 1 ? 'it' : 'them';
   const how =
     agent.tier === 'edit'
-      ? `add ${names.map((n) => `'${n}'`).join(', ')} to the tools of agent '${agent.name}'`
-      : `agent '${agent.name}' is read_only (only ${[...CLAUDE_READ_ONLY_SAFE].slice(0, 3).join(', ')} and other read-only tools run, inside the project); ` +
-        `give it tier: edit to let it run commands and change files (edit-tier plans need approval)`;
+      ? `to allow ${it}, add ${names.map((n) => `'${n}'`).join(', ')} to the tools of agent '${agent.name}'`
+      : `agent '${agent.name}' has tier read_only, which pre-approves only read-only tools (${[...CLAUDE_READ_ONLY_SAFE].slice(0, 3).join(', ')}…): ` +
+        `to allow ${it}, give the agent tier: edit, which lets it run commands and change files (edit-tier plans need approval)`;
   return {
     type: 'permission_denied',
-    message: `claude was refused ${denials.length} tool call${denials.length === 1 ? '' : 's'}: ${shown.join(', ')}${more}; to allow them, ${how}`,
+    message: `claude was refused ${denials.length} tool call${denials.length === 1 ? '' : 's'}: ${shown.join(', ')}${more}; ${how}`,
     retryable: false,
   };
 }

@@ -167,6 +167,7 @@ export function invalid(detail: string): FailureInfo {
 export function schemaInstructions(schema: JsonSchema): string {
   return [
     '',
+    '',
     '---',
     'When you are done, end your answer with exactly one JSON value that matches this JSON Schema,',
     'in a ```json fenced block, with nothing after the block:',

@@ -200,3 +200,45 @@ export async function piSandbox(opts: {
   });
   return { ...sb, agentDir, modelArg: `${provider}/${model}` };
 }
+
+export interface WorkflowSandbox extends Sandbox {
+  /** Pi's `--model` value (`scripted/scripted-model`). */
+  piModel: string;
+}
+
+/**
+ * One sandbox for all three CLIs at once, as fanfold's engine runs them: a single HOME holding
+ * Claude's config dir, CODEX_HOME (config.toml pointing at the Responses server) and Pi's agent dir
+ * (Anthropic Messages provider `scripted`). `env` is what the fanfold process gets; its agent
+ * runners pass it on to every CLI child.
+ */
+export async function workflowSandbox(opts: { anthropicUrl: string; responsesUrl: string; env?: Record<string, string> }): Promise<WorkflowSandbox> {
+  const sb = await makeSandbox('workflow');
+  const configDir = join(sb.home, '.claude');
+  const codexHome = join(sb.home, '.codex');
+  const piDir = join(sb.home, '.pi', 'agent');
+  await Promise.all([mkdir(configDir), mkdir(codexHome), mkdir(piDir, { recursive: true })]);
+  const codex = await codexSandbox({ baseUrl: opts.responsesUrl });
+  await writeFile(join(codexHome, 'config.toml'), codex.configToml);
+  await codex.cleanup();
+  await writeFile(
+    join(piDir, 'models.json'),
+    JSON.stringify({ providers: { scripted: { baseUrl: opts.anthropicUrl, api: 'anthropic-messages', apiKey: 'sk-scripted-test-key', models: [{ id: 'scripted-model' }] } } }),
+  );
+  await writeFile(
+    join(piDir, 'settings.json'),
+    JSON.stringify({ quietStartup: true, enableInstallTelemetry: false, retry: { enabled: false, provider: { maxRetries: 0 } } }),
+  );
+  Object.assign(sb.env, {
+    CLAUDE_CONFIG_DIR: configDir,
+    ...claudeOfflineVars(opts.anthropicUrl),
+    CODEX_HOME: codexHome,
+    SCRIPTED_API_KEY: 'sk-scripted-test-key',
+    PI_CODING_AGENT_DIR: piDir,
+    PI_OFFLINE: '1',
+    PI_SKIP_VERSION_CHECK: '1',
+    PI_TELEMETRY: '0',
+    ...(opts.env ?? {}),
+  });
+  return { ...sb, piModel: 'scripted/scripted-model' };
+}

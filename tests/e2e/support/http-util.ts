@@ -19,6 +19,8 @@ export interface RecordedRequest {
   rawBody: string;
   /** Date.now() when the request had been read completely. */
   receivedAt: number;
+  /** Date.now() when the answer had been handed to the OS completely (unset while it is pending). */
+  respondedAt?: number;
 }
 
 export type RouteHandler = (req: RecordedRequest, res: ServerResponse) => void | Promise<void>;
@@ -110,6 +112,9 @@ export async function startBaseServer(
         receivedAt: Date.now(),
       };
       requests.push(rec);
+      res.once('finish', () => {
+        rec.respondedAt = Date.now();
+      });
       if (debug) process.stderr.write(`[${opts.name}] ${rec.method} ${req.url} (${raw.length} bytes)\n`);
       try {
         await handler(rec, res);
