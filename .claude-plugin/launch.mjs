@@ -9,16 +9,17 @@
  *
  * 1. dist/cli/main.js and node_modules/ present → run it, in this process.
  * 2. Otherwise build it once, in the plugin folder: `npm ci` (or `npm install` without a lock
- *    file), whose `prepare` script runs the TypeScript build. The build runs detached with its
- *    log in `.fanfold-build.log`, so it finishes even if Claude Code gives up waiting on this
- *    first start (the next start then finds it built). A lock folder keeps two starts from
- *    building at once.
+ *    file), whose `prepare` script runs the TypeScript build. The build runs detached (this file
+ *    in builder mode) with its log in `.fanfold-build.log`, so it finishes even if Claude Code
+ *    gives up waiting on this first start (it allows 30 s; a cold build takes about a minute),
+ *    and the next start finds it built. A lock folder keeps two starts from building at once; a
+ *    marker (`.fanfold-build.pending`) until success keeps a half-built dist/ from being run.
  * 3. If it cannot be built (no npm, no registry), a `fanfold` on PATH is used instead.
  *
  * stdout is the MCP channel: this file writes only to stderr. No dependencies (it runs before
  * anything is installed).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,6 +28,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const LOCK = path.join(ROOT, '.fanfold-build.lock');
 const LOG = path.join(ROOT, '.fanfold-build.log');
+/** Present from the start of a build until it succeeded: a half-built dist/ is never run. */
+const PENDING = path.join(ROOT, '.fanfold-build.pending');
+/** The argument that runs this file as the detached builder. */
+const BUILD_FLAG = '--fanfold-build';
 /** Longest a build may take before a waiting start gives up (a cold npm install is ~1 min). */
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 /** A lock older than this, or whose owner is gone, is stale. */
@@ -37,7 +42,27 @@ function log(msg) {
 }
 
 function built() {
-  return existsSync(MAIN) && existsSync(path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'sdk'));
+  return !existsSync(PENDING) && existsSync(MAIN) && existsSync(path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'sdk'));
+}
+
+/**
+ * The detached builder (this file run with BUILD_FLAG): runs npm with its output in the log, and
+ * only on success removes the pending marker. Then it drops the lock, whether or not the start
+ * that launched it is still there to do so.
+ */
+function builderMain() {
+  const args = existsSync(path.join(ROOT, 'package-lock.json')) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
+  const env = { ...process.env };
+  delete env.NODE_ENV; // production would skip the dev dependencies the build needs
+  const r = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env });
+  let code = 1;
+  if (r.error) process.stderr.write(`cannot run npm: ${r.error.message}\n`);
+  else if (r.status === 0 && existsSync(MAIN)) {
+    rmSync(PENDING, { force: true });
+    code = 0;
+  } else process.stderr.write(`npm ${args.join(' ')} ended with ${r.signal ? `signal ${r.signal}` : `exit code ${r.status}`}\n`);
+  rmSync(LOCK, { recursive: true, force: true });
+  process.exit(code);
 }
 
 function onPath(name) {
@@ -113,23 +138,14 @@ function logTail() {
 
 /** Builds dist/ (detached, logged). Resolves `{ok, running}`: running when it was left going. */
 function build() {
-  const args = existsSync(path.join(ROOT, 'package-lock.json')) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
-  log(`dist/ is missing in ${ROOT}: building it once (npm ${args.join(' ')}; log: ${LOG})…`);
-  const env = { ...process.env };
-  delete env.NODE_ENV; // production would skip the dev dependencies the build needs
+  const how = existsSync(path.join(ROOT, 'package-lock.json')) ? 'npm ci' : 'npm install';
+  log(`dist/ is missing in ${ROOT}: building it once (${how}; log: ${LOG})…`);
+  writeFileSync(PENDING, `${new Date().toISOString()}\n`);
   const fd = openSync(LOG, 'w');
   return new Promise((resolve) => {
-    let child;
-    try {
-      // Why detached with the log as a file: Claude Code may kill this process if the first start
-      // takes too long; the build must not die with it (a pipe to us would break) but finish.
-      child = spawn(process.platform === 'win32' ? 'npm.cmd' : 'npm', args, { cwd: ROOT, stdio: ['ignore', fd, fd], detached: true, env });
-    } catch (e) {
-      closeSync(fd);
-      log(`cannot start npm: ${e.message}`);
-      resolve({ ok: false, running: false });
-      return;
-    }
+    // Why detached with the log as a file: Claude Code gives a server 30 s to connect and may kill
+    // this process; the build must not die with it (a pipe to us would break) but finish.
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), BUILD_FLAG], { cwd: ROOT, stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
     try {
       writeFileSync(path.join(LOCK, 'owner.json'), JSON.stringify({ pid: process.pid, buildPid: child.pid, since: Date.now() }));
@@ -142,7 +158,7 @@ function build() {
     }, BUILD_TIMEOUT_MS);
     child.on('error', (e) => {
       clearTimeout(timer);
-      log(`cannot run npm: ${e.message}`);
+      log(`cannot start the build: ${e.message}`);
       resolve({ ok: false, running: false });
     });
     child.on('exit', (code, signal) => {
@@ -180,10 +196,16 @@ async function ensureBuilt() {
 
 async function main() {
   const args = process.argv.slice(2);
+  if (args[0] === BUILD_FLAG) return builderMain();
   if (await ensureBuilt()) {
     // Run the CLI in this process: its entry point parses process.argv when imported.
     process.argv = [process.execPath, MAIN, ...args];
-    await import(pathToFileURL(MAIN).href);
+    try {
+      await import(pathToFileURL(MAIN).href);
+    } catch (e) {
+      log(`${MAIN} does not start (${e?.message ?? e}). Rebuild it: npm install && npm run build in ${ROOT}`);
+      process.exit(1);
+    }
     return;
   }
   const bin = onPath('fanfold');
