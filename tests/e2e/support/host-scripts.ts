@@ -130,7 +130,9 @@ export interface ReadResult {
 }
 
 /** Reads the ids and states a fanfold tool result carries, in either form. */
-export function readResult(tool: FanfoldTool, text: string): ReadResult {
+export function readResult(tool: FanfoldTool, raw: string): ReadResult {
+  // Codex puts its own header before the tool's content.
+  const text = raw.replace(/^Wall time: [^\n]*\nOutput:\n/, '');
   let json: Record<string, any> | undefined;
   try {
     const v = JSON.parse(text) as unknown;
@@ -203,14 +205,35 @@ export function finalAnswer(ref: string): string {
   return `The word ${PLANTED} appears in the output of agent ${ref} (found with query_workflow).`;
 }
 
+/** How the scripted model finds the fanfold tools when the host hides them behind a search tool. */
+export interface HostScriptOptions {
+  discovery?: {
+    /** The host's search tool (`ToolSearch`, `tool_search`). */
+    tool: string;
+    /** Whether a search exchange turned up the fanfold tools. */
+    found: (e: ToolExchange) => boolean;
+    /** Searches before giving up (default 1). */
+    maxSearches?: number;
+  };
+}
+
 /**
  * The next move of the host model, from the exchanges so far. `discover` comes first when the host
- * hides MCP tools behind a search tool (`needsDiscovery` and no discovery exchange yet).
+ * hides MCP tools behind a search tool, and again while the searches have not found them.
  */
-export function nextHostStep(history: ToolExchange[], opts: { needsDiscovery: boolean; discoveryTool: string }): HostStep {
+export function nextHostStep(history: ToolExchange[], opts: HostScriptOptions): HostStep {
   const pending = history.find((e) => e.result === undefined);
   if (pending) throw new HostScriptError(`the host sent no result for the call to ${pending.rawName}`);
-  if (opts.needsDiscovery && !history.some((e) => e.tool === opts.discoveryTool)) return { kind: 'discover' };
+  if (opts.discovery) {
+    const searches = history.filter((e) => e.tool === opts.discovery!.tool);
+    if (!searches.some((e) => opts.discovery!.found(e))) {
+      const max = opts.discovery.maxSearches ?? 1;
+      if (searches.length >= max) {
+        throw new HostScriptError(`${searches.length} ${opts.discovery.tool} calls found no fanfold tools; last result: ${(searches.at(-1)?.result ?? '').slice(0, 800)}`);
+      }
+      return { kind: 'discover' };
+    }
+  }
   const calls = history.filter((e) => isFanfold(e.tool));
   const last = calls.at(-1);
   if (!last) return { kind: 'call', tool: 'plan_workflow', args: { spec: WORKFLOW_YAML } };
@@ -238,6 +261,19 @@ export function nextHostStep(history: ToolExchange[], opts: { needsDiscovery: bo
   }
 }
 
+/**
+ * The approval probe: plan_workflow, then run_workflow with `approve: true`, then an answer that
+ * says whether the run started (`Started: <runId>`) or was refused (`Not started`).
+ */
+export function nextApprovalProbeStep(history: ToolExchange[], opts: HostScriptOptions): HostStep {
+  const calls = history.filter((e) => isFanfold(e.tool));
+  if (calls.length === 0) return nextHostStep(history, opts);
+  const last = calls.at(-1)!;
+  if (last.tool === 'plan_workflow') return nextHostStep(history, opts);
+  const r = readResult('run_workflow', last.result ?? '');
+  return { kind: 'answer', text: r.runId ? `Started: ${r.runId}` : 'Not started' };
+}
+
 // ---------------------------------------------------------------- Claude Code (Anthropic Messages)
 
 /** Claude Code's name for a fanfold tool. */
@@ -246,7 +282,15 @@ export const claudeToolName = (tool: FanfoldTool): string => `mcp__fanfold__${to
 function blockText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content.map((b: unknown) => (b && typeof b === 'object' && 'text' in b ? String((b as { text: unknown }).text) : '')).join('');
+    return content
+      .map((b: unknown) => {
+        if (!b || typeof b !== 'object') return '';
+        const block = b as { type?: unknown; text?: unknown; tool_name?: unknown };
+        // ToolSearch answers with references to the tools it loaded.
+        if (block.type === 'tool_reference') return `[tool_reference ${String(block.tool_name)}]`;
+        return 'text' in block ? String(block.text) : '';
+      })
+      .join('');
   }
   return '';
 }
@@ -277,6 +321,12 @@ export function exchangesFromAnthropic(body: AnthropicRequestBody): ToolExchange
   }
   return out;
 }
+
+/** Claude Code: one ToolSearch `select:` of the four tools loads them (MCP servers are up before the first request). */
+export const CLAUDE_DISCOVERY: NonNullable<HostScriptOptions['discovery']> = {
+  tool: 'ToolSearch',
+  found: (e) => FANFOLD_TOOLS.every((t) => (e.result ?? '').includes(`[tool_reference ${claudeToolName(t)}]`)),
+};
 
 /** The scripted Anthropic reply for a step. Discovery = one ToolSearch call selecting all four tools. */
 export function anthropicReply(step: HostStep): AnthropicReply {
@@ -330,6 +380,26 @@ export function exchangesFromResponses(body: ResponsesRequestBody): ToolExchange
   return out;
 }
 
+/**
+ * Codex: `tool_search` until its output holds the `mcp__fanfold` namespace. Why more than one:
+ * `codex exec` sends the first model request without waiting for MCP servers to finish starting,
+ * and a search only sees the servers that were up when the request it answers was built — so a
+ * model that searches in its first reply, before `fanfold serve` answered `tools/list` (~1–2 s of
+ * Node start on a loaded machine), finds nothing. The test's model searches again (after a pause,
+ * see `codexSearchPause`) like a model told the tools exist would.
+ */
+export const CODEX_DISCOVERY: NonNullable<HostScriptOptions['discovery']> = {
+  tool: 'tool_search',
+  found: (e) => (e.result ?? '').includes('"name":"mcp__fanfold"'),
+  maxSearches: 30,
+};
+
+/** Milliseconds to pause before searching again after a tool_search that did not find fanfold. */
+export async function codexSearchPause(history: ToolExchange[]): Promise<void> {
+  const searches = history.filter((e) => e.tool === 'tool_search');
+  if (searches.length > 0 && !searches.some(CODEX_DISCOVERY.found)) await new Promise((r) => setTimeout(r, 500));
+}
+
 let codexCallCounter = 0;
 
 /** The scripted Responses reply for a step: discovery is a client-side tool_search_call; calls are namespaced. */
@@ -344,7 +414,7 @@ export function responsesReply(step: HostStep): ResponsesReply {
             call_id: `call_search_${codexCallCounter}`,
             status: 'completed',
             execution: 'client',
-            arguments: { query: 'fanfold workflow plan run status query' },
+            arguments: { query: 'fanfold workflow plan run status query', limit: 8 },
           },
         ],
       };
@@ -426,4 +496,10 @@ export function checkRunOnDisk(store: string, runId: string): { status: string; 
     outputs[`${rec.phaseId}/${rec.taskId}`] = rec.output;
   }
   return { status: run.status, agentFiles, outputs };
+}
+
+/** Run directories in a store (everything but the plan store and dot files). */
+export function runDirs(store: string): string[] {
+  if (!existsSync(store)) return [];
+  return readdirSync(store).filter((n) => !n.startsWith('.') && n !== 'plans' && existsSync(join(store, n, 'run.json')));
 }
