@@ -10,7 +10,8 @@
  * - Failures: `turn.failed {error.message}` (exit 1). `error` events are not all fatal (they carry
  *   "Reconnecting… 2/5" notes), nor are `item` entries of type `error` (model metadata warnings).
  * - MCP servers: `-c mcp_servers.<name>.command/args`, and `default_tools_approval_mode =
- *   "approve"` or every call is refused under `approval_policy = "never"`.
+ *   "approve"` or every call is refused under `approval_policy = "never"`; `required = true` or the
+ *   first model request goes out before the server is ready (its tools then cannot be called).
  * - There is no turn cap flag: fanfold counts tool rounds and stops the process past `maxTurns`.
  */
 import type { AgentDef } from '../spec/types.js';
@@ -55,6 +56,9 @@ export function codexMcpOverrides(mcp: { command: string; args: string[] }): str
     '-c', `mcp_servers.fanfold.command=${tomlString(mcp.command)}`,
     '-c', `mcp_servers.fanfold.args=${tomlStringArray(mcp.args)}`,
     '-c', 'mcp_servers.fanfold.default_tools_approval_mode="approve"',
+    // Without it Codex asks the model before the server is up: the first tool_search finds nothing
+    // and calls fail with "unsupported call". Required = wait for it (and fail loudly if it cannot start).
+    '-c', 'mcp_servers.fanfold.required=true',
   ];
 }
 

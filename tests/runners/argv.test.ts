@@ -149,6 +149,7 @@ describe('codex argv', () => {
         'mcp_servers.fanfold.command="/usr/bin/node"',
         'mcp_servers.fanfold.args=["/opt/fanfold/dist/cli/main.js", "serve", "--child", "--store", "/p/.agent_workflows"]',
         'mcp_servers.fanfold.default_tools_approval_mode="approve"',
+        'mcp_servers.fanfold.required=true',
       ]),
     );
     expect(tomlStringArray([])).toBe('[]');
