@@ -21,13 +21,16 @@ export {
 export { REF_URI_PREFIX, formatRef, parseRef, refToUri, type RefParts } from './ref.js';
 export {
   DEFAULT_SAVE_DEBOUNCE_MS,
+  MAX_PREFIX_EXPANSIONS,
   MINISEARCH_FORMAT,
+  MIN_EXPANDED_TERM,
   RunIndex,
   SEARCH_INDEX_KIND,
   type IndexedTask,
   type RunIndexOpenInfo,
   type RunIndexOpenOptions,
   type SearchIndexEnvelope,
+  type TermQuery,
 } from './run-index.js';
 export { SNIPPET_CHARS, buildSnippet, type SnippetOptions } from './snippet.js';
 export {

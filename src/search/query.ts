@@ -2,11 +2,10 @@
  * Querying one or many run indexes: validation of the query and its options, filters, merging
  * of per-run results by score, paging, and hits with snippets and refs.
  */
-import type { SearchOptions as MiniSearchOptions, SearchResult } from 'minisearch';
 import type { AgentStatus } from '../store/types.js';
 import { MAX_TERM_LENGTH, queryTerms } from './analyze.js';
 import { SearchError } from './errors.js';
-import type { IndexedTask, RunIndex } from './run-index.js';
+import type { RankedTask, RunIndex, TermQuery } from './run-index.js';
 import { buildSnippet } from './snippet.js';
 
 /** Hits per page when `limit` is not given. */
@@ -19,8 +18,6 @@ export const MAX_QUERY_CHARS = 1_000;
 export const MAX_QUERY_TERMS = 32;
 /** Largest integer edit distance for `fuzzy` (and the cap of a fractional one). */
 export const MAX_FUZZY_DISTANCE = 3;
-/** Shortest query term expanded by prefix or fuzzy matching; shorter ones match exactly. */
-const MIN_EXPANDED_TERM = 3;
 
 const STATUSES: readonly AgentStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
 
@@ -32,7 +29,10 @@ export interface QueryOptions {
   phaseId?: string;
   /** Only tasks whose indexed (latest) attempt has this status, or one of these. */
   status?: AgentStatus | AgentStatus[];
-  /** Let each query term (3+ chars) also match words it begins: `inj` → `injection`. */
+  /**
+   * Let each query term (3+ chars) also match words it begins: `inj` → `injection` (at most the
+   * 500 shortest such words of each run, weighted below an exact match, less the longer they are).
+   */
   prefix?: boolean;
   /**
    * Let query terms (3+ chars) match words within an edit distance: `true` (20% of the term's
@@ -79,8 +79,8 @@ export interface PreparedQuery {
   limit: number;
   offset: number;
   runId: string | undefined;
-  /** minisearch options for each index. */
-  options: MiniSearchOptions;
+  /** What each run index is asked. */
+  termQuery: TermQuery;
 }
 
 function expected(name: string, what: string, got: unknown): SearchError {
@@ -150,18 +150,20 @@ export function prepareQuery(query: string, opts: QueryOptions = {}): PreparedQu
   const combineWith = opts.combineWith ?? 'or';
   if (combineWith !== 'or' && combineWith !== 'and') throw expected('combineWith', '"or" or "and"', opts.combineWith);
 
-  const options: MiniSearchOptions = { combineWith: combineWith === 'and' ? 'AND' : 'OR', maxFuzzy: MAX_FUZZY_DISTANCE };
-  // Expanding 1–2 letter terms matches a large part of the vocabulary: slow and useless.
-  if (opts.prefix === true) options.prefix = (term) => term.length >= MIN_EXPANDED_TERM;
-  if (fuzzy !== false) options.fuzzy = (term) => (term.length >= MIN_EXPANDED_TERM ? fuzzy : false);
+  // Expanding 1–2 letter terms (prefix or fuzzy) matches a large part of the vocabulary: slow
+  // and useless; RunIndex.query leaves terms shorter than 3 characters exact.
+  const termQuery: TermQuery = {
+    terms,
+    combineWith: combineWith === 'and' ? 'AND' : 'OR',
+    prefix: opts.prefix === true,
+    fuzzy,
+    maxFuzzy: MAX_FUZZY_DISTANCE,
+  };
   if (statuses !== undefined || phaseId !== undefined) {
-    options.filter = (r: SearchResult) =>
-      (phaseId === undefined || r['phaseId'] === phaseId) && (statuses === undefined || statuses.has(r['status'] as AgentStatus));
+    termQuery.filter = (task) => (phaseId === undefined || task.phaseId === phaseId) && (statuses === undefined || statuses.has(task.status));
   }
-  return { text: query, terms, limit, offset, runId, options };
+  return { text: query, terms, limit, offset, runId, termQuery };
 }
-
-type Result = SearchResult & IndexedTask;
 
 /**
  * Searches the given run indexes (BM25+ over each task's latest output, prompt, phase title and
@@ -178,22 +180,23 @@ export function search(indexes: readonly RunIndex[], query: string, opts: QueryO
 
 /** Runs an already validated query (see `prepareQuery`) on the given indexes. */
 export function runPrepared(indexes: readonly RunIndex[], prepared: PreparedQuery): SearchPage {
-  const lists: { runId: string; results: Result[]; at: number }[] = [];
+  const lists: { runId: string; results: RankedTask[]; at: number }[] = [];
   const seen = new Set<string>();
+  const want = prepared.offset + prepared.limit;
   let total = 0;
   for (const index of indexes) {
     if (prepared.runId !== undefined && index.runId !== prepared.runId) continue;
     if (seen.has(index.runId)) continue; // the same run passed twice counts once
     seen.add(index.runId);
-    const results = index.query(prepared.text, prepared.options);
-    total += results.length;
-    if (results.length > 0) lists.push({ runId: index.runId, results, at: 0 });
+    // Each run ranks its own best `offset + limit`: the page cannot need more from any one run.
+    const { total: matched, top } = index.query(prepared.termQuery, want);
+    total += matched;
+    if (top.length > 0) lists.push({ runId: index.runId, results: top, at: 0 });
   }
   lists.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
 
-  // k-way merge of the per-run lists (each already sorted by minisearch), only as far as the
-  // page needs: no sort of every result of every run.
-  const end = Math.min(total, prepared.offset + prepared.limit);
+  // k-way merge of the per-run lists (each sorted best first), only as far as the page needs.
+  const end = Math.min(total, want);
   const hits: Hit[] = [];
   for (let rank = 0; rank < end; rank++) {
     let best: (typeof lists)[number] | undefined;

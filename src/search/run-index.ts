@@ -10,11 +10,13 @@
  * per agent. `readRef` (store-search.ts) still reads the agent file for the full, paged output.
  */
 import { performance } from 'node:perf_hooks';
-import MiniSearch, { type AsPlainObject, type Options, type SearchOptions, type SearchResult } from 'minisearch';
-import { StoreError, readJsonFile, writeJsonAtomic } from '../store/index.js';
+import MiniSearch, { type AsPlainObject, type Options, type SearchResult } from 'minisearch';
+import { StoreError, readJsonFile, writeJsonAtomic, writeTextAtomic } from '../store/index.js';
 import { SCHEMA_VERSION, type AgentRecord, type AgentStatus } from '../store/types.js';
 import { ANALYZER_VERSION, indexTerms, queryTerm, tokenize } from './analyze.js';
 import { SearchError } from './errors.js';
+import { cacheTermLookups, scoringView, serializeSnapshot, snapshotIndex } from './internals.js';
+import { ScoreScratch, scoreQuery } from './scorer.js';
 
 /** `kind` of a persisted search index envelope. */
 export const SEARCH_INDEX_KIND = 'fanfold.search-index';
@@ -46,6 +48,18 @@ const SLICE_MS = 8;
  * this the file is treated as unusable and the index rebuilt in memory.
  */
 const MAX_INDEX_BYTES = 1024 * 1024 * 1024;
+
+/** Agent records read at once when catching up. */
+const READ_CONCURRENCY = 16;
+
+/** Shortest query term expanded by prefix or fuzzy matching; shorter ones match exactly. */
+export const MIN_EXPANDED_TERM = 3;
+
+/**
+ * Most indexed words one query term expands to with `prefix` (the shortest ones, which weigh
+ * most). A bound on the work of a 3-letter prefix in a large vocabulary.
+ */
+export const MAX_PREFIX_EXPANSIONS = 500;
 
 /** The persisted `index.json`: a versioned envelope around minisearch's own JSON. */
 export interface SearchIndexEnvelope {
@@ -112,10 +126,15 @@ const MINISEARCH_OPTIONS: Options<IndexDoc> = {
 
 /** How `RunIndex.open` got its index. */
 export interface RunIndexOpenInfo {
-  /** `disk`: index.json loaded and up to date; `rebuilt`: built from the agent records. */
+  /** `disk`: index.json loaded (and caught up when it lagged); `rebuilt`: built from the agent records. */
   source: 'disk' | 'rebuilt';
-  /** Why it was rebuilt (`missing`, `corrupt: …`, `schemaVersion 0 ≠ 1`, `stale: …`). */
+  /**
+   * Why it was rebuilt (`missing`, `corrupt: …`, `schemaVersion 0 ≠ 1`, `stale: …`) or caught
+   * up (`behind: …`).
+   */
   reason?: string;
+  /** Tasks added to a loaded index because it lagged behind the run's agent files. */
+  caughtUp?: number;
   /** Wall time of open, in ms. */
   ms: number;
 }
@@ -135,12 +154,40 @@ export interface RunIndexOpenOptions {
    * `loadRecords()`, which then runs only for a rebuild.
    */
   listAttempts?: () => Promise<ReadonlyMap<string, number>>;
-  /** Persist the index right away when it had to be rebuilt (only the run's writer should). */
+  /**
+   * Reads one agent record; with `listAttempts`, a loaded index that lags behind the run reads
+   * only the records it lacks instead of all of them.
+   */
+  readRecord?: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord>;
+  /** Persist the index right away when open had to rebuild or catch it up (only the run's writer should). */
   saveRebuilt?: boolean;
   /** Default delay of `saveDebounced()` (ms, default 1000). */
   saveDebounceMs?: number;
   /** Aborts a rebuild between slices. */
   signal?: AbortSignal;
+}
+
+/** A validated query for `RunIndex.query` (see `prepareQuery` in query.ts). */
+export interface TermQuery {
+  /** Normalized query terms (see analyze.ts `queryTerms`). */
+  terms: string[];
+  /** `OR`: any term may match; `AND`: every term must. */
+  combineWith: 'OR' | 'AND';
+  /** Expand each term (3+ chars) to indexed words it begins. */
+  prefix: boolean;
+  /** minisearch fuzziness for terms of 3+ chars (fraction of the length, or edit distance), or false. */
+  fuzzy: number | false;
+  /** Cap of a fractional fuzziness, in edits. */
+  maxFuzzy: number;
+  /** Keeps a task or not (phase and status filters). */
+  filter?: (task: IndexedTask) => boolean;
+}
+
+/** A task in a ranking: its indexed fields, score and the indexed words that matched. */
+export interface RankedTask extends IndexedTask {
+  score: number;
+  /** Matched words of the task's document (what the query's terms, prefixes or typos hit). */
+  terms: string[];
 }
 
 /** Ref of a task within its run. */
@@ -170,60 +217,6 @@ function toDoc(record: AgentRecord, phaseTitle: string | undefined): IndexDoc {
     prompt: typeof record.prompt === 'string' ? record.prompt : '',
     phaseTitle: phaseTitle ?? '',
   };
-}
-
-/** The part of minisearch's (protected) term tree that `cacheTermLookups` wraps. */
-interface TermTree {
-  fetch(key: string, initial: () => unknown): unknown;
-  set(key: string, value: unknown): unknown;
-  delete(key: string): void;
-  clear(): void;
-}
-
-/**
- * Puts a hash map in front of minisearch's term tree lookups during indexing.
- *
- * Why: profiling showed ~60% of indexing time in the radix tree's `createPath`, which scans a
- * node's children linearly for every token of every document — though almost every token is a
- * term the tree already holds. A Map from term to its postings object answers those in O(1).
- * Coherence: the cached value is the very object stored in the tree's leaf (restructuring the
- * tree moves nodes, never leaf values); a term leaves the cache whenever minisearch deletes or
- * replaces it (removeTerm, vacuum, loadJS) and the whole cache goes with `clear`. minisearch
- * 7.x keeps the tree in `_index`; if a later version does not, this does nothing and indexing
- * is merely slower (tests pin the behaviour).
- */
-function cacheTermLookups(ms: MiniSearch<IndexDoc>): MiniSearch<IndexDoc> {
-  const tree = (ms as unknown as { _index?: Partial<TermTree> })._index;
-  if (tree === undefined || typeof tree.fetch !== 'function' || typeof tree.set !== 'function' || typeof tree.delete !== 'function' || typeof tree.clear !== 'function') {
-    return ms;
-  }
-  const t = tree as TermTree;
-  const cache = new Map<string, unknown>();
-  const fetch = t.fetch.bind(t);
-  const set = t.set.bind(t);
-  const del = t.delete.bind(t);
-  const clear = t.clear.bind(t);
-  t.fetch = (key, initial) => {
-    let value = cache.get(key);
-    if (value === undefined) {
-      value = fetch(key, initial);
-      cache.set(key, value);
-    }
-    return value;
-  };
-  t.set = (key, value) => {
-    cache.delete(key);
-    return set(key, value);
-  };
-  t.delete = (key) => {
-    cache.delete(key);
-    del(key);
-  };
-  t.clear = () => {
-    cache.clear();
-    clear();
-  };
-  return ms;
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -258,15 +251,38 @@ async function loadEnvelope(value: unknown, runId: string): Promise<{ ms: MiniSe
   return { ms };
 }
 
-/** Compares a loaded index with the run's latest attempts; returns why it is stale, or null. */
-function staleness(ms: MiniSearch<IndexDoc>, latest: ReadonlyMap<string, number>): string | null {
-  if (ms.documentCount !== latest.size) return `stale: ${ms.documentCount} indexed tasks, ${latest.size} in the run`;
+/** How a loaded index compares with the run's latest attempts. */
+interface Comparison {
+  /** Tasks the index lacks or holds an older attempt of: [ref, latest attempt]. */
+  behind: [string, number][];
+  /** Why the index cannot be caught up (it holds tasks or attempts the run does not), or null. */
+  ahead: string | null;
+}
+
+function compare(ms: MiniSearch<IndexDoc>, latest: ReadonlyMap<string, number>): Comparison {
+  const behind: [string, number][] = [];
+  let held = 0;
   for (const [ref, attempt] of latest) {
     const stored = ms.getStoredFields(ref);
-    if (stored === undefined) return `stale: ${ref} not indexed`;
-    if (stored['attempt'] !== attempt) return `stale: ${ref} attempt ${String(stored['attempt'])} indexed, ${attempt} on disk`;
+    if (stored === undefined) {
+      behind.push([ref, attempt]);
+      continue;
+    }
+    held++;
+    const indexed = stored['attempt'];
+    if (typeof indexed !== 'number') return { behind, ahead: `corrupt: ${ref} has no attempt` };
+    if (indexed > attempt) return { behind, ahead: `stale: ${ref} attempt ${indexed} indexed, ${attempt} on disk` };
+    if (indexed < attempt) behind.push([ref, attempt]);
   }
-  return null;
+  if (held !== ms.documentCount) {
+    return { behind, ahead: `stale: ${ms.documentCount - held} indexed tasks have no agent file` };
+  }
+  return { behind, ahead: null };
+}
+
+function splitRef(ref: string): [string, string] {
+  const slash = ref.indexOf('/');
+  return [ref.slice(0, slash), ref.slice(slash + 1)];
 }
 
 /**
@@ -278,19 +294,20 @@ export class RunIndex {
   readonly runId: string;
   /** Where `save()` writes. */
   readonly indexFile: string;
-  /** How `open` got this index. */
-  readonly openInfo: RunIndexOpenInfo;
 
   #ms: MiniSearch<IndexDoc>;
+  #openInfo: RunIndexOpenInfo = { source: 'disk', ms: 0 };
   #phaseTitles: Record<string, string>;
   #debounceMs: number;
-  #dirty: boolean;
+  #dirty = false;
   #timer: NodeJS.Timeout | null = null;
   /** Tail of the save queue: saves never overlap, each writes the state at its own start. */
   #chain: Promise<unknown> = Promise.resolve();
   /** Failure of a debounced (background) save, reported by the next `flush()`. */
   #backgroundError: unknown = undefined;
   #saveCount = 0;
+  /** Buffers the scorer reuses between queries. */
+  #scratch = new ScoreScratch();
   #lastSaveMs = 0;
 
   private constructor(
@@ -299,22 +316,26 @@ export class RunIndex {
     ms: MiniSearch<IndexDoc>,
     phaseTitles: Record<string, string>,
     debounceMs: number,
-    openInfo: RunIndexOpenInfo,
   ) {
     this.runId = runId;
     this.indexFile = indexFile;
     this.#ms = ms;
     this.#phaseTitles = phaseTitles;
     this.#debounceMs = debounceMs;
-    this.openInfo = openInfo;
-    this.#dirty = openInfo.source === 'rebuilt';
+  }
+
+  /** How `open` got this index. */
+  get openInfo(): RunIndexOpenInfo {
+    return this.#openInfo;
   }
 
   /**
    * Loads `indexFile`, or rebuilds from `loadRecords()` when it is missing, unreadable, corrupt,
-   * of another schema/minisearch/analyzer version, of another run, or stale (its tasks or their
-   * attempts disagree with the run's records). A rebuild yields to the event loop every few ms.
-   * A rebuilt index is not written unless `saveRebuilt` is set: only the run's owner writes.
+   * of another schema/minisearch/analyzer version, of another run, or holds tasks or attempts
+   * the run does not have. A loaded index that only lags behind the run (tasks or newer attempts
+   * it lacks, so its docCount disagrees) is caught up by adding just those records. Rebuilds and
+   * catch-ups yield to the event loop every few ms. Nothing is written unless `saveRebuilt` is
+   * set: only the run's owner writes.
    */
   static async open(options: RunIndexOpenOptions): Promise<RunIndex> {
     const started = performance.now();
@@ -335,18 +356,41 @@ export class RunIndex {
       envelope = undefined; // let the parsed JSON go before building anything else
       if ('ms' in loaded) {
         let latest: ReadonlyMap<string, number>;
+        let byRef: Map<string, AgentRecord> | undefined;
         if (options.listAttempts) {
           latest = await options.listAttempts();
         } else {
           records = await loadRecords();
-          latest = new Map([...latestAttempts(records)].map(([ref, r]) => [ref, r.attempt]));
+          byRef = latestAttempts(records);
+          latest = new Map([...byRef].map(([ref, r]) => [ref, r.attempt]));
         }
-        const stale = staleness(loaded.ms, latest);
-        if (stale === null) {
-          const info: RunIndexOpenInfo = { source: 'disk', ms: performance.now() - started };
-          return new RunIndex(runId, indexFile, loaded.ms, phaseTitles, debounceMs, info);
+        const { behind, ahead } = compare(loaded.ms, latest);
+        if (ahead === null) {
+          const index = new RunIndex(runId, indexFile, loaded.ms, phaseTitles, debounceMs);
+          let caughtUp = 0;
+          if (behind.length > 0) {
+            // The index lags (the owner saves at most once a second, and a crash loses the last
+            // save): add just the missing attempts rather than rebuilding everything.
+            const readRecord = options.readRecord;
+            let read: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord | undefined>;
+            if (readRecord !== undefined && byRef === undefined) {
+              read = readRecord;
+            } else {
+              byRef ??= latestAttempts((records ??= await loadRecords()));
+              const known = byRef;
+              read = async (phaseId, taskId) => known.get(taskRef(phaseId, taskId));
+            }
+            caughtUp = (await index.catchUp(new Map(behind), read, signal)).added;
+          }
+          index.#openInfo = {
+            source: 'disk',
+            ...(behind.length > 0 ? { reason: `behind: ${behind.length} task${behind.length === 1 ? '' : 's'}`, caughtUp } : {}),
+            ms: performance.now() - started,
+          };
+          if (caughtUp > 0 && options.saveRebuilt) await index.#saveAfterOpen();
+          return index;
         }
-        reason = stale;
+        reason = ahead;
       } else {
         reason = loaded.reason;
       }
@@ -354,20 +398,32 @@ export class RunIndex {
 
     records ??= await loadRecords();
     signal?.throwIfAborted();
-    const ms = cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS));
+    const index = new RunIndex(runId, indexFile, cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS)), phaseTitles, debounceMs);
     let sliceStart = performance.now();
     for (const record of latestAttempts(records).values()) {
-      ms.add(toDoc(record, phaseTitles[record.phaseId]));
+      index.#ms.add(toDoc(record, phaseTitles[record.phaseId]));
       if (performance.now() - sliceStart >= SLICE_MS) {
         await yieldToLoop();
         signal?.throwIfAborted();
         sliceStart = performance.now();
       }
     }
-    const info: RunIndexOpenInfo = { source: 'rebuilt', reason, ms: performance.now() - started };
-    const index = new RunIndex(runId, indexFile, ms, phaseTitles, debounceMs, info);
-    if (options.saveRebuilt) await index.save();
+    index.#dirty = true;
+    index.#openInfo = { source: 'rebuilt', reason, ms: performance.now() - started };
+    if (options.saveRebuilt) await index.#saveAfterOpen();
     return index;
+  }
+
+  /**
+   * The save `open` does for the owner. A failure does not fail the open (the index works in
+   * memory); it stays dirty and the next `flush()` retries and reports.
+   */
+  async #saveAfterOpen(): Promise<void> {
+    try {
+      await this.save();
+    } catch (err) {
+      this.#backgroundError = err;
+    }
   }
 
   /** Number of documents (tasks) indexed. */
@@ -416,17 +472,111 @@ export class RunIndex {
     return true;
   }
 
+  /**
+   * Brings the index up to date with the run's agent files: `latest` maps each task ref
+   * (`<phaseId>/<taskId>`) to its latest attempt on disk; tasks the index lacks or holds an
+   * older attempt of are read with `read` and added, yielding to the event loop between slices.
+   * A record that cannot be read (or `read` returns undefined) is counted and skipped; it is
+   * tried again at the next catch-up. Tasks absent from `latest` are left as they are.
+   */
+  async catchUp(
+    latest: ReadonlyMap<string, number>,
+    read: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord | undefined>,
+    signal?: AbortSignal,
+  ): Promise<{ added: number; unreadable: number }> {
+    const needed: [string, string, number][] = [];
+    for (const [ref, attempt] of latest) {
+      const indexed = this.#ms.getStoredFields(ref)?.['attempt'];
+      if (typeof indexed === 'number' && indexed >= attempt) continue;
+      const [phaseId, taskId] = splitRef(ref);
+      needed.push([phaseId, taskId, attempt]);
+    }
+    let added = 0;
+    let unreadable = 0;
+    let sliceStart = performance.now();
+    for (let i = 0; i < needed.length; i += READ_CONCURRENCY) {
+      const batch = await Promise.all(
+        needed.slice(i, i + READ_CONCURRENCY).map(async ([phaseId, taskId, attempt]) => {
+          try {
+            return await read(phaseId, taskId, attempt);
+          } catch {
+            return undefined; // counted as unreadable; tried again at the next catch-up
+          }
+        }),
+      );
+      signal?.throwIfAborted();
+      for (const record of batch) {
+        if (record === undefined || record.runId !== this.runId) {
+          unreadable++;
+          continue;
+        }
+        if (this.add(record)) added++;
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          await yieldToLoop();
+          signal?.throwIfAborted();
+          sliceStart = performance.now();
+        }
+      }
+    }
+    return { added, unreadable };
+  }
+
+  /**
+   * Compares the index with the run's latest attempts (task ref → attempt): how many tasks it
+   * lacks or holds an older attempt of (`catchUp` adds those), and why it cannot be caught up
+   * (`ahead`: it holds tasks or attempts the run does not have), or null.
+   */
+  compare(latest: ReadonlyMap<string, number>): { behind: number; ahead: string | null } {
+    const { behind, ahead } = compare(this.#ms, latest);
+    return { behind: behind.length, ahead };
+  }
+
   /** The indexed fields of one task, or undefined when it is not indexed. */
   get(phaseId: string, taskId: string): IndexedTask | undefined {
     return this.#ms.getStoredFields(taskRef(phaseId, taskId)) as IndexedTask | undefined;
   }
 
   /**
-   * Runs a minisearch query on this run (the building block of `search()` in query.ts, which
-   * validates the query and options first). Results carry the stored IndexedTask fields.
+   * Runs a query on this run (the building block of `search()` in query.ts, which validates the
+   * query and options first): how many tasks match, and the best `want` of them, best first,
+   * with their score, matched words and stored fields.
    */
-  query(query: string, options: SearchOptions = {}): (SearchResult & IndexedTask)[] {
-    return this.#ms.search(query, options) as (SearchResult & IndexedTask)[];
+  query(q: TermQuery, want: number): { total: number; top: RankedTask[] } {
+    const view = scoringView(this.#ms);
+    if (view !== undefined) {
+      const keep = q.filter;
+      const { total, top } = scoreQuery(
+        view,
+        {
+          terms: q.terms,
+          and: q.combineWith === 'AND',
+          prefix: q.prefix,
+          fuzzy: q.fuzzy,
+          maxFuzzy: q.maxFuzzy,
+          minExpanded: MIN_EXPANDED_TERM,
+          maxPrefixExpansions: MAX_PREFIX_EXPANSIONS,
+          boosts: BOOST,
+          ...(keep !== undefined ? { keep: (stored: Record<string, unknown>) => keep(stored as unknown as IndexedTask) } : {}),
+          want,
+        },
+        this.#scratch,
+      );
+      return { total, top: top.map((d) => ({ ...(d.stored as unknown as IndexedTask), score: d.score, terms: d.terms })) };
+    }
+    // Without access to minisearch's internals: its public search, which ranks the same but
+    // materializes and sorts every match (and expands prefixes without a cap).
+    const expand = (term: string): boolean => term.length >= MIN_EXPANDED_TERM;
+    const results = this.#ms.search(q.terms.join(' '), {
+      combineWith: q.combineWith,
+      prefix: q.prefix ? expand : false,
+      fuzzy: q.fuzzy === false ? false : (term: string) => (expand(term) ? q.fuzzy : false),
+      maxFuzzy: q.maxFuzzy,
+      ...(q.filter !== undefined ? { filter: (r: SearchResult) => q.filter!(r as unknown as IndexedTask) } : {}),
+    });
+    return {
+      total: results.length,
+      top: results.slice(0, want).map((r) => ({ ...(r as unknown as IndexedTask), score: r.score, terms: r.terms })),
+    };
   }
 
   /**
@@ -435,21 +585,28 @@ export class RunIndex {
    */
   save(): Promise<void> {
     const write = async (): Promise<void> => {
-      const envelope = {
+      const header = {
         schemaVersion: SCHEMA_VERSION,
         kind: SEARCH_INDEX_KIND,
         minisearch: MINISEARCH_FORMAT,
         analyzer: ANALYZER_VERSION,
         runId: this.runId,
         docCount: this.#ms.documentCount,
-        // Serialized by JSON.stringify through MiniSearch#toJSON: no intermediate copy here.
-        index: this.#ms,
       };
       this.#dirty = false;
       const started = performance.now();
       try {
-        // Compact: indentation would inflate a large index by a third for no reader's benefit.
-        await writeJsonAtomic(this.indexFile, envelope, { indent: 0 });
+        // A synchronous copy of the postings, then the JSON text in slices between event-loop
+        // turns: adds may go on meanwhile and land in the next save.
+        const snap = snapshotIndex(this.#ms);
+        if (snap !== undefined) {
+          const pieces = await serializeSnapshot(snap, yieldToLoop, SLICE_MS);
+          const head = JSON.stringify(header);
+          await writeTextAtomic(this.indexFile, `${head.slice(0, -1)},"index":${pieces.join('')}}\n`);
+        } else {
+          // Compact: indentation would inflate a large index by a third for no reader's benefit.
+          await writeJsonAtomic(this.indexFile, { ...header, index: this.#ms }, { indent: 0 });
+        }
         this.#saveCount++;
         this.#lastSaveMs = performance.now() - started;
       } catch (err) {

@@ -2,7 +2,7 @@
  * Snippets: a short window of an agent's output around the densest cluster of matched terms,
  * cut at word boundaries, whitespace collapsed, matches marked `**like this**`.
  */
-import { indexTerms } from './analyze.js';
+import { TOKEN_PATTERN, indexTerms } from './analyze.js';
 
 /** Default and largest snippet length, in characters, not counting the `**` markers. */
 export const SNIPPET_CHARS = 300;
@@ -46,19 +46,41 @@ function isSpace(text: string, i: number): boolean {
   return c !== undefined && SPACE.test(c);
 }
 
+/** With more matched terms than this, scanning word by word beats one regex alternation. */
+const MAX_REGEX_TERMS = 8;
+
+/** The term `word` was indexed under that is in `termSet`, if any. */
+function matchedTerm(word: string, termSet: ReadonlySet<string>): string | undefined {
+  const lower = word.toLowerCase();
+  if (termSet.has(lower)) return lower;
+  // Only camelCase words are indexed under more than their lowercase form.
+  if (lower === word) return undefined;
+  return indexTerms(word)?.find((t) => termSet.has(t));
+}
+
 /**
  * Finds the words of `text` that were indexed under one of `terms` (the document terms a search
- * result reports). A case-insensitive scan finds candidates; each is widened to its whole word
- * and kept only if that word really produces the term, the same way the indexer saw it.
+ * result reports), case-insensitively, whole words only, the way the indexer saw them. With few
+ * terms a regex finds candidates that are then widened to their whole word; with many (a prefix
+ * or fuzzy query) the text is scanned word by word against a set.
  */
 export function findMatches(text: string, terms: Iterable<string>): Match[] {
   const termSet = new Set<string>();
   for (const t of terms) if (t.length > 0) termSet.add(t.toLowerCase());
   if (termSet.size === 0) return [];
+  const out: Match[] = [];
+  if (termSet.size > MAX_REGEX_TERMS) {
+    const words = new RegExp(TOKEN_PATTERN.source, TOKEN_PATTERN.flags);
+    let m: RegExpExecArray | null;
+    while ((m = words.exec(text)) !== null && out.length < MAX_MATCHES) {
+      const term = matchedTerm(m[0], termSet);
+      if (term !== undefined) out.push({ start: m.index, end: m.index + m[0].length, term });
+    }
+    return out;
+  }
   // Longest first, so that the alternation prefers `injection` over `inject`.
   const alternatives = [...termSet].sort((a, b) => b.length - a.length).map((t) => t.replace(REGEX_SPECIAL, '\\$&'));
   const scan = new RegExp(alternatives.join('|'), 'giu');
-  const out: Match[] = [];
   let m: RegExpExecArray | null;
   while ((m = scan.exec(text)) !== null && out.length < MAX_MATCHES) {
     let start = m.index;
@@ -73,8 +95,7 @@ export function findMatches(text: string, terms: Iterable<string>): Match[] {
     const word = text.slice(start, end);
     // A term is made of word characters only; a candidate that is not one whole word is noise.
     if (!WHOLE_WORD.test(word)) continue;
-    const produced = indexTerms(word);
-    const term = produced?.find((t) => termSet.has(t));
+    const term = matchedTerm(word, termSet);
     if (term !== undefined) out.push({ start, end, term });
   }
   return out;

@@ -3,8 +3,10 @@
  * in an in-process cache, plus `readRef` to page through the full output behind a hit.
  *
  * Read-only by design: the search path never writes index.json (only a run's owner writes in
- * its run directory). A run whose index.json is missing or stale is rebuilt in memory and
- * cached; the owner's next save makes the rebuild unnecessary for later processes.
+ * its run directory). A run whose index.json is missing or broken is rebuilt in memory; one that
+ * lags behind its agent files (a live run, whose owner saves at most once a second) is caught up
+ * by reading just the new records — and a cached index is caught up in place the same way, so
+ * searching a live run costs a directory listing per change, not a reload.
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -43,32 +45,46 @@ export const READ_REF_DEFAULT_LIMIT = 8_000;
 export const READ_REF_MAX_LIMIT = 40_000;
 
 
+/**
+ * A directory whose mtime is this recent (when we look) may still change within the same
+ * timestamp tick (coarse filesystem clocks), so a cache entry synced then is re-checked with a
+ * listing next time instead of being trusted on its mtime alone.
+ */
+const MTIME_SETTLE_MS = 2_000;
+
 interface CacheEntry {
-  /** `<index.json mtime>:<agents dir mtime>`: changes when the owner saves or an agent file lands. */
-  key: string;
+  /** mtime of the run's agents folder when the index was last synced with it (-1: missing). */
+  agentsMtime: number;
+  /** Wall-clock time of that sync. */
+  syncedAt: number;
   index: RunIndex;
+  /** Reads one agent record of the run. */
+  read: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord>;
 }
 
-/** Open indexes by index file path, in least-recently-used order (Map keeps insertion order). */
+/** Open indexes by run directory, in least-recently-used order (Map keeps insertion order). */
 const cache = new Map<string, CacheEntry>();
-/** Opens in progress, so concurrent searches of the same run share one load. */
-const opening = new Map<string, Promise<RunIndex>>();
+/** Opens and syncs in progress, so concurrent searches of the same run share one. */
+const pending = new Map<string, Promise<RunIndex>>();
 let cacheHits = 0;
 let cacheLoads = 0;
+let cacheSyncs = 0;
 
 /** Counters of the in-process index cache (for tests and diagnostics). */
 export interface SearchCacheStats {
   /** Indexes currently cached. */
   runs: number;
-  /** Searches of a run served from the cache. */
+  /** Searches of a run served from the cache without any check beyond a stat. */
   hits: number;
-  /** Indexes opened (loaded from disk or rebuilt). */
+  /** Indexes opened (loaded from disk, caught up or rebuilt). */
   loads: number;
+  /** Cached indexes checked against their agents folder (and caught up when behind). */
+  syncs: number;
 }
 
 /** Counters of the in-process index cache. */
 export function searchCacheStats(): SearchCacheStats {
-  return { runs: cache.size, hits: cacheHits, loads: cacheLoads };
+  return { runs: cache.size, hits: cacheHits, loads: cacheLoads, syncs: cacheSyncs };
 }
 
 /** Drops every cached index and resets the counters. */
@@ -77,13 +93,15 @@ export function clearSearchCache(): void {
   runLists.clear();
   cacheHits = 0;
   cacheLoads = 0;
+  cacheSyncs = 0;
 }
 
-async function mtimeKey(file: string): Promise<string> {
+/** mtime of a path in ms, or -1 when it cannot be stat'ed. */
+async function mtimeOf(file: string): Promise<number> {
   try {
-    return String((await stat(file)).mtimeMs);
+    return (await stat(file)).mtimeMs;
   } catch {
-    return 'none';
+    return -1;
   }
 }
 
@@ -140,65 +158,91 @@ export interface OpenStoreRunIndexOptions {
  * then `add`s each finished agent; searchStore uses it read-only. Not cached.
  */
 export async function openStoreRunIndex(root: string, runId: string, opts: OpenStoreRunIndexOptions = {}): Promise<RunIndex> {
+  return (await openRun(root, runId, opts)).index;
+}
+
+async function openRun(root: string, runId: string, opts: OpenStoreRunIndexOptions): Promise<Omit<CacheEntry, 'agentsMtime' | 'syncedAt'>> {
   const store = await RunStore.open(root, runId);
   const indexFile = await safeJoinReal(store.dir, INDEX_FILE);
   const agentsDir = await safeJoinReal(store.dir, AGENTS_DIR);
-  return RunIndex.open({
+  // readAgentRecord checks the file name and that the record matches it.
+  const read = (phaseId: string, taskId: string, attempt: number): Promise<AgentRecord> =>
+    store.readAgentRecord(agentFileName(phaseId, taskId, attempt));
+  const index = await RunIndex.open({
     indexFile,
     runId,
     // Unreadable agent files are left out: the rest of the run stays searchable.
     loadRecords: async (): Promise<AgentRecord[]> => (await store.listAgentRecords()).records,
     listAttempts: () => listAttempts(agentsDir),
+    readRecord: read,
     phaseTitles: await readTitles(store),
     ...(opts.saveRebuilt !== undefined ? { saveRebuilt: opts.saveRebuilt } : {}),
     ...(opts.saveDebounceMs !== undefined ? { saveDebounceMs: opts.saveDebounceMs } : {}),
     ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
   });
+  return { index, read };
 }
 
-/** The cached index of a run, reopened when its index file or agents folder changed. */
+/**
+ * The cached index of a run. A hit costs one stat of the agents folder; when the folder changed
+ * (or changed too recently to trust its mtime), the index is compared with a listing of the
+ * agent files and caught up in place; it is reopened only when it holds tasks the run no longer
+ * has. Concurrent calls for one run share the work.
+ */
 async function cachedIndex(root: string, runId: string, signal: AbortSignal | undefined): Promise<RunIndex> {
-  const indexFile = safeJoin(root, runId, INDEX_FILE);
-  const [indexKey, agentsKey] = await Promise.all([mtimeKey(indexFile), mtimeKey(safeJoin(root, runId, AGENTS_DIR))]);
-  const key = `${indexKey}:${agentsKey}`;
-  const hit = cache.get(indexFile);
-  if (hit !== undefined && hit.key === key) {
+  const runDir = safeJoin(root, runId);
+  const agentsDir = safeJoin(root, runId, AGENTS_DIR);
+  const mtime = await mtimeOf(agentsDir);
+  const entry = cache.get(runDir);
+  if (entry !== undefined && entry.agentsMtime === mtime && entry.syncedAt - mtime > MTIME_SETTLE_MS) {
     cacheHits++;
-    cache.delete(indexFile);
-    cache.set(indexFile, hit); // most recently used last
-    return hit.index;
+    cache.delete(runDir);
+    cache.set(runDir, entry); // most recently used last
+    return entry.index;
   }
-  const pendingKey = `${indexFile}\0${key}`;
-  let pending = opening.get(pendingKey);
-  if (pending === undefined) {
-    pending = (async () => {
-      try {
-        const index = await openStoreRunIndex(root, runId, signal !== undefined ? { signal } : {});
-        cacheLoads++;
-        cache.delete(indexFile);
-        cache.set(indexFile, { key, index });
-        while (cache.size > MAX_CACHED_RUNS) cache.delete(cache.keys().next().value!);
-        return index;
-      } finally {
-        opening.delete(pendingKey);
+  const inFlight = pending.get(runDir);
+  if (inFlight !== undefined) return inFlight;
+  const work = (async (): Promise<RunIndex> => {
+    try {
+      const syncedAt = Date.now();
+      if (entry !== undefined) {
+        cacheSyncs++;
+        const latest = await listAttempts(agentsDir);
+        if (entry.index.compare(latest).ahead === null) {
+          await entry.index.catchUp(latest, entry.read, signal);
+          entry.agentsMtime = mtime;
+          entry.syncedAt = syncedAt;
+          cache.delete(runDir);
+          cache.set(runDir, entry);
+          return entry.index;
+        }
       }
-    })();
-    opening.set(pendingKey, pending);
-  }
-  return pending;
+      const opened = await openRun(root, runId, signal !== undefined ? { signal } : {});
+      cacheLoads++;
+      cache.delete(runDir);
+      cache.set(runDir, { ...opened, agentsMtime: mtime, syncedAt });
+      while (cache.size > MAX_CACHED_RUNS) cache.delete(cache.keys().next().value!);
+      return opened.index;
+    } finally {
+      pending.delete(runDir);
+    }
+  })();
+  pending.set(runDir, work);
+  return work;
 }
 
 /** Run ids of a store root, cached until the root folder changes (a run is added or removed). */
-const runLists = new Map<string, { key: string; runIds: string[] }>();
+const runLists = new Map<string, { mtime: number; listedAt: number; runIds: string[] }>();
 
 async function listRunIds(root: string): Promise<string[]> {
   const absRoot = path.resolve(root);
-  const key = await mtimeKey(absRoot);
+  const mtime = await mtimeOf(absRoot);
   const hit = runLists.get(absRoot);
-  if (hit !== undefined && hit.key === key) return hit.runIds;
+  if (hit !== undefined && hit.mtime === mtime && hit.listedAt - mtime > MTIME_SETTLE_MS) return hit.runIds;
+  const listedAt = Date.now();
   // Runs whose run.json is unreadable are still listed: their outputs may be searchable.
   const runIds = (await RunStore.listRuns(absRoot)).map((r) => r.runId);
-  runLists.set(absRoot, { key, runIds });
+  runLists.set(absRoot, { mtime, listedAt, runIds });
   return runIds;
 }
 

@@ -116,30 +116,73 @@ describe('RunIndex persistence', () => {
     expect(search([again.index], 'SQL injection').hits[0]?.taskId).toBe('db-query');
   });
 
-  it('rebuilds when the run has more tasks than the index', async () => {
+  it('catches up an index that lacks tasks instead of rebuilding it', async () => {
     const records = auditRecords('r1');
     const { index } = await openRun(records.slice(0, 5));
     await index.save();
     const again = await openRun(records);
-    expect(again.index.openInfo).toMatchObject({ source: 'rebuilt' });
-    expect(again.index.openInfo.reason).toMatch(/^stale: 5 indexed tasks, 16 in the run/);
+    expect(again.index.openInfo).toMatchObject({ source: 'disk', reason: 'behind: 11 tasks', caughtUp: 11 });
     expect(again.index.docCount).toBe(16);
+    expect(again.index.dirty).toBe(true);
+    for (const [query, taskId] of RELEVANCE) expect(search([again.index], query).hits[0]?.taskId).toBe(taskId);
   });
 
-  it('rebuilds when a task has a newer attempt on disk than in the index', async () => {
+  it('catches up a newer attempt on disk', async () => {
     const records = auditRecords('r1');
     const { index } = await openRun(records);
     await index.save();
     const retried = makeRecord({ runId: 'r1', phaseId: 'audit', taskId: 'db-query', attempt: 2, output: 'retry says: blind boolean injection' });
     const again = await openRun([...records, retried]);
-    expect(again.index.openInfo.reason).toMatch(/^stale: audit\/db-query attempt 1 indexed, 2 on disk/);
+    expect(again.index.openInfo).toMatchObject({ source: 'disk', reason: 'behind: 1 task', caughtUp: 1 });
     expect(search([again.index], 'boolean').hits[0]).toMatchObject({ taskId: 'db-query', attempt: 2 });
+    expect(search([again.index], 'parameterized').total).toBe(0);
   });
 
-  it('saves a rebuilt index when asked (the owner does)', async () => {
-    await openRun(auditRecords('r1'), { saveRebuilt: true });
-    const again = await openRun(auditRecords('r1'));
-    expect(again.index.openInfo.source).toBe('disk');
+  it('with listAttempts + readRecord, reads only the records the index lacks', async () => {
+    const records = auditRecords('r1');
+    const { index } = await openRun(records.slice(0, 14));
+    await index.save();
+    const latest = new Map(records.map((r) => [`${r.phaseId}/${r.taskId}`, 1]));
+    const read: string[] = [];
+    const again = await openRun(records, {
+      listAttempts: async () => latest,
+      readRecord: async (phaseId, taskId) => {
+        read.push(`${phaseId}/${taskId}`);
+        return records.find((r) => r.phaseId === phaseId && r.taskId === taskId)!;
+      },
+    });
+    expect(again.loads()).toBe(0);
+    expect(read).toEqual(records.slice(14).map((r) => `audit/${r.taskId}`));
+    expect(again.index.openInfo).toMatchObject({ source: 'disk', caughtUp: 2 });
+  });
+
+  it('rebuilds an index that holds a task the run does not have', async () => {
+    const records = auditRecords('r1');
+    const { index } = await openRun(records);
+    await index.save();
+    const again = await openRun(records.slice(1));
+    expect(again.index.openInfo).toMatchObject({ source: 'rebuilt', reason: 'stale: 1 indexed tasks have no agent file' });
+    expect(again.index.docCount).toBe(15);
+  });
+
+  it('rebuilds an index that holds a newer attempt than the run', async () => {
+    const records = auditRecords('r1');
+    const retried = makeRecord({ runId: 'r1', phaseId: 'audit', taskId: 'db-query', attempt: 2, output: 'second' });
+    const { index } = await openRun([...records, retried]);
+    await index.save();
+    const again = await openRun(records);
+    expect(again.index.openInfo.reason).toMatch(/^stale: audit\/db-query attempt 2 indexed, 1 on disk/);
+    expect(again.index.get('audit', 'db-query')?.attempt).toBe(1);
+  });
+
+  it('saves a rebuilt or caught-up index when asked (the owner does)', async () => {
+    const records = auditRecords('r1');
+    await openRun(records.slice(0, 3), { saveRebuilt: true });
+    const caught = await openRun(records, { saveRebuilt: true });
+    expect(caught.index.openInfo.caughtUp).toBe(13);
+    expect(caught.index.dirty).toBe(false);
+    const again = await openRun(records);
+    expect(again.index.openInfo).toEqual({ source: 'disk', ms: expect.any(Number) });
   });
 
   it('aborts a rebuild on signal', async () => {
@@ -261,24 +304,32 @@ describe('RunIndex saving', () => {
         output: Array.from({ length: 300 }, (_, j) => `${words[(i * 7 + j * 3) % 10]}${(i * j) % 97}`).join(' '),
       }),
     );
+    // Two probes: a setImmediate chain counts the turns the rebuild gives back (every ~8 ms of
+    // work, so at least one per 8 ms of CPU whatever the machine's load), and a 1 ms interval
+    // measures the longest gap between timer runs.
+    let turns = 0;
+    let probing = true;
+    const turn = (): void => {
+      turns++;
+      if (probing) setImmediate(turn);
+    };
+    setImmediate(turn);
     let last = performance.now();
     let longest = 0;
-    let ticks = 0;
     const probe = setInterval(() => {
       const now = performance.now();
       longest = Math.max(longest, now - last);
       last = now;
-      ticks++;
     }, 1);
-    const started = performance.now();
+    const cpu = process.cpuUsage();
     const { index } = await openRun(records);
-    const took = performance.now() - started;
+    const cpuMs = process.cpuUsage(cpu).user / 1000;
+    probing = false;
     clearInterval(probe);
     expect(index.docCount).toBe(3000);
-    // Timers ran all along: roughly one tick per 8 ms slice (at least a third of them on a busy machine).
-    expect(ticks).toBeGreaterThan(took / 8 / 3);
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(cpuMs / 8 / 2));
     // The goal is < 50 ms (bench/b5-search.mjs measures it); this bound only catches a rebuild
-    // that does not yield at all, with room for GC pauses and preemption on shared CI cores.
-    expect(longest).toBeLessThan(400);
+    // that does not yield at all, with room for GC pauses and preemption on loaded CI machines.
+    expect(longest).toBeLessThan(1000);
   });
 });

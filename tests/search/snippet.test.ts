@@ -43,6 +43,19 @@ describe('findMatches', () => {
     expect(words).toEqual(['getUserById', 'user']);
   });
 
+  it('property: the word-scan path (many terms) finds what the regex path (few terms) finds', () => {
+    const word = fc.constantFrom('race', 'Race', 'racer', 'getRaceLock', 'lock', 'x', 'déjà', 'DÉJÀ', 'a_b', 'raceLOCK');
+    const sep = fc.constantFrom(' ', '.', '\n', '-', '/', '');
+    const text = fc.array(fc.tuple(word, sep), { maxLength: 60 }).map((p) => p.map(([w, s]) => w + s).join(''));
+    const dummies = Array.from({ length: 9 }, (_, i) => `zz${i}q`);
+    fc.assert(
+      fc.property(text, fc.subarray(['race', 'lock', 'déjà', 'getracelock', 'a'], { minLength: 1 }), (t, terms) => {
+        expect(findMatches(t, [...terms, ...dummies])).toEqual(findMatches(t, terms));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('escapes regex characters in terms', () => {
     expect(findMatches('a.b (c) [d]', ['.*', '(c)'])).toEqual([]);
   });

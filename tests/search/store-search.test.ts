@@ -73,40 +73,67 @@ describe('searchStore', () => {
     expect(await searchStore(path.join(root, 'missing'), 'sql')).toEqual({ hits: [], total: 0, runsSearched: 0, skipped: [] });
   });
 
-  it('does not write index.json (read-only), and caches the index between queries', async () => {
+  it('does not write index.json (read-only), and serves a settled run from the cache', async () => {
     await writeRun(root, 'r1', auditRecords('r1'));
+    await touch(path.join(root, 'r1', 'agents'), -60); // a run that finished a minute ago
     await searchStore(root, 'sql');
     await searchStore(root, 'xss');
     await searchStore(root, 'race');
-    expect(searchCacheStats()).toMatchObject({ runs: 1, loads: 1, hits: 2 });
+    expect(searchCacheStats()).toMatchObject({ runs: 1, loads: 1, hits: 2, syncs: 0 });
     await expect(readFile(path.join(root, 'r1', 'index.json'))).rejects.toThrow(/ENOENT/);
   });
 
-  it('loads a persisted index without reading agent files, and reloads when it changes', async () => {
+  it('re-checks a recently changed run with a listing instead of trusting its mtime', async () => {
+    await writeRun(root, 'r1', auditRecords('r1'));
+    await searchStore(root, 'sql');
+    await searchStore(root, 'xss');
+    expect(searchCacheStats()).toMatchObject({ loads: 1, hits: 0, syncs: 1 });
+  });
+
+  it('loads a persisted index, then catches the cached index up in place as agents finish', async () => {
     await writeRun(root, 'r1', auditRecords('r1'));
     const owner = await openStoreRunIndex(root, 'r1', { saveRebuilt: true });
     expect(owner.openInfo.source).toBe('rebuilt');
     const reader = await openStoreRunIndex(root, 'r1');
-    expect(reader.openInfo.source).toBe('disk');
+    expect(reader.openInfo).toEqual({ source: 'disk', ms: expect.any(Number) });
 
     expect((await searchStore(root, 'kerberos')).total).toBe(0);
-    // The owner indexes a new agent as it finishes and saves.
+    // A new agent finishes: its file lands before the owner's (debounced) save.
     const rec = makeRecord({ runId: 'r1', phaseId: 'audit', taskId: 'kdc', output: 'kerberos tickets never expire' });
     await writeAgent(root, rec);
+    await touch(path.join(root, 'r1', 'agents'), 5);
+    expect((await searchStore(root, 'kerberos')).hits.map((h) => h.ref)).toEqual(['r1/audit/kdc']);
+    // A retry of an old task replaces its document.
+    await writeAgent(root, makeRecord({ runId: 'r1', phaseId: 'audit', taskId: 'db-query', attempt: 2, output: 'second look: blind injection' }));
+    await touch(path.join(root, 'r1', 'agents'), 10);
+    expect((await searchStore(root, 'blind')).hits[0]).toMatchObject({ ref: 'r1/audit/db-query', attempt: 2 });
+    expect((await searchStore(root, 'parameterized')).total).toBe(0);
+    expect(searchCacheStats()).toMatchObject({ loads: 1 });
+    expect(searchCacheStats().syncs).toBeGreaterThanOrEqual(2);
+
+    // The owner's later save does not make readers reload.
     owner.add(rec);
     await owner.flush();
-    await touch(path.join(root, 'r1', 'index.json'), 5);
-    const page = await searchStore(root, 'kerberos');
-    expect(page.hits.map((h) => h.ref)).toEqual(['r1/audit/kdc']);
+    await searchStore(root, 'kerberos');
+    expect(searchCacheStats().loads).toBe(1);
+    // A fresh process loads the saved index and catches up only the retry the owner did not index.
+    clearSearchCache();
+    expect((await openStoreRunIndex(root, 'r1')).openInfo).toMatchObject({ source: 'disk', caughtUp: 1 });
+  });
+
+  it('reopens a cached run whose agent files disappeared', async () => {
+    await writeRun(root, 'r1', auditRecords('r1'));
+    expect((await searchStore(root, 'session fixation')).total).toBe(1);
+    await rm(path.join(root, 'r1', 'agents', 'audit.auth-session.1.json'));
+    await touch(path.join(root, 'r1', 'agents'), 5);
+    expect((await searchStore(root, 'session fixation')).total).toBe(0);
     expect(searchCacheStats().loads).toBe(2);
   });
 
-  it('sees a new agent file even before the owner saves the index', async () => {
+  it('shares one open between concurrent searches of a run', async () => {
     await writeRun(root, 'r1', auditRecords('r1'));
-    expect((await searchStore(root, 'kerberos')).total).toBe(0);
-    await writeAgent(root, makeRecord({ runId: 'r1', phaseId: 'audit', taskId: 'kdc', output: 'kerberos tickets never expire' }));
-    await touch(path.join(root, 'r1', 'agents'), 5);
-    expect((await searchStore(root, 'kerberos')).total).toBe(1);
+    await Promise.all([searchStore(root, 'sql'), searchStore(root, 'xss'), searchStore(root, 'race')]);
+    expect(searchCacheStats().loads).toBe(1);
   });
 
   it('sees a new run', async () => {
