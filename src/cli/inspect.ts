@@ -70,7 +70,12 @@ export function registerInspectCommands(program: Command): void {
         const { records } = await store.listAgentRecords();
         const mine = records.filter((r) => r.phaseId === phaseId && r.taskId === taskId);
         if (mine.length === 0) {
-          throw new UsageError(`run '${runId}' has no record for ${phaseId}/${taskId} yet (it may not have run)`);
+          const refs = (await store.readRun()).plan.tasks.map((t) => t.ref);
+          if (!refs.includes(`${phaseId}/${taskId}`)) {
+            const shown = refs.slice(0, 20).join(', ') + (refs.length > 20 ? `, … (${refs.length - 20} more)` : '');
+            throw new UsageError(`run '${runId}' has no task '${phaseId}/${taskId}'; its tasks: ${shown}`);
+          }
+          throw new UsageError(`run '${runId}' has no record for ${phaseId}/${taskId} yet (it has not run)`);
         }
         let rec: AgentRecord;
         if (o.attempt !== undefined) {

@@ -86,8 +86,7 @@ describe('detached runs, status --wait, list, show, and the store location', () 
     expect(first.stdout).toContain('first try fails');
     const missing = p.cli(['show', d.runId, 'a/nope'], { env, noStore: true });
     expect(missing.status).toBe(2);
-    expect(missing.stderr).toContain('a/nope');
-    expect(missing.stderr).toContain(d.runId);
+    expect(missing.stderr).toContain(`run '${d.runId}' has no task 'a/nope'; its tasks: a/a1, a/a2, b/b1`);
     expect(missing.stdout).toBe('');
   });
 
@@ -120,6 +119,14 @@ describe('stop, resume', () => {
     const { runId } = started.json();
     const pids = await pidsOf(p, ['s1.1.pid', 's2.1.pid']);
     try {
+      // --wait gives up after its time while the run goes on: status running, exit 0.
+      const t1 = Date.now();
+      const still = p.cli(['status', runId, '--wait', '0.5', '--json']);
+      expect(still.status, still.stderr).toBe(0);
+      expect(still.json()).toMatchObject({ status: 'running', agents: { running: 2 } });
+      expect(still.json().owner.pid).toBeGreaterThan(0);
+      expect(Date.now() - t1).toBeGreaterThanOrEqual(500);
+
       const refused = p.cli(['resume', runId]);
       expect(refused.status).toBe(2);
       expect(refused.stderr).toContain(`run '${runId}' is running`);
@@ -145,6 +152,10 @@ describe('stop, resume', () => {
       const later = p.cli(['status', runId, '--json']);
       expect(later.status).toBe(1);
       expect(later.json().status).toBe('stopped');
+      // A task of the plan that never ran has no record yet: show says so.
+      const notRun = p.cli(['show', runId, 'a/s3']);
+      expect(notRun.status).toBe(2);
+      expect(notRun.stderr).toContain(`run '${runId}' has no record for a/s3 yet`);
     } finally {
       killPids(pids);
     }
