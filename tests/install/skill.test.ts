@@ -15,6 +15,7 @@ import { createServer } from '../../src/mcp/server.js';
 import { TOOL_NAMES } from '../../src/mcp/tools/index.js';
 import { LimitsSchema, WorkflowSpecSchema } from '../../src/spec/schema.js';
 import { planFromInput } from '../../src/engine/plan-file.js';
+import { codexServerEntries } from '../../src/install/codex.js';
 import { REPO, tempDir } from '../helpers/cli.js';
 
 const read = (rel: string) => fs.readFileSync(path.join(REPO, rel), 'utf8');
@@ -244,5 +245,24 @@ describe('the /workflow command and the plugin', () => {
   it('ships what the installer and the plugin read (package.json files)', () => {
     const files: string[] = JSON.parse(read('package.json')).files;
     expect(files).toEqual(expect.arrayContaining(['dist', 'skill', '.claude-plugin']));
+  });
+});
+
+describe('README: Use it from Claude Code and Codex', () => {
+  const readme = read('README.md');
+  const section = readme.slice(readme.indexOf('## Use it from Claude Code and Codex'), readme.indexOf('\n## ', readme.indexOf('## Use it from Claude Code and Codex') + 5));
+
+  it('shows the Codex table exactly as the installer writes it', () => {
+    const block = /```toml\n([\s\S]*?)```/.exec(section)![1]!;
+    const keys = block.split('\n').filter((l) => / = /.test(l)).map((l) => l.split(' = ')[0]);
+    const entries = codexServerEntries({ command: 'n', args: [], notes: [] });
+    expect(keys).toEqual(entries.map((e) => e[0]));
+    for (const [k, v] of entries) if (typeof v === 'number' || k === 'default_tools_approval_mode') expect(block).toContain(`${k} = ${JSON.stringify(v)}`);
+  });
+
+  it('names both hosts, both scopes, the plugin commands and the options', () => {
+    for (const w of ['fanfold install claude', '--scope project', 'fanfold install codex', '--dry-run', '--launcher path', '--legacy-skills', 'claude plugin marketplace add', 'claude plugin install fanfold@fanfold', 'CLAUDE_CONFIG_DIR', 'CODEX_HOME']) {
+      expect(section, w).toContain(w);
+    }
   });
 });
