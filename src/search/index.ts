@@ -19,17 +19,16 @@ export {
   type SearchPage,
 } from './query.js';
 export { REF_URI_PREFIX, formatRef, parseRef, refToUri, type RefParts } from './ref.js';
+export { BOOST, FIELDS, type IndexedTask } from './documents.js';
+export { MINISEARCH_FORMAT, SEARCH_INDEX_KIND, type SearchIndexEnvelope } from './index-file.js';
 export {
   DEFAULT_SAVE_DEBOUNCE_MS,
   MAX_PREFIX_EXPANSIONS,
-  MINISEARCH_FORMAT,
   MIN_EXPANDED_TERM,
   RunIndex,
-  SEARCH_INDEX_KIND,
-  type IndexedTask,
+  type RankedTask,
   type RunIndexOpenInfo,
   type RunIndexOpenOptions,
-  type SearchIndexEnvelope,
   type TermQuery,
 } from './run-index.js';
 export { SNIPPET_CHARS, buildSnippet, type SnippetOptions } from './snippet.js';

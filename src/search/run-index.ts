@@ -10,19 +10,23 @@
  * per agent. `readRef` (store-search.ts) still reads the agent file for the full, paged output.
  */
 import { performance } from 'node:perf_hooks';
-import MiniSearch, { type AsPlainObject, type Options, type SearchResult } from 'minisearch';
-import { StoreError, readJsonFile, writeJsonAtomic, writeTextAtomic } from '../store/index.js';
-import { SCHEMA_VERSION, type AgentRecord, type AgentStatus } from '../store/types.js';
-import { ANALYZER_VERSION, indexTerms, queryTerm, tokenize } from './analyze.js';
+import MiniSearch, { type SearchResult } from 'minisearch';
+import { StoreError, readJsonFile } from '../store/index.js';
+import type { AgentRecord } from '../store/types.js';
+import {
+  BOOST,
+  MINISEARCH_OPTIONS,
+  latestAttempts,
+  splitRef,
+  taskRef,
+  toDoc,
+  type IndexDoc,
+  type IndexedTask,
+} from './documents.js';
 import { SearchError } from './errors.js';
-import { cacheTermLookups, scoringView, serializeSnapshot, snapshotIndex } from './internals.js';
+import { MAX_INDEX_BYTES, loadEnvelope, writeIndexFile } from './index-file.js';
+import { cacheTermLookups, scoringView } from './internals.js';
 import { ScoreScratch, scoreQuery } from './scorer.js';
-
-/** `kind` of a persisted search index envelope. */
-export const SEARCH_INDEX_KIND = 'fanfold.search-index';
-
-/** Major version of minisearch whose JSON the envelope holds. */
-export const MINISEARCH_FORMAT = '7';
 
 /** Default pause between debounced saves, in ms. */
 export const DEFAULT_SAVE_DEBOUNCE_MS = 1_000;
@@ -42,13 +46,6 @@ const SAVE_COST_FACTOR = 4;
  */
 const SLICE_MS = 8;
 
-/**
- * Largest index.json read back (the store's default JSON cap is 64 MiB). An index holds the
- * outputs it covers, so a run of 1,000 agents at the 256 KiB output cap needs ~300 MiB; beyond
- * this the file is treated as unusable and the index rebuilt in memory.
- */
-const MAX_INDEX_BYTES = 1024 * 1024 * 1024;
-
 /** Agent records read at once when catching up. */
 const READ_CONCURRENCY = 16;
 
@@ -60,69 +57,6 @@ export const MIN_EXPANDED_TERM = 3;
  * most). A bound on the work of a 3-letter prefix in a large vocabulary.
  */
 export const MAX_PREFIX_EXPANSIONS = 500;
-
-/** The persisted `index.json`: a versioned envelope around minisearch's own JSON. */
-export interface SearchIndexEnvelope {
-  /** fanfold's schema version (store/types.ts). */
-  schemaVersion: typeof SCHEMA_VERSION;
-  kind: typeof SEARCH_INDEX_KIND;
-  /** Major version of minisearch's serialization. */
-  minisearch: typeof MINISEARCH_FORMAT;
-  /** Tokenizer/fields version (analyze.ts); another value means the terms mean something else. */
-  analyzer: string;
-  /** Run the index belongs to; an index copied from another run is rebuilt. */
-  runId: string;
-  /** Number of documents (tasks) in `index`. */
-  docCount: number;
-  /** `MiniSearch#toJSON()`. */
-  index: AsPlainObject;
-}
-
-/** Fields kept with each document, enough to filter and to build hits. */
-export interface IndexedTask {
-  phaseId: string;
-  taskId: string;
-  /** Attempt whose output is indexed (the latest one added). */
-  attempt: number;
-  status: AgentStatus;
-  /** The stored output text of that attempt (for snippets). */
-  output: string;
-}
-
-/** One indexed document: the latest attempt of one task. */
-interface IndexDoc extends IndexedTask {
-  /** `<phaseId>/<taskId>`, unique within a run. */
-  id: string;
-  prompt: string;
-  phaseTitle: string;
-}
-
-/** Indexed fields and how much a match in each counts relative to the output. */
-const FIELDS = ['output', 'prompt', 'phaseTitle', 'taskId', 'phaseId'] as const;
-const BOOST: Record<(typeof FIELDS)[number], number> = {
-  output: 1,
-  // The prompt says what the agent was asked; a match there is weaker evidence than in the answer.
-  prompt: 0.6,
-  phaseTitle: 0.5,
-  // Task ids are chosen names (`cache-lru`, `db-query`): a match is a strong signal.
-  taskId: 1.5,
-  phaseId: 0.5,
-};
-const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'output'];
-
-const MINISEARCH_OPTIONS: Options<IndexDoc> = {
-  idField: 'id',
-  fields: [...FIELDS],
-  storeFields: STORE_FIELDS,
-  tokenize,
-  processTerm: indexTerms,
-  searchOptions: { tokenize, processTerm: queryTerm, boost: BOOST },
-  // minisearch's default logger is console, whose info/debug go to stdout: the JSON-RPC channel
-  // of `fanfold serve`. Warnings go to stderr; nothing else is worth printing.
-  logger: (level, message) => {
-    if (level === 'warn' || level === 'error') process.stderr.write(`fanfold search: ${message}\n`);
-  },
-};
 
 /** How `RunIndex.open` got its index. */
 export interface RunIndexOpenInfo {
@@ -190,66 +124,7 @@ export interface RankedTask extends IndexedTask {
   terms: string[];
 }
 
-/** Ref of a task within its run. */
-function taskRef(phaseId: string, taskId: string): string {
-  return `${phaseId}/${taskId}`;
-}
-
-/** Latest attempt of each task among `records`. */
-function latestAttempts(records: readonly AgentRecord[]): Map<string, AgentRecord> {
-  const latest = new Map<string, AgentRecord>();
-  for (const r of records) {
-    const ref = taskRef(r.phaseId, r.taskId);
-    const seen = latest.get(ref);
-    if (seen === undefined || r.attempt >= seen.attempt) latest.set(ref, r);
-  }
-  return latest;
-}
-
-function toDoc(record: AgentRecord, phaseTitle: string | undefined): IndexDoc {
-  return {
-    id: taskRef(record.phaseId, record.taskId),
-    phaseId: record.phaseId,
-    taskId: record.taskId,
-    attempt: record.attempt,
-    status: record.status,
-    output: typeof record.output === 'string' ? record.output : '',
-    prompt: typeof record.prompt === 'string' ? record.prompt : '',
-    phaseTitle: phaseTitle ?? '',
-  };
-}
-
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Checks a parsed index.json; returns the loaded index or why it cannot be used. */
-async function loadEnvelope(value: unknown, runId: string): Promise<{ ms: MiniSearch<IndexDoc> } | { reason: string }> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { reason: 'corrupt: not a JSON object' };
-  const env = value as Partial<SearchIndexEnvelope>;
-  if (env.kind !== SEARCH_INDEX_KIND) return { reason: `corrupt: kind ${JSON.stringify(env.kind)}` };
-  if (env.schemaVersion !== SCHEMA_VERSION) return { reason: `schemaVersion ${String(env.schemaVersion)} ≠ ${SCHEMA_VERSION}` };
-  if (env.minisearch !== MINISEARCH_FORMAT) return { reason: `minisearch format ${String(env.minisearch)} ≠ ${MINISEARCH_FORMAT}` };
-  if (env.analyzer !== ANALYZER_VERSION) return { reason: `analyzer ${String(env.analyzer)} ≠ ${ANALYZER_VERSION}` };
-  if (env.runId !== runId) return { reason: `belongs to run ${JSON.stringify(env.runId)}` };
-  if (typeof env.docCount !== 'number' || env.index === null || typeof env.index !== 'object') {
-    return { reason: 'corrupt: docCount or index missing' };
-  }
-  let ms: MiniSearch<IndexDoc>;
-  try {
-    // The async loader builds the term tree in batches between event-loop turns (the JSON.parse
-    // before it is one synchronous step, proportional to the file's size).
-    ms = cacheTermLookups(await MiniSearch.loadJSAsync<IndexDoc>(env.index, MINISEARCH_OPTIONS));
-  } catch (err) {
-    return { reason: `corrupt: ${describe(err)}` };
-  }
-  if (ms.documentCount !== env.docCount) {
-    return { reason: `corrupt: docCount ${env.docCount} but index holds ${ms.documentCount}` };
-  }
-  return { ms };
-}
 
 /** How a loaded index compares with the run's latest attempts. */
 interface Comparison {
@@ -278,11 +153,6 @@ function compare(ms: MiniSearch<IndexDoc>, latest: ReadonlyMap<string, number>):
     return { behind, ahead: `stale: ${ms.documentCount - held} indexed tasks have no agent file` };
   }
   return { behind, ahead: null };
-}
-
-function splitRef(ref: string): [string, string] {
-  const slash = ref.indexOf('/');
-  return [ref.slice(0, slash), ref.slice(slash + 1)];
 }
 
 /**
@@ -585,28 +455,10 @@ export class RunIndex {
    */
   save(): Promise<void> {
     const write = async (): Promise<void> => {
-      const header = {
-        schemaVersion: SCHEMA_VERSION,
-        kind: SEARCH_INDEX_KIND,
-        minisearch: MINISEARCH_FORMAT,
-        analyzer: ANALYZER_VERSION,
-        runId: this.runId,
-        docCount: this.#ms.documentCount,
-      };
       this.#dirty = false;
       const started = performance.now();
       try {
-        // A synchronous copy of the postings, then the JSON text in slices between event-loop
-        // turns: adds may go on meanwhile and land in the next save.
-        const snap = snapshotIndex(this.#ms);
-        if (snap !== undefined) {
-          const pieces = await serializeSnapshot(snap, yieldToLoop, SLICE_MS);
-          const head = JSON.stringify(header);
-          await writeTextAtomic(this.indexFile, `${head.slice(0, -1)},"index":${pieces.join('')}}\n`);
-        } else {
-          // Compact: indentation would inflate a large index by a third for no reader's benefit.
-          await writeJsonAtomic(this.indexFile, { ...header, index: this.#ms }, { indent: 0 });
-        }
+        await writeIndexFile(this.indexFile, this.runId, this.#ms, yieldToLoop, SLICE_MS);
         this.#saveCount++;
         this.#lastSaveMs = performance.now() - started;
       } catch (err) {

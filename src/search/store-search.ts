@@ -201,7 +201,9 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
     return entry.index;
   }
   const inFlight = pending.get(runDir);
-  if (inFlight !== undefined) return inFlight;
+  if (inFlight !== undefined) return untilAborted(inFlight, signal);
+  // The shared work takes no signal: one caller giving up must not fail the others. It runs to
+  // its end (and fills the cache) while an aborted caller returns at once.
   const work = (async (): Promise<RunIndex> => {
     try {
       const syncedAt = Date.now();
@@ -209,7 +211,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
         cacheSyncs++;
         const latest = await listAttempts(agentsDir);
         if (entry.index.compare(latest).ahead === null) {
-          await entry.index.catchUp(latest, entry.read, signal);
+          await entry.index.catchUp(latest, entry.read);
           entry.agentsMtime = mtime;
           entry.syncedAt = syncedAt;
           cache.delete(runDir);
@@ -217,7 +219,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
           return entry.index;
         }
       }
-      const opened = await openRun(root, runId, signal !== undefined ? { signal } : {});
+      const opened = await openRun(root, runId, {});
       cacheLoads++;
       cache.delete(runDir);
       cache.set(runDir, { ...opened, agentsMtime: mtime, syncedAt });
@@ -228,7 +230,30 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
     }
   })();
   pending.set(runDir, work);
-  return work;
+  return untilAborted(work, signal);
+}
+
+/** `work`'s outcome, or the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined); // its failure is someone else's (or no one's) to report
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** Run ids of a store root, cached until the root folder changes (a run is added or removed). */

@@ -130,6 +130,17 @@ describe('searchStore', () => {
     expect(searchCacheStats().loads).toBe(2);
   });
 
+  it('an aborted search does not fail a concurrent one sharing its open', async () => {
+    await writeRun(root, 'r1', auditRecords('r1'));
+    const ac = new AbortController();
+    const aborted = searchStore(root, 'sql', { signal: ac.signal });
+    const other = searchStore(root, 'sql');
+    ac.abort(new Error('caller went away'));
+    await expect(aborted).rejects.toThrow('caller went away');
+    expect((await other).total).toBe(1);
+    expect(searchCacheStats().loads).toBe(1);
+  });
+
   it('shares one open between concurrent searches of a run', async () => {
     await writeRun(root, 'r1', auditRecords('r1'));
     await Promise.all([searchStore(root, 'sql'), searchStore(root, 'xss'), searchStore(root, 'race')]);

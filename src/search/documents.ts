@@ -1,0 +1,95 @@
+/**
+ * What one indexed document is: the latest attempt of one task, its indexed fields and boosts,
+ * the fields stored with it, and the minisearch options that go with them. Changing fields or
+ * boosts changes what a persisted index means: bump ANALYZER_VERSION (analyze.ts) with them.
+ */
+import type { Options } from 'minisearch';
+import type { AgentRecord, AgentStatus } from '../store/types.js';
+import { indexTerms, queryTerm, tokenize } from './analyze.js';
+
+/** Fields kept with each document, enough to filter and to build hits. */
+export interface IndexedTask {
+  phaseId: string;
+  taskId: string;
+  /** Attempt whose output is indexed (the latest one added). */
+  attempt: number;
+  status: AgentStatus;
+  /** The stored output text of that attempt (for snippets). */
+  output: string;
+}
+
+/** One indexed document: the latest attempt of one task. */
+export interface IndexDoc extends IndexedTask {
+  /** `<phaseId>/<taskId>`, unique within a run. */
+  id: string;
+  prompt: string;
+  phaseTitle: string;
+}
+
+/** Indexed fields, in minisearch's field-id order. */
+export const FIELDS = ['output', 'prompt', 'phaseTitle', 'taskId', 'phaseId'] as const;
+
+/** How much a match in each field counts relative to one in the output. */
+export const BOOST: Record<(typeof FIELDS)[number], number> = {
+  output: 1,
+  // The prompt says what the agent was asked; a match there is weaker evidence than in the answer.
+  prompt: 0.6,
+  phaseTitle: 0.5,
+  // Task ids are chosen names (`cache-lru`, `db-query`): a match is a strong signal.
+  taskId: 1.5,
+  phaseId: 0.5,
+};
+
+/** Fields stored with each document (returned with results, kept in index.json). */
+const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'output'];
+
+/** The minisearch options of every run index (loading an index needs the same ones). */
+export const MINISEARCH_OPTIONS: Options<IndexDoc> = {
+  idField: 'id',
+  fields: [...FIELDS],
+  storeFields: STORE_FIELDS,
+  tokenize,
+  processTerm: indexTerms,
+  searchOptions: { tokenize, processTerm: queryTerm, boost: BOOST },
+  // minisearch's default logger is console, whose info/debug go to stdout: the JSON-RPC channel
+  // of `fanfold serve`. Warnings go to stderr; nothing else is worth printing.
+  logger: (level, message) => {
+    if (level === 'warn' || level === 'error') process.stderr.write(`fanfold search: ${message}\n`);
+  },
+};
+
+/** Ref of a task within its run: `<phaseId>/<taskId>`. */
+export function taskRef(phaseId: string, taskId: string): string {
+  return `${phaseId}/${taskId}`;
+}
+
+/** Latest attempt of each task among `records`, by task ref. */
+export function latestAttempts(records: readonly AgentRecord[]): Map<string, AgentRecord> {
+  const latest = new Map<string, AgentRecord>();
+  for (const r of records) {
+    const ref = taskRef(r.phaseId, r.taskId);
+    const seen = latest.get(ref);
+    if (seen === undefined || r.attempt >= seen.attempt) latest.set(ref, r);
+  }
+  return latest;
+}
+
+/** The document of one agent attempt. */
+export function toDoc(record: AgentRecord, phaseTitle: string | undefined): IndexDoc {
+  return {
+    id: taskRef(record.phaseId, record.taskId),
+    phaseId: record.phaseId,
+    taskId: record.taskId,
+    attempt: record.attempt,
+    status: record.status,
+    output: typeof record.output === 'string' ? record.output : '',
+    prompt: typeof record.prompt === 'string' ? record.prompt : '',
+    phaseTitle: phaseTitle ?? '',
+  };
+}
+
+/** Splits a task ref into phase id and task id. */
+export function splitRef(ref: string): [string, string] {
+  const slash = ref.indexOf('/');
+  return [ref.slice(0, slash), ref.slice(slash + 1)];
+}
