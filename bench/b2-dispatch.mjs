@@ -46,9 +46,11 @@ const cwd = path.join(tmp, 'project');
 const storeRoot = path.join(tmp, 'store');
 await mkdir(cwd);
 
-/** The same spawns without fanfold: `c` workers, each spawning the next command when one closes. */
-async function bare(c) {
-  let next = 0;
+/** The same N spawns without fanfold. */
+const bare = (c) => bareN(c, N);
+
+/** `n` spawns by `c` workers, each spawning the next command when its last one closed. */
+async function bareN(c, n) {
   const one = (i) =>
     new Promise((resolve, reject) => {
       const child = spawn(ARGV[0], ARGV.slice(1), { cwd, env: process.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -60,13 +62,18 @@ async function bare(c) {
       child.on('error', reject);
       child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new Error(`bare spawn exited ${code}`))));
     });
+  let next = 0;
   const worker = async () => {
-    while (next < N) await one(next++);
+    while (next < n) await one(next++);
   };
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: c }, worker));
-  return performance.now() - t0;
+  return { total: performance.now() - t0, cpu: cpuMs(process.cpuUsage(cpu0)) };
 }
+
+/** user + system CPU of this process (all its threads; children not included), in ms. */
+const cpuMs = (u) => (u.user + u.system) / 1000;
 
 /**
  * One run through the owner. Returns total ownRun time and its split: call → first runner call,
@@ -93,11 +100,13 @@ async function owner(c, { syncSkip, proposed, probe } = {}) {
   if (syncSkip) skipSync(syncSkip);
   if (probe) startProbe();
   try {
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const rec = await ownRun({ root: storeRoot, runId, runners: () => runner });
     const t1 = performance.now();
+    const cpu = cpuMs(process.cpuUsage(cpu0));
     if (rec.status !== 'completed') throw new Error(`b2: run ended ${rec.status}: ${rec.reason}`);
-    return { total: t1 - t0, startup: first - t0, window: last - first, tail: t1 - last, first, last, calls: probe ? stopProbe() : undefined };
+    return { total: t1 - t0, cpu, startup: first - t0, window: last - first, tail: t1 - last, first, last, calls: probe ? stopProbe() : undefined };
   } finally {
     for (const u of undo.reverse()) u();
     await rm(path.join(storeRoot, runId), { recursive: true, force: true });
@@ -105,7 +114,7 @@ async function owner(c, { syncSkip, proposed, probe } = {}) {
 }
 
 const VARIANTS = {
-  bare: (c) => bare(c).then((total) => ({ total })),
+  bare: (c) => bare(c),
   owner: (c) => owner(c),
   'owner + proposed store changes': (c) => owner(c, { proposed: true }),
   'owner, nothing fsynced': (c) => owner(c, { syncSkip: () => true }),
@@ -114,7 +123,7 @@ const names = Object.keys(VARIANTS);
 
 try {
   const cal = await calibrate(tmp);
-  console.log(`B2   this machine now: fs round trip ${f(cal.rttMs, 3)} ms, fsync of a 6 kB file ${f(cal.fsyncMs, 2)} ms`);
+  console.log(`B2   this machine now: fs round trip ${f(cal.rttMs, 3)} ms, creating a 6 kB file ${f(cal.createCpuMs, 2)} ms of CPU, its fsync ${f(cal.fsyncMs, 2)} ms`);
   // Warm-up: JIT, page cache of /bin/echo, the thread pool.
   await bare(4);
   await owner(4);
@@ -143,12 +152,21 @@ try {
     );
     const split = (k) => median(results[c].owner.map((r) => r[k]));
     const windowOver = median(results[c].owner.map((r, i) => (r.window - results[c].bare[i].total) / N));
+    const cpuOver = median(results[c].owner.map((r, i) => (r.cpu - results[c].bare[i].cpu) / N));
+    console.log(
+      `B2   c=${c} CPU of this process (user+sys, all threads): ${f(cpuOver, 2)} ms/agent more than bare ` +
+        `(owner ${f(median(results[c].owner.map((r) => r.cpu)) / N, 2)}, bare ${f(median(results[c].bare.map((r) => r.cpu)) / N, 2)} ms/agent); ` +
+        `CPU time is far less sensitive to a busy machine than wall time`,
+    );
     console.log(
       `B2   c=${c} split: call→first dispatch ${f(split('startup'), 0)} ms, dispatch window ${f(split('window'), 0)} ms ` +
         `(${f(windowOver, 2)} ms/agent over bare), last exit→ownRun returns ${f(split('tail'), 0)} ms`,
     );
     for (const v of names.slice(2)) {
-      console.log(`B2   c=${c} what-if ${v}: ${f(perAgent(c, v), 2)} ms/agent (owner ${f(median(results[c][v].map((r) => r.total)), 0)} ms)`);
+      const cpuV = median(results[c][v].map((r, i) => (r.cpu - results[c].bare[i].cpu) / N));
+      console.log(
+        `B2   c=${c} what-if ${v}: ${f(perAgent(c, v), 2)} ms/agent (owner ${f(median(results[c][v].map((r) => r.total)), 0)} ms; CPU ${f(cpuV, 2)} ms/agent more than bare)`,
+      );
     }
   }
 
@@ -156,31 +174,50 @@ try {
   // the dispatch window (first runner call → last runner return), so start-up and the end-of-run
   // work (digests, reports) are left out. At c=1 the per-agent calls do not overlap, apart from
   // the owner's timers (lease heartbeat, control poll, coalesced run.json and index writes).
-  collect();
-  const probed = await owner(1, { probe: true });
-  const rows = summarize(probed.calls, probed.first, probed.last);
   const bareRef = median(results[1].bare.map((r) => r.total));
-  const overPerAgent = (probed.window - bareRef) / N;
-  const fsync = rows.filter((r) => r.op === 'fsync');
-  const fsyncMs = fsync.reduce((a, r) => a + r.ms, 0);
-  const fsMs = rows.reduce((a, r) => a + r.ms, 0);
-  const calls = rows.reduce((a, r) => a + r.count, 0);
-  const syncs = fsync.reduce((a, r) => a + r.count, 0);
-  // What the calls would cost on an idle machine with this disk: round trips and fsyncs at the
-  // calibrated prices, nothing else (no spawn, no CPU, no waiting for a busy event loop).
-  const model = ((calls - syncs) * cal.rttMs + syncs * cal.fsyncMs) / N;
-  console.log(
-    `B2   c=1 probed dispatch window: ${f(overPerAgent, 2)} ms/agent over bare; fs calls ${f(calls / N, 1)}/agent taking ${f(fsMs / N, 2)} ms/agent, ` +
-      `of which fsync ${f(fsyncMs / N, 2)} ms/agent (${fsync.map((r) => `${r.kind} ${f(r.count / N, 2)}× ${f(r.ms / N, 2)} ms`).join(', ')})`,
-  );
-  console.log(
-    `B2   c=1 the same calls at the calibrated prices: ${f(model, 2)} ms/agent ` +
-      `(${f((calls - syncs) / N, 1)} round trips × ${f(cal.rttMs, 3)} ms + ${f(syncs / N, 2)} fsyncs × ${f(cal.fsyncMs, 2)} ms)`,
-  );
-  console.log('B2   c=1 fs calls per agent in the dispatch window (calls/agent × ms/call = ms/agent), largest first:');
-  for (const r of rows.filter((r) => r.ms / N >= 0.05).slice(0, 16)) {
-    console.log(`B2     ${`${r.op} ${r.kind}`.padEnd(30)} ${f(r.count / N, 2).padStart(6)} × ${f(r.ms / r.count, 3)} ms = ${f(r.ms / N, 3)} ms/agent`);
+  for (const [label, opts] of [['as is', {}], ['with the proposed store changes', { proposed: true }]]) {
+    collect();
+    const probed = await owner(1, { probe: true, ...opts });
+    const rows = summarize(probed.calls, probed.first, probed.last);
+    const per = (pred) => rows.filter(pred).reduce((a, r) => a + r.count, 0) / N;
+    const fsync = rows.filter((r) => r.op === 'fsync');
+    const fsyncMs = fsync.reduce((a, r) => a + r.ms, 0);
+    const fsMs = rows.reduce((a, r) => a + r.ms, 0);
+    const calls = per(() => true);
+    const syncs = per((r) => r.op === 'fsync');
+    // What the calls would cost on an idle machine with this disk: round trips and fsyncs at the
+    // calibrated prices, nothing else (no spawn, no CPU, no waiting for a busy event loop).
+    const model = (calls - syncs) * cal.rttMs + syncs * cal.fsyncMs;
+    console.log(
+      `B2   c=1 ${label}, probed dispatch window: ${f((probed.window - bareRef) / N, 2)} ms/agent over bare; ` +
+        `${f(calls, 1)} fs calls/agent (${f(syncs, 2)} fsync, ${f(per((r) => r.op === 'open'), 2)} open, ${f(per((r) => r.op === 'rename'), 2)} rename, ` +
+        `${f(per((r) => r.op === 'realpath' || r.op === 'lstat'), 2)} realpath/lstat) taking ${f(fsMs / N, 2)} ms/agent, of which fsync ${f(fsyncMs / N, 2)} ms ` +
+        `(${fsync.map((r) => `${r.kind} ${f(r.count / N, 2)}×`).join(', ')}); at the calibrated prices ${f(model, 2)} ms/agent`,
+    );
+    if (opts.proposed) continue;
+    console.log('B2   c=1 as is, fs calls per agent in the dispatch window (calls/agent × ms/call = ms/agent), largest first:');
+    for (const r of rows.filter((r) => r.ms / N >= 0.05).slice(0, 16)) {
+      console.log(`B2     ${`${r.op} ${r.kind}`.padEnd(30)} ${f(r.count / N, 2).padStart(6)} × ${f(r.ms / r.count, 3)} ms = ${f(r.ms / N, 3)} ms/agent`);
+    }
   }
+
+  // The owner forks itself for every agent, and fork copies the parent's page tables: a bigger
+  // owner (records, digests, the in-memory search index) makes every spawn dearer.
+  const spawnCost = async () => {
+    collect();
+    const rss = process.memoryUsage().rss / 1e6;
+    const runs = [];
+    for (let i = 0; i < 5; i++) runs.push(await bareN(1, 10));
+    return { rss, wall: median(runs.map((r) => r.total)) / 10, cpu: median(runs.map((r) => r.cpu)) / 10 };
+  };
+  const small = await spawnCost();
+  const ballast = Array.from({ length: 300 }, () => Array.from({ length: 10_000 }, (_, i) => ({ i, s: `x${i}` })));
+  const large = await spawnCost();
+  ballast.length = 0;
+  console.log(
+    `B2   one bare spawn vs the RSS of the process that spawns: ${f(small.rss, 0)} MB → ${f(small.wall, 1)} ms wall, ${f(small.cpu, 2)} ms CPU; ` +
+      `${f(large.rss, 0)} MB → ${f(large.wall, 1)} ms wall, ${f(large.cpu, 2)} ms CPU`,
+  );
 
   if (PROFILE) {
     collect();

@@ -156,6 +156,7 @@ async function resumeCli(runId) {
     child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
     const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, t: performance.now() })));
     let dispatch;
+    let rssMb;
     let text = '';
     const buf = Buffer.alloc(256 * 1024);
     const deadline = t0 + 60_000;
@@ -167,7 +168,10 @@ async function resumeCli(runId) {
       if (whole > 0) {
         offset += whole;
         text += buf.toString('utf8', 0, whole);
-        if (text.includes('"type":"agent.started"')) dispatch = performance.now() - t0;
+        if (text.includes('"type":"agent.started"')) {
+          dispatch = performance.now() - t0;
+          rssMb = await readFile(`/proc/${child.pid}/status`, 'utf8').then((st) => Number(/VmRSS:\s+(\d+)/.exec(st)?.[1]) / 1000, () => NaN);
+        }
       } else {
         const done = await Promise.race([exited, new Promise((r) => setTimeout(r, 1))]);
         if (done) break;
@@ -179,7 +183,7 @@ async function resumeCli(runId) {
     // lease, census of the records) and run.resumed → first agent.started.
     const events = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const tOf = (type) => Date.parse(events.find((e) => e.type === type)?.t ?? 'x');
-    return { dispatch, total: t - t0, toResumed: tOf('run.resumed') - wall0, resumedToStart: tOf('agent.started') - tOf('run.resumed') };
+    return { dispatch, rssMb, total: t - t0, toResumed: tOf('run.resumed') - wall0, resumedToStart: tOf('agent.started') - tOf('run.resumed') };
   } finally {
     await fh.close();
   }
@@ -188,11 +192,11 @@ async function resumeCli(runId) {
 /** Each step of resume alone, on a fixture of its own (never resumed). */
 async function pieces(runId) {
   const out = [];
-  const time = async (name, fn) => {
+  const time = async (name, fn, alternative = false) => {
     collect();
     const t0 = performance.now();
     const r = await fn();
-    out.push({ name, ms: performance.now() - t0 });
+    out.push({ name, ms: performance.now() - t0, alternative });
     return r;
   };
   const store = await time('RunStore.open', () => RunStore.open(storeRoot, runId));
@@ -206,6 +210,15 @@ async function pieces(runId) {
       await scratch.append({ type: 'agent.reused', ref: `${r.phaseId}/${r.taskId}`, key: r.key, file: agentFileName(r.phaseId, r.taskId, r.attempt) });
     }
   });
+  await time(
+    `(instead: one event listing the ${DONE} reused tasks)`,
+    () =>
+      scratch.append({
+        type: 'agents.reused',
+        tasks: records.map((r) => ({ ref: `${r.phaseId}/${r.taskId}`, key: r.key, file: agentFileName(r.phaseId, r.taskId, r.attempt) })),
+      }),
+    true,
+  );
   await scratch.close();
   await time('writeRun (run.json, fsynced)', () => store.writeRun({ ...run, updatedAt: new Date().toISOString() }));
   await time(`RunIndex.open: rebuild over ${DONE} records`, () =>
@@ -266,13 +279,14 @@ try {
   );
   console.log(
     `B4   CLI split by the journal's timestamps: spawn→run.resumed ${f(median(cli.map((r) => r.toResumed)), 0)} ms, ` +
-      `run.resumed→first agent.started ${f(median(cli.map((r) => r.resumedToStart)), 0)} ms; resume→exit ${f(median(cli.map((r) => r.total)), 0)} ms`,
+      `run.resumed→first agent.started ${f(median(cli.map((r) => r.resumedToStart)), 0)} ms; resume→exit ${f(median(cli.map((r) => r.total)), 0)} ms; ` +
+      `owner RSS at the first dispatch ${f(median(cli.map((r) => r.rssMb)), 0)} MB (every spawn forks it: see B2)`,
   );
 
   const piecesRun = await crashedRun();
   spawnSync('sync');
   const p = await pieces(piecesRun);
-  console.log(`B4   pieces of resume, each timed alone (sum ${f(p.reduce((a, x) => a + x.ms, 0), 0)} ms):`);
+  console.log(`B4   pieces of resume, each timed alone (sum ${f(p.filter((x) => !x.alternative).reduce((a, x) => a + x.ms, 0), 0)} ms):`);
   for (const x of p) console.log(`B4     ${x.name.padEnd(48)} ${f(x.ms, 1).padStart(7)} ms`);
 
   if (PROFILE) {

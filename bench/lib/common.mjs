@@ -116,23 +116,33 @@ export function collect() {
 
 /**
  * What the machine's file system costs right now, measured in `dir`: one thread-pool round trip
- * (an async stat), and one fsync of a freshly written 6 kB file. Medians of `n` tries. Printed
- * beside the figures, which scale with both.
+ * (an async stat), the CPU (user + sys) of creating, writing and closing a new 6 kB file, and one
+ * fsync of such a file. Medians of `n` tries. Printed beside the figures, which scale with them.
  */
 export async function calibrate(dir, n = 30) {
   const rtt = [];
   const fsync = [];
+  const create = [];
   for (let i = 0; i < n; i++) {
-    let t0 = performance.now();
+    const t0 = performance.now();
     await stat(dir);
     rtt.push(performance.now() - t0);
+    const u0 = process.cpuUsage();
+    const fh = await open(path.join(dir, `calibrate-${i}`), 'w');
+    await fh.writeFile('y'.repeat(6000));
+    await fh.close();
+    const u = process.cpuUsage(u0);
+    create.push((u.user + u.system) / 1000);
+    await rm(path.join(dir, `calibrate-${i}`));
+  }
+  for (let i = 0; i < n; i++) {
     const fh = await open(path.join(dir, `calibrate-${i}`), 'w');
     await fh.writeFile('x'.repeat(6000));
-    t0 = performance.now();
+    const t0 = performance.now();
     await fh.sync();
     fsync.push(performance.now() - t0);
     await fh.close();
     await rm(path.join(dir, `calibrate-${i}`));
   }
-  return { rttMs: median(rtt), fsyncMs: median(fsync) };
+  return { rttMs: median(rtt), fsyncMs: median(fsync), createCpuMs: median(create) };
 }

@@ -24,15 +24,22 @@ function swap(obj, key, value) {
 
 /**
  * Input files (prompt, context) written in place: one open(O_CREAT|O_TRUNC|O_NOFOLLOW) + write +
- * close, no temp file, no fsync, no realpath walk. Why that is enough: they are derived data,
- * rebuilt for every attempt under a name unique to the attempt, read only by the child started
- * after the write resolves; a crash before the agent record exists re-runs the attempt anyway.
+ * close, no temp file, no fsync, no realpath walk; and a context file whose content was already
+ * written for another attempt (the empty context of every task without dependencies) is shared
+ * instead of written again. Why that is enough: they are derived data, rebuilt for every attempt,
+ * read only by the child started after the write resolves; a crash before the agent record
+ * exists re-runs the attempt anyway.
  */
 export function patchPlainInputs() {
+  const shared = new Map(); // context text → file already holding it
   return swap(RunStore.prototype, 'writeInput', async function (name, content) {
     assertFileName('input', name);
+    const isContext = name.endsWith('.context.json');
+    const known = isContext ? shared.get(`${this.dir}\0${content}`) : undefined;
+    if (known) return known;
     const file = path.join(this.dir, 'inputs', name);
     await fsp.writeFile(file, content, { flag: C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW });
+    if (isContext) shared.set(`${this.dir}\0${content}`, file);
     return file;
   });
 }
