@@ -110,7 +110,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const before = await store.readRun();
     const plan = opts.plan ?? before.plan;
     const { records } = await store.listAgentRecords();
-    const events = await store.readEvents();
+    // Tolerant read: a damaged journal line must not stop a resume (agent files are the truth).
+    const { events } = await store.readJournal();
     const resuming = records.length > 0 || events.some((e: RunEvent) => e.type === 'run.started');
     // A stop asked of an earlier owner must not stop this one.
     await store.clearControl();

@@ -71,6 +71,16 @@ const MAX_ELICIT_MESSAGE_BYTES = 6 * 1024;
  */
 const ELICIT_TIMEOUT_MS = 10 * 60_000;
 
+/**
+ * A form answered `cancel` or `decline` faster than this was not answered by a person. Why: both
+ * `claude -p` and `codex exec` declare elicitation but, having no one to show the form to, answer
+ * every form at once (claude: cancel, codex: decline). Nobody reads a plan in under a second, so
+ * such an answer means "no form could be shown", and the approve flag decides, as for a client
+ * without forms.
+ */
+export const HEADLESS_ANSWER_MS = 1_500;
+
+
 /** Whether the connected client can show a form (elicitation in form mode). */
 export function clientCanElicit(server: McpServer): boolean {
   const e = server.server.getClientCapabilities()?.elicitation as { form?: unknown; url?: unknown } | undefined;
@@ -92,6 +102,8 @@ export async function obtainApproval(opts: {
   extra: HandlerExtra;
   what: string;
   log: (line: string) => void;
+  /** See HEADLESS_ANSWER_MS. */
+  headlessAnswerMs?: number;
 }): Promise<ApprovalOutcome> {
   const { plan, reasons } = opts;
   if (reasons.length === 0) return { approved: true, by: 'not_needed' };
@@ -101,6 +113,7 @@ export async function obtainApproval(opts: {
         `It needs your approval because ${reasons.join('; and ')}.\n\n${opts.rendered}`,
       MAX_ELICIT_MESSAGE_BYTES,
     );
+    const asked = Date.now();
     try {
       const res = await opts.server.server.elicitInput(
         {
@@ -118,6 +131,12 @@ export async function obtainApproval(opts: {
       );
       if (res.action === 'accept' && res.content?.approve !== false) return { approved: true, by: 'elicitation' };
       const kind = res.action === 'cancel' ? 'cancelled' : 'declined';
+      const answeredMs = Date.now() - asked;
+      if (res.action !== 'accept' && answeredMs < (opts.headlessAnswerMs ?? HEADLESS_ANSWER_MS)) {
+        opts.log(`approval form answered '${res.action}' after ${answeredMs} ms: no person saw it (headless host); the approve flag decides`);
+        if (opts.approve === true) return { approved: true, by: 'approve_flag' };
+        return needsFlag(plan, reasons, opts.rendered, `The host answered the approval form at once (${answeredMs} ms), so no person saw it (a headless host). `);
+      }
       return {
         approved: false,
         kind,
@@ -131,13 +150,18 @@ export async function obtainApproval(opts: {
     }
   }
   if (opts.approve === true) return { approved: true, by: 'approve_flag' };
+  return needsFlag(plan, reasons, opts.rendered, '');
+}
+
+/** The refusal that tells the host to show the plan and call again with `approve: true`. */
+function needsFlag(plan: Plan, reasons: string[], rendered: string, preface: string): ApprovalOutcome {
   return {
     approved: false,
     kind: 'needs_flag',
     message:
-      `Approval needed: nothing was started. "${plan.name}" needs the user's approval because ${reasons.join('; and ')}.\n` +
+      `Approval needed: nothing was started. ${preface}"${plan.name}" needs the user's approval because ${reasons.join('; and ')}.\n` +
       'Show the plan below to the user. If they agree, call run_workflow again with the same arguments plus "approve": true. ' +
       'If not, refine it with plan_workflow.\n\n' +
-      opts.rendered,
+      rendered,
   };
 }

@@ -26,6 +26,11 @@ export interface ServerDeps {
    */
   approveCommands?: boolean;
   /**
+   * An approval form refused faster than this (ms) was refused by a headless host, not a person;
+   * the approve flag then decides (default 1500; see approval.ts).
+   */
+  headlessAnswerMs?: number;
+  /**
    * Starts a detached run owner and resolves once it holds the lease (default: engine's
    * launchOwner). Tests running the TypeScript sources pass the built one, since the owner entry
    * point is a `.js` file next to the engine module in dist/.
@@ -47,6 +52,7 @@ export interface ToolContext {
   approvalAgentThreshold: number;
   approvalUsdThreshold: number;
   approveCommands: boolean;
+  headlessAnswerMs: number;
   launch: typeof launchOwner;
   examplesDir: string;
   log: (line: string) => void;
@@ -96,6 +102,7 @@ export function resolveContext(deps: ServerDeps): ToolContext {
     approvalAgentThreshold: agents,
     approvalUsdThreshold: usd,
     approveCommands: deps.approveCommands ?? !['0', 'false', 'no', 'off'].includes((env[APPROVAL_COMMANDS_ENV] ?? '').trim().toLowerCase()),
+    headlessAnswerMs: deps.headlessAnswerMs ?? 1_500,
     launch: deps.launch ?? launchOwner,
     examplesDir: deps.examplesDir ?? fileURLToPath(new URL('../../examples/', import.meta.url)),
     log: deps.log ?? ((line) => void process.stderr.write(`fanfold mcp: ${line}\n`)),

@@ -38,7 +38,9 @@ export async function connect(
   const { capabilities, setup, ...deps } = opts;
   // Tests run command-runner specs everywhere; the approval they need is tested on its own
   // (approveCommands: true), so it is off by default here.
-  const server = createServer({ launch: launchOwner, log: (l) => logs.push(l), approveCommands: false, ...deps, root, cwd });
+  // Test clients answer forms at once, as headless hosts do; headlessAnswerMs 0 makes their
+  // answers count as a person's (the headless rule is tested on its own).
+  const server = createServer({ launch: launchOwner, log: (l) => logs.push(l), approveCommands: false, headlessAnswerMs: 0, ...deps, root, cwd });
   const client = new Client({ name: 'fanfold-test', version: '0.0.0' }, { capabilities: capabilities ?? {} });
   setup?.(client);
   const [a, b] = InMemoryTransport.createLinkedPair();

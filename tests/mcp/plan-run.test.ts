@@ -397,6 +397,19 @@ describe('approval by elicitation', () => {
     expect(runDirs(root)).toEqual([]);
   });
 
+  it('a form refused at once came from a headless host: the approve flag decides, and the answer says so', async () => {
+    const seen: ElicitRequest[] = [];
+    const { client, root } = await conn({ ...elicitingClient(() => ({ action: 'cancel' }), seen), headlessAnswerMs: 1500 });
+    const { planId } = dataOf(await call(client, 'plan_workflow', { spec: commandSpec(1, { tier: 'edit' }) }));
+    const refused = await call(client, 'run_workflow', { planId });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toMatch(/answered the approval form at once \(\d+ ms\), so no person saw it/);
+    expect(runDirs(root)).toEqual([]);
+    const started = await call(client, 'run_workflow', { planId, approve: true });
+    expect(started.isError).toBeFalsy();
+    expect(seen.length).toBe(2);
+  });
+
   it('cancel and an unticked box count as no', async () => {
     const answers: ElicitResult[] = [{ action: 'cancel' }, { action: 'accept', content: { approve: false } }];
     const seen: ElicitRequest[] = [];

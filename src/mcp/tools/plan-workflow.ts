@@ -31,6 +31,7 @@ const OutputSchema = z.object({
   planId: z.string(),
   revision: z.number().int(),
   ...PlanSummarySchema,
+  nextStep: z.string().describe('what the host should do next'),
 });
 
 /** Parses a spec input (text or object) into a validated plan; throws SpecError. */
@@ -49,11 +50,19 @@ export function planText(planId: string, revision: number, s: PlanSummary): stri
     '',
     s.rendered,
     '',
-    s.requiresApproval
-      ? `Next: show this plan to the user; once they agree, call ${callText('run_workflow', { planId, approve: true })}.`
-      : `Next: call ${callText('run_workflow', { planId })} to start it (show the plan to the user first if they asked to review it).`,
+    `Next: ${planNextStep(planId, s)}`,
   ];
   return lines.join('\n');
+}
+
+/**
+ * What the host should do with a plan. It goes in the structured answer too: Claude Code and
+ * Codex hand the model the JSON of structuredContent, not the text rendering.
+ */
+export function planNextStep(planId: string, s: PlanSummary): string {
+  return s.requiresApproval
+    ? `show this plan (the 'rendered' text) to the user; once they agree, call ${callText('run_workflow', { planId, approve: true })}.`
+    : `call ${callText('run_workflow', { planId })} to start it (show the plan to the user first if they asked to review it).`;
 }
 
 /** Registers plan_workflow. */
@@ -76,7 +85,10 @@ export function registerPlanWorkflowTool(server: McpServer, ctx: ToolContext): v
         const { plan, parsed } = planFromSpecInput(args.spec);
         const stored = await savePlan(ctx.root, { plan, spec: parsed, ...(args.planId !== undefined ? { planId: args.planId } : {}) });
         const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold, commands: ctx.approveCommands });
-        return okResult({ planId: stored.planId, revision: stored.revision, ...summary }, planText(stored.planId, stored.revision, summary));
+        return okResult(
+          { planId: stored.planId, revision: stored.revision, ...summary, nextStep: planNextStep(stored.planId, summary) },
+          planText(stored.planId, stored.revision, summary),
+        );
       } catch (err) {
         return toolError(PLAN_WORKFLOW, err, args.planId !== undefined ? 'Pass a planId that plan_workflow returned, or leave it out to make a new plan.' : undefined);
       }

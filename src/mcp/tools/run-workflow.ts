@@ -125,6 +125,7 @@ async function runWorkflow(server: McpServer, ctx: ToolContext, args: z.infer<ty
     extra,
     what: resumeId ? `resume run ${resumeId} of` : 'start',
     log: ctx.log,
+    headlessAnswerMs: ctx.headlessAnswerMs,
   });
   if (!approval.approved) {
     const again = resumeId ? { resumeRunId: resumeId, approve: true } : { planId, approve: true };
