@@ -105,6 +105,8 @@ export interface CliParser {
   line(text: string, truncated: boolean): void;
   /** Set once the CLI went past the agent's turn cap (for CLIs without their own); the run is killed. */
   readonly capExceeded?: string;
+  /** True once the CLI printed its final event (result, turn end): only its exit is left. */
+  readonly done: boolean;
   /** What the agent was doing, for timeout and crash messages (e.g. "3 model turns, last tool: Read"). */
   activity(): string;
   /** The outcome once the process ended normally (not timed out or cancelled). */
@@ -130,10 +132,19 @@ export interface AgentCliRunnerOptions {
   killGraceMs?: number;
   /** Bytes of stderr kept for the result (default 4096). */
   stderrTailBytes?: number;
+  /** See EXIT_GRACE_AFTER_DONE_MS (default). */
+  exitGraceAfterDoneMs?: number;
 }
 
 /** Raw stdout kept besides the parsed events, for diagnostics only. */
 const RAW_STDOUT_BYTES = 64 * 1024;
+
+/**
+ * How long a CLI may take to exit after printing its final event before its process group is
+ * killed. Why: a CLI that lingers (an MCP server or a shell it started that does not close) would
+ * otherwise hold its slot until the agent timeout, and turn a finished answer into a timeout.
+ */
+export const EXIT_GRACE_AFTER_DONE_MS = 15_000;
 
 /** The env of an agent CLI child: the parent's (scrubbed), the agent's, the task's ids, the input's. */
 export function agentEnv(base: NodeJS.ProcessEnv, input: RunnerInput): NodeJS.ProcessEnv {
@@ -173,7 +184,9 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
 
     const parser = driver.parser(input);
     const cap = new AbortController();
-    const signal = AbortSignal.any([input.signal, cap.signal]);
+    const linger = new AbortController();
+    const signal = AbortSignal.any([input.signal, cap.signal, linger.signal]);
+    let lingerTimer: NodeJS.Timeout | undefined;
     const proc = await runProcess({
       argv: [bin, ...inv.args],
       cwd: input.cwd,
@@ -187,11 +200,23 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       onStdoutLine: (line, info) => {
         parser.line(line, info.truncated);
         if (parser.capExceeded !== undefined && !cap.signal.aborted) cap.abort();
+        if (parser.done && lingerTimer === undefined) {
+          lingerTimer = setTimeout(() => linger.abort(), options.exitGraceAfterDoneMs ?? EXIT_GRACE_AFTER_DONE_MS);
+        } else if (!parser.done && lingerTimer !== undefined) {
+          clearTimeout(lingerTimer);
+          lingerTimer = undefined;
+        }
       },
       ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
       ...(options.stderrTailBytes !== undefined ? { stderrTailBytes: options.stderrTailBytes } : {}),
+    }).finally(() => clearTimeout(lingerTimer));
+    const outer = input.signal.aborted;
+    return toResult(driver.kind, input, proc, parser, {
+      bin,
+      fromEnv,
+      capped: cap.signal.aborted && !outer,
+      lingered: linger.signal.aborted && !cap.signal.aborted && !outer && !proc.timedOut,
     });
-    return toResult(driver.kind, input, proc, parser, { bin, fromEnv, capped: cap.signal.aborted && !input.signal.aborted });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
@@ -236,7 +261,7 @@ function toResult(
   input: RunnerInput,
   proc: ProcessResult,
   parser: CliParser,
-  how: { bin: string; fromEnv: boolean; capped: boolean },
+  how: { bin: string; fromEnv: boolean; capped: boolean; lingered: boolean },
 ): RunnerResult {
   const base = {
     exitCode: proc.exitCode,
@@ -269,7 +294,8 @@ function toResult(
       },
     };
   }
-  const failure = processFailure(proc, input.timeoutMs);
+  // The CLI printed its final event but did not exit: it was stopped; its answer stands.
+  const failure = how.lingered ? undefined : processFailure(proc, input.timeoutMs);
   if (failure && (failure.status !== 'failed' || proc.spawnError)) {
     // Timed out, cancelled, or never started: say what the agent was doing when it was stopped.
     const activity = parser.activity();

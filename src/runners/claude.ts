@@ -154,6 +154,11 @@ export class ClaudeParser implements CliParser {
     this.#agent = agent;
   }
 
+  /** True once the `result` event arrived. */
+  get done(): boolean {
+    return this.#result !== undefined;
+  }
+
   /** Feeds one stdout line. */
   line(text: string, truncated: boolean): void {
     if (text.trim() === '') return;

@@ -114,6 +114,11 @@ export class CodexParser implements CliParser {
     this.#maxTurns = agent.maxTurns;
   }
 
+  /** True once the turn completed or failed. */
+  get done(): boolean {
+    return this.#completed || this.#turnFailed !== undefined;
+  }
+
   /** Set once the tool rounds reached `maxTurns` (Codex would ask the model again). */
   get capExceeded(): string | undefined {
     return this.#cap;

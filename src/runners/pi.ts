@@ -103,9 +103,15 @@ export class PiParser implements CliParser {
   #cost = 0;
   #cap: string | undefined;
   #nonJson: string | undefined;
+  #ended = false;
 
   constructor(agent: AgentDef) {
     this.#maxTurns = agent.maxTurns;
+  }
+
+  /** True once `agent_end` arrived. */
+  get done(): boolean {
+    return this.#ended;
   }
 
   /** Set once Pi started a turn past `maxTurns`. */
@@ -117,6 +123,11 @@ export class PiParser implements CliParser {
   line(text: string, truncated: boolean): void {
     // Streaming deltas repeat the whole partial message each time: skip them unparsed.
     if (text.startsWith('{"type":"message_update"') || text.trim() === '') return;
+    // agent_end repeats every message of the session (tool results too): never worth parsing.
+    if (text.startsWith('{"type":"agent_end"')) {
+      this.#ended = true;
+      return;
+    }
     let ev: Record<string, unknown>;
     try {
       ev = JSON.parse(text) as Record<string, unknown>;
@@ -128,6 +139,10 @@ export class PiParser implements CliParser {
     switch (ev.type) {
       case 'session':
         if (typeof ev.id === 'string') this.#sessionId = ev.id;
+        break;
+      case 'auto_retry_start':
+        // Pi's own retry (when a user's settings enable it): the session goes on after agent_end.
+        this.#ended = false;
         break;
       case 'turn_start':
         this.#turns++;

@@ -7,8 +7,20 @@
  * may ignore the schema), and a mismatch becomes a retryable `invalid_structured_output` failure
  * whose message lists the validation errors, so a retry can feed them back to the model.
  */
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import { createRequire } from 'node:module';
+import type { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { FailureInfo } from '../store/types.js';
+
+/**
+ * The validator (ajv, through the MCP SDK fanfold already depends on), loaded on first use. Why
+ * lazily and with require: every run owner and CLI command imports this module, and ajv costs
+ * ~100 ms to load, which only runs with a task schema should pay. The SDK ships CommonJS too.
+ */
+function newValidator(): AjvJsonSchemaValidator {
+  const require = createRequire(import.meta.url);
+  const mod = require('@modelcontextprotocol/sdk/validation/ajv') as typeof import('@modelcontextprotocol/sdk/validation/ajv');
+  return new mod.AjvJsonSchemaValidator();
+}
 
 /** A JSON Schema as a task carries it (an object; boolean schemas are not accepted). */
 export type JsonSchema = Record<string, unknown>;
@@ -36,7 +48,7 @@ export function compileSchema(schema: JsonSchema): (value: unknown) => string | 
   const key = JSON.stringify(schema);
   const hit = compiled.get(key);
   if (hit) return hit;
-  validatorProvider ??= new AjvJsonSchemaValidator();
+  validatorProvider ??= newValidator();
   let check: ReturnType<AjvJsonSchemaValidator['getValidator']>;
   try {
     // `$id` would make ajv cache the schema globally and refuse a second, different schema with
