@@ -1,6 +1,7 @@
 /**
  * How the CLI turns errors into words and exit codes: 2 for anything the user can fix in the
- * call (bad usage, a bad spec, an unknown or malformed run id), 1 for everything else.
+ * call (bad usage, a bad spec, an unknown or malformed run id, a run another owner holds), 1 for
+ * everything else.
  */
 import { SpecError } from '../spec/types.js';
 import { StoreError } from '../store/index.js';
@@ -14,7 +15,9 @@ export class UsageError extends Error {
   }
 }
 
-const USER_STORE_CODES = new Set(['invalid_id', 'unknown_run', 'path_escape']);
+// `lease_held`: another live owner has the run — the same answer `resume` gives when its own check
+// sees the live owner first, so two racing resumes get one exit code whichever check refuses them.
+const USER_STORE_CODES = new Set(['invalid_id', 'unknown_run', 'path_escape', 'lease_held']);
 
 /** Exit code for an error that reached the top. */
 export function exitCodeFor(e: unknown): number {

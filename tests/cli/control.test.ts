@@ -205,7 +205,7 @@ describe('stop, resume', () => {
     expect(st.json().reason).toMatch(/stopped by/);
   });
 
-  it('a detached run whose owner is SIGKILLed is `interrupted`; resume finishes it', async () => {
+  it('a detached run whose owner is SIGKILLed is `interrupted`; of three racing resumes one finishes it', async () => {
     const p = makeProject(stoppable('killed'));
     const started = p.cli(['run', p.spec, '--detach', '--json']);
     expect(started.status, started.stderr).toBe(0);
@@ -227,12 +227,23 @@ describe('stop, resume', () => {
     } finally {
       killPids(pids); // a SIGKILLed owner cannot take its agents down with it
     }
+    // Three sessions resume it at once: exactly one becomes the owner, the others are refused,
+    // and every unfinished task runs exactly once more.
     fs.writeFileSync(p.file('fast.flag'), '');
-    const resumed = p.cli(['resume', runId, '--json']);
-    expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.json().status).toBe('completed');
-    const counts = ranCounts(p);
-    expect(counts.q1).toBe(1);
-    expect(counts.q2).toBe(1);
+    const before = ranCounts(p);
+    const racers = [1, 2, 3].map(() => p.cliAsync(['resume', runId, '--json']).done);
+    const results = await Promise.all(racers);
+    const winners = results.filter((r) => r.code === 0);
+    expect(winners, results.map((r) => `${r.code}: ${r.stderr.slice(-300)}`).join('\n')).toHaveLength(1);
+    expect(JSON.parse(winners[0]!.stdout).status).toBe('completed');
+    for (const r of results.filter((x) => x.code !== 0)) {
+      expect(r.code).toBe(2);
+      // Refused by resume's own check, or — when two pass it together — by the lease itself.
+      expect(r.stderr).toMatch(new RegExp(`run '${runId}' is running \\(owner pid \\d+|run \\S+${runId} is owned by pid \\d+`));
+    }
+    const after = ranCounts(p);
+    const ranAgain = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+    expect(ranAgain).toEqual({ q1: 0, q2: 0, s1: 1, s2: 1, s3: 1 });
+    expect(p.journal(runId).filter((e) => e.type === 'run.resumed')).toHaveLength(1);
   });
 });

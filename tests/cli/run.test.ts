@@ -67,7 +67,8 @@ describe('fanfold run (foreground)', () => {
 
   beforeAll(async () => {
     p = makeProject(spec, { 'probe.mjs': PROBE });
-    const { done } = p.cliAsync(['run', p.spec, '--json']);
+    // The CLI's own FANFOLD_* (an outer run's ids, the store) must not reach the children.
+    const { done } = p.cliAsync(['run', p.spec, '--json'], { env: { FANFOLD_STORE: p.store, FANFOLD_TASK_ID: 'outer-task', FANFOLD_RUN_ID: 'outer-run' } });
     // Watch the run while it goes: journal, then the agent files, then the journal again. A file
     // may exist only after its agent.started; an agent.finished only after its file exists.
     let ended = false;
@@ -142,6 +143,9 @@ describe('fanfold run (foreground)', () => {
     expect(got.env.FANFOLD_TASK_ID).toBe('u1');
     expect(got.env.FANFOLD_ATTEMPT).toBe('1');
     expect(got.env.FANFOLD_STORE).toBeUndefined(); // the parent's own FANFOLD_* never leak in
+    expect(Object.keys(got.env).sort()).toEqual([
+      'FANFOLD_ATTEMPT', 'FANFOLD_CONTEXT_FILE', 'FANFOLD_PHASE_ID', 'FANFOLD_PROMPT_FILE', 'FANFOLD_RUN_ID', 'FANFOLD_TASK_ID',
+    ]);
     expect(got.cwd).toBe(p.dir);
     expect(got.stdin).toBe(rec.prompt);
     expect(got.promptFile).toBe(rec.prompt);

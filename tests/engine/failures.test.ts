@@ -199,18 +199,23 @@ describe('onFailure: stop', () => {
 });
 
 describe('the run timeout', () => {
-  it('ends a run of slow agents `failed` with the reason, and kills them', async () => {
+  it('ends a run of slow agents `failed` with the reason, and kills them — SIGKILL for one that ignores SIGTERM', async () => {
     const p = makeProject({
       version: 1,
       name: 'run-timeout',
       limits: { maxConcurrent: 2, retries: 0, runTimeout: '2s' },
-      agents: { slow: sleeper(30) },
-      phases: [{ id: 'a', agent: 'slow', tasks: [{ id: 's1', prompt: '1' }, { id: 's2', prompt: '2' }, { id: 's3', prompt: '3' }] }],
+      agents: {
+        slow: sleeper(30),
+        // Ignores SIGTERM (and so does the sleep it leaves behind): only the SIGKILL after the
+        // grace period takes the group down.
+        stubborn: sh('trap "" TERM; echo $$ > "$FANFOLD_TASK_ID.$FANFOLD_ATTEMPT.pid"; sleep 30 & echo $! > "$FANFOLD_TASK_ID.gc.pid"; wait; wait'),
+      },
+      phases: [{ id: 'a', tasks: [{ id: 's1', agent: 'stubborn', prompt: '1' }, { id: 's2', agent: 'slow', prompt: '2' }, { id: 's3', agent: 'slow', prompt: '3' }] }],
     });
     const t0 = Date.now();
     const r = p.cli(['run', p.spec, '--json']);
     const took = Date.now() - t0;
-    const pids = await pidsOf(p, ['s1.1.pid', 's2.1.pid'], 1000);
+    const pids = await pidsOf(p, ['s1.1.pid', 's1.gc.pid', 's2.1.pid'], 1000);
     try {
       expect(r.status, r.stderr).toBe(1);
       const s = r.json();
@@ -220,8 +225,10 @@ describe('the run timeout', () => {
       expect(took).toBeGreaterThanOrEqual(2000);
       expect(took).toBeLessThan(15_000);
       const files = p.agents(s.runId);
-      expect(latest(files, 'a/s1').status).toBe('cancelled');
-      expect(latest(files, 'a/s2').status).toBe('cancelled');
+      expect(latest(files, 'a/s1')).toMatchObject({ status: 'cancelled', signal: 'SIGKILL' });
+      expect(latest(files, 'a/s2')).toMatchObject({ status: 'cancelled', signal: 'SIGTERM' });
+      // The stubborn one was waited for: its record ends after the 2 s grace between TERM and KILL.
+      expect(latest(files, 'a/s1').durationMs).toBeGreaterThanOrEqual(2000 + 1500);
       expect(latest(files, 'a/s3')).toBeUndefined();
       expect(s.agents).toMatchObject({ total: 3, succeeded: 0, running: 0 });
       expect(pids.filter(alive)).toEqual([]);
