@@ -101,6 +101,9 @@ export function claudeInvocation(input: RunnerInput): Invocation {
   const args = ['-p', '--output-format=stream-json', '--verbose', '--no-session-persistence'];
   if (agent.model) args.push(`--model=${agent.model}`);
   if (agent.maxTurns !== undefined) args.push(`--max-turns=${agent.maxTurns}`);
+  if (input.maxBudgetUsd !== undefined && Number.isFinite(input.maxBudgetUsd) && input.maxBudgetUsd > 0) {
+    args.push(`--max-budget-usd=${input.maxBudgetUsd}`);
+  }
   if (agent.systemPrompt) args.push(`--append-system-prompt=${agent.systemPrompt}`);
   const perms = claudePermissions(agent, input.mcp !== undefined);
   args.push(`--tools=${perms.tools.join(',')}`);

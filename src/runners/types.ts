@@ -44,6 +44,12 @@ export interface RunnerInput {
    * Its tools are pre-approved so calls are never refused.
    */
   mcp?: { command: string; args: string[] };
+  /**
+   * Most this attempt may spend, in USD (e.g. what is left of `limits.budget.usd`). Claude stops
+   * itself at it (`--max-budget-usd`; the attempt fails with `error.type = 'budget'`); Codex and Pi
+   * have no such control and ignore it (the engine must keep them from starting instead).
+   */
+  maxBudgetUsd?: number;
 }
 
 /** What a runner returns; never throws for a child's failure. */

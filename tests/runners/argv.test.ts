@@ -62,6 +62,13 @@ describe('claude argv', () => {
     expect(inv.stdin).toBe('Do the thing.');
   });
 
+  it('a budget for the attempt becomes --max-budget-usd (and none for codex or pi)', () => {
+    expect(claudeInvocation(input({ runner: 'claude' }, { maxBudgetUsd: 0.25 })).args).toContain('--max-budget-usd=0.25');
+    expect(claudeInvocation(input({ runner: 'claude' }, { maxBudgetUsd: 0 })).args.join(' ')).not.toContain('budget');
+    expect(codexInvocation(input({ runner: 'codex' }, { maxBudgetUsd: 1 })).args.join(' ')).not.toContain('budget');
+    expect(piInvocation(input({ runner: 'pi' }, { maxBudgetUsd: 1 })).args.join(' ')).not.toContain('budget');
+  });
+
   it('a non-object schema is asked for in the prompt instead of --json-schema', () => {
     const schema = { type: 'array', items: { type: 'string' } };
     const inv = claudeInvocation(input({ runner: 'claude' }, { schema }));
