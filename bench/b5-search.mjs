@@ -312,6 +312,24 @@ try {
   refTimes.sort((a, b) => a - b);
   console.log(`B5 readRef p50=${ms(percentile(refTimes, 50))} p95=${ms(percentile(refTimes, 95))} n=200`);
 
+  // 7. The same steps at the size of a large real run (maxAgents ≤ 1,000): what an owner's save
+  //    and a reader's load cost in practice.
+  {
+    const some = records.slice(0, Math.min(1000, DOCS));
+    const someBytes = some.reduce((n, r) => n + r.outputBytes, 0);
+    const file = path.join(root, 'run1k.json');
+    const open = (extra = {}) => RunIndex.open({ indexFile: file, runId: RUN_ID, loadRecords: async () => some, ...extra });
+    const built = await withStallProbe(() => open());
+    const savedSmall = await withStallProbe(() => built.value.save());
+    const someLatest = new Map(some.map((r) => [`${r.phaseId}/${r.taskId}`, r.attempt]));
+    const loadedSmall = await withStallProbe(() => open({ listAttempts: async () => someLatest }));
+    const sizeSmall = (await stat(file)).size;
+    console.log(
+      `B5 run1k docs=${some.length} outputs=${mb(someBytes).toFixed(1)}MB rebuild=${ms(built.value.openInfo.ms)} (stall ${ms(built.stallMs)}) ` +
+        `save=${ms(built.value.lastSaveMs)} (stall ${ms(savedSmall.stallMs)}) load=${ms(loadedSmall.value.openInfo.ms)} (stall ${ms(loadedSmall.stallMs)}) size=${mb(sizeSmall).toFixed(1)}MB`,
+    );
+  }
+
   const heap = process.memoryUsage().heapUsed;
   console.log(`B5 memory heapUsed=${mb(heap).toFixed(0)}MB (corpus records + two open indexes + store cache)`);
   console.log(`B5 total time=${((performance.now() - started) / 1000).toFixed(1)}s loadavg.1m=${load()}`);

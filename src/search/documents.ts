@@ -51,6 +51,9 @@ export const MINISEARCH_OPTIONS: Options<IndexDoc> = {
   tokenize,
   processTerm: indexTerms,
   searchOptions: { tokenize, processTerm: queryTerm, boost: BOOST },
+  // Vacuuming (cleaning the postings of replaced attempts) runs when RunIndex saves, never on its
+  // own: a save walks the term tree in slices and nothing may change it meanwhile.
+  autoVacuum: false,
   // minisearch's default logger is console, whose info/debug go to stdout: the JSON-RPC channel
   // of `fanfold serve`. Warnings go to stderr; nothing else is worth printing.
   logger: (level, message) => {

@@ -1,14 +1,14 @@
 /**
  * The persisted index, `<run dir>/index.json`: a versioned envelope around minisearch's JSON,
  * checked field by field when read (anything off is a reason to rebuild, never an error) and
- * written from a snapshot in slices so a large index does not block the event loop.
+ * produced in slices so a large index does not block the event loop.
  */
 import MiniSearch, { type AsPlainObject } from 'minisearch';
-import { writeJsonAtomic, writeTextAtomic } from '../store/index.js';
+import { writeTextAtomic } from '../store/index.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import { ANALYZER_VERSION } from './analyze.js';
 import { MINISEARCH_OPTIONS, type IndexDoc } from './documents.js';
-import { cacheTermLookups, serializeSnapshot, snapshotIndex } from './internals.js';
+import { cacheTermLookups, serializeIndex } from './internals.js';
 
 /** `kind` of a persisted search index envelope. */
 export const SEARCH_INDEX_KIND = 'fanfold.search-index';
@@ -71,17 +71,12 @@ export async function loadEnvelope(value: unknown, runId: string): Promise<{ ms:
 }
 
 /**
- * Writes `ms` to `file` atomically inside a versioned envelope. With minisearch's internals at
- * hand: a synchronous copy of the postings, then the JSON text in slices (`pause` between them)
- * — adds may go on meanwhile and land in the next save. Without: `JSON.stringify` in one go.
+ * The text of `<run dir>/index.json` for `ms`: a versioned envelope around minisearch's JSON.
+ * With minisearch's internals at hand it is produced in slices (`pause` between them) and the
+ * caller must not change the index until the promise settles; without, by `JSON.stringify` in
+ * one go. Returns the text in chunks.
  */
-export async function writeIndexFile(
-  file: string,
-  runId: string,
-  ms: MiniSearch<IndexDoc>,
-  pause: () => Promise<void>,
-  sliceMs: number,
-): Promise<void> {
+export async function indexFileText(runId: string, ms: MiniSearch<IndexDoc>, pause: () => Promise<void>, sliceMs: number): Promise<string[]> {
   const header = {
     schemaVersion: SCHEMA_VERSION,
     kind: SEARCH_INDEX_KIND,
@@ -90,13 +85,14 @@ export async function writeIndexFile(
     runId,
     docCount: ms.documentCount,
   };
-  const snap = snapshotIndex(ms);
-  if (snap !== undefined) {
-    const pieces = await serializeSnapshot(snap, pause, sliceMs);
-    const head = JSON.stringify(header);
-    await writeTextAtomic(file, `${head.slice(0, -1)},"index":${pieces.join('')}}\n`);
-  } else {
-    // Compact: indentation would inflate a large index by a third for no reader's benefit.
-    await writeJsonAtomic(file, { ...header, index: ms }, { indent: 0 });
-  }
+  const head = JSON.stringify(header).slice(0, -1);
+  const body = await serializeIndex(ms, pause, sliceMs);
+  // Compact JSON: indentation would inflate a large index by a third for no reader's benefit.
+  if (body !== undefined) return [head, ',"index":', ...body, '}\n'];
+  return [`${JSON.stringify({ ...header, index: ms })}\n`];
+}
+
+/** Replaces `file` atomically with the text `indexFileText` produced. */
+export async function writeIndexFile(file: string, chunks: readonly string[]): Promise<void> {
+  await writeTextAtomic(file, chunks.join(''));
 }

@@ -3,9 +3,9 @@
  * whose serialization format the index envelope names). Three things need it, each measured:
  *
  * - `cacheTermLookups`: indexing spent ~60% of its time walking the radix tree per token;
- * - `snapshotIndex` + `serializeSnapshot`: `toJSON()` + `JSON.stringify` of a 10,000-output index
- *   blocked the event loop for seconds per save; a copy of the postings takes a fraction of
- *   that and the JSON text is then produced in slices between event-loop turns;
+ * - `serializeIndex`: `toJSON()` + `JSON.stringify` of a 10,000-output index blocked the event
+ *   loop for seconds per save; walking the structures directly produces the same JSON in slices
+ *   between event-loop turns (RunIndex holds changes back meanwhile);
  * - `scoringView` (for scorer.ts): minisearch's `search()` builds a result object for every
  *   matching document and sorts them all; a query matching most of 10,000 outputs spent ~40 ms
  *   there, mostly in the garbage collector. The scorer reads the same postings, computes the
@@ -27,7 +27,14 @@ interface TermTree<T> extends Iterable<[string, T]> {
   clear(): void;
   atPrefix(prefix: string): TermTree<T>;
   keys(): Iterable<string>;
+  /** The radix tree itself: nested maps keyed by key fragments, the value under the key ''. */
+  _tree: RadixNode<T>;
+  /** Key prefix of this (sub)tree: '' for the whole tree. */
+  _prefix: string;
 }
+
+/** A node of minisearch's radix tree (7.x): fragment → child node, and '' → the value. */
+type RadixNode<T> = Map<string, RadixNode<T> | T>;
 
 /** Postings of one term: field id → (short document id → term frequency). */
 export type Postings = Map<number, Map<number, number>>;
@@ -58,6 +65,8 @@ function internalsOf(ms: MiniSearch<never> | MiniSearch<any>): Internals | undef
     typeof tree.get !== 'function' ||
     typeof tree.fuzzyGet !== 'function' ||
     typeof (tree as Iterable<unknown>)[Symbol.iterator] !== 'function' ||
+    !(tree._tree instanceof Map) ||
+    tree._prefix !== '' ||
     typeof x._documentCount !== 'number' ||
     typeof x._nextId !== 'number' ||
     !(x._documentIds instanceof Map) ||
@@ -175,123 +184,98 @@ export function scoringView(ms: MiniSearch<any>): ScoringView | undefined {
   };
 }
 
-/** A point-in-time copy of an index, cheap to take, that later changes to the index do not touch. */
-export interface IndexSnapshot {
-  documentCount: number;
-  nextId: number;
-  dirtCount: number;
-  fieldIds: Record<string, number>;
-  averageFieldLength: number[];
-  documentIds: [number, unknown][];
-  /** Per-document field lengths (arrays minisearch never changes after adding the document). */
-  fieldLength: [number, number[]][];
-  /** Stored fields (objects minisearch never changes after adding the document). */
-  storedFields: [number, unknown][];
-  terms: string[];
-  /** Per term, in order: field count, then per field: field id, doc count, then (doc id, frequency) pairs. */
-  postings: Int32Array;
-  postingsLength: number;
-}
-
 /**
- * Copies the index's state synchronously: the document tables by reference (their values are
- * immutable once added) and the postings into one flat Int32Array. Undefined without internals.
+ * Writes the index as minisearch 7's JSON (what `JSON.stringify(ms)` produces, up to the order
+ * of terms and keys, which loading does not depend on), walking the live structures and calling
+ * `pause()` whenever a slice of `sliceMs` has been spent, so a large index never blocks the
+ * event loop for long. The caller must keep the index unchanged until the promise settles (no
+ * add, discard or vacuum). Returns the text in chunks, or undefined without internals.
  */
-export function snapshotIndex(ms: MiniSearch<any>): IndexSnapshot | undefined {
+export async function serializeIndex(ms: MiniSearch<any>, pause: () => Promise<void>, sliceMs: number): Promise<string[] | undefined> {
   const x = internalsOf(ms);
   if (x === undefined) return undefined;
-  const terms: string[] = [];
-  let buf = new Int32Array(1 << 16);
-  let n = 0;
-  const push = (v: number): void => {
-    if (n === buf.length) {
-      const bigger = new Int32Array(buf.length * 2);
-      bigger.set(buf);
-      buf = bigger;
+  // Small pieces are joined into ~64 KiB chunks as they come, so only the chunks outlive a
+  // slice: hundreds of thousands of small strings kept to the end made the collector the cost.
+  const chunks: string[] = [];
+  let parts: string[] = [];
+  let size = 0;
+  const write = (piece: string): void => {
+    parts.push(piece);
+    size += piece.length;
+    if (size >= 65_536) {
+      chunks.push(parts.join(''));
+      parts = [];
+      size = 0;
     }
-    buf[n++] = v;
   };
-  for (const [term, fields] of x._index) {
-    terms.push(term);
-    push(fields.size);
-    for (const [fieldId, docs] of fields) {
-      push(fieldId);
-      push(docs.size);
-      for (const [docId, freq] of docs) {
-        push(docId);
-        push(freq);
-      }
-    }
-  }
-  return {
-    documentCount: x._documentCount,
-    nextId: x._nextId,
-    dirtCount: x._dirtCount ?? 0,
-    fieldIds: { ...x._fieldIds },
-    averageFieldLength: x._avgFieldLength.slice(),
-    documentIds: Array.from(x._documentIds),
-    fieldLength: Array.from(x._fieldLength),
-    storedFields: Array.from(x._storedFields),
-    terms,
-    postings: buf,
-    postingsLength: n,
-  };
-}
-
-/**
- * Writes a snapshot as minisearch 7's JSON (what `JSON.stringify(ms)` would produce, up to key
- * order, which JSON objects do not have), calling `pause()` whenever a slice of `sliceMs` has
- * been spent, so a large index never blocks the event loop for long. Returns the text pieces.
- */
-export async function serializeSnapshot(snap: IndexSnapshot, pause: () => Promise<void>, sliceMs: number): Promise<string[]> {
-  const out: string[] = [];
   let sliceStart = performance.now();
   let count = 0;
   const maybePause = async (): Promise<void> => {
-    if ((++count & 255) === 0 && performance.now() - sliceStart >= sliceMs) {
+    if ((++count & 127) === 0 && performance.now() - sliceStart >= sliceMs) {
       await pause();
       sliceStart = performance.now();
     }
   };
-  const objectOf = async (entries: readonly [number, unknown][]): Promise<void> => {
-    out.push('{');
+  const objectOf = async (map: ReadonlyMap<number, unknown>): Promise<void> => {
+    write('{');
     let first = true;
-    for (const [key, value] of entries) {
-      out.push(`${first ? '' : ','}"${key}":${JSON.stringify(value)}`);
+    for (const [key, value] of map) {
+      write(`${first ? '' : ','}"${key}":${JSON.stringify(value)}`);
       first = false;
       await maybePause();
     }
-    out.push('}');
+    write('}');
   };
 
-  out.push(
-    `{"documentCount":${snap.documentCount},"nextId":${snap.nextId},"fieldIds":${JSON.stringify(snap.fieldIds)},` +
-      `"averageFieldLength":${JSON.stringify(snap.averageFieldLength)},"dirtCount":${snap.dirtCount},"serializationVersion":2,"documentIds":`,
+  write(
+    `{"documentCount":${x._documentCount},"nextId":${x._nextId},"fieldIds":${JSON.stringify(x._fieldIds)},` +
+      `"averageFieldLength":${JSON.stringify(x._avgFieldLength)},"dirtCount":${x._dirtCount ?? 0},"serializationVersion":2,"documentIds":`,
   );
-  await objectOf(snap.documentIds);
-  out.push(',"fieldLength":');
-  await objectOf(snap.fieldLength);
-  out.push(',"storedFields":');
-  await objectOf(snap.storedFields);
-  out.push(',"index":[');
-  const p = snap.postings;
-  let at = 0;
-  for (let t = 0; t < snap.terms.length; t++) {
-    let piece = `${t === 0 ? '' : ','}[${JSON.stringify(snap.terms[t])},{`;
-    const fields = p[at++]!;
-    for (let f = 0; f < fields; f++) {
-      const fieldId = p[at++]!;
-      const docs = p[at++]!;
-      piece += `${f === 0 ? '' : ','}"${fieldId}":{`;
-      for (let d = 0; d < docs; d++) {
-        piece += `${d === 0 ? '' : ','}"${p[at]!}":${p[at + 1]!}`;
-        at += 2;
-      }
-      piece += '}';
+  await objectOf(x._documentIds);
+  write(',"fieldLength":');
+  await objectOf(x._fieldLength);
+  write(',"storedFields":');
+  await objectOf(x._storedFields);
+  write(',"index":[');
+
+  // One term's postings, with forEach: no [key, value] array per posting.
+  let firstTerm = true;
+  let firstField = true;
+  let firstDoc = true;
+  const writeDoc = (freq: number, docId: number): void => {
+    write(`${firstDoc ? '' : ','}"${docId}":${freq}`);
+    firstDoc = false;
+  };
+  const writeField = (docs: Map<number, number>, fieldId: number): void => {
+    write(`${firstField ? '' : ','}"${fieldId}":{`);
+    firstField = false;
+    firstDoc = true;
+    docs.forEach(writeDoc);
+    write('}');
+  };
+  // Depth-first walk of the radix tree's nodes (minisearch's own iterator allocates a path per
+  // term), pausable between terms.
+  const stack: [Iterator<[string, RadixNode<Postings> | Postings]>, string][] = [[x._index._tree.entries(), '']];
+  while (stack.length > 0) {
+    const [entries, prefix] = stack[stack.length - 1]!;
+    const next = entries.next();
+    if (next.done === true) {
+      stack.pop();
+      continue;
     }
-    out.push(`${piece}}]`);
+    const [fragment, child] = next.value;
+    if (fragment !== '') {
+      stack.push([(child as RadixNode<Postings>).entries(), prefix + fragment]);
+      continue;
+    }
+    write(`${firstTerm ? '' : ','}[${JSON.stringify(prefix)},{`);
+    firstTerm = false;
+    firstField = true;
+    (child as Postings).forEach(writeField);
+    write('}]');
     await maybePause();
   }
-  out.push(']}');
-  return out;
+  write(']}');
+  chunks.push(parts.join(''));
+  return chunks;
 }

@@ -24,7 +24,7 @@ import {
   type IndexedTask,
 } from './documents.js';
 import { SearchError } from './errors.js';
-import { MAX_INDEX_BYTES, loadEnvelope, writeIndexFile } from './index-file.js';
+import { MAX_INDEX_BYTES, indexFileText, loadEnvelope, writeIndexFile } from './index-file.js';
 import { cacheTermLookups, scoringView } from './internals.js';
 import { ScoreScratch, scoreQuery } from './scorer.js';
 
@@ -45,6 +45,11 @@ const SAVE_COST_FACTOR = 4;
  * hundreds of KiB; one 256 KiB document indexes in well under this budget's margin to 50 ms.
  */
 const SLICE_MS = 8;
+
+/** A save vacuums first when at least this many replaced attempts' postings linger… */
+const VACUUM_MIN_DIRT = 20;
+/** …and they are at least this share of the documents (minisearch's own defaults). */
+const VACUUM_MIN_DIRT_FACTOR = 0.1;
 
 /** Agent records read at once when catching up. */
 const READ_CONCURRENCY = 16;
@@ -178,6 +183,10 @@ export class RunIndex {
   #saveCount = 0;
   /** Buffers the scorer reuses between queries. */
   #scratch = new ScoreScratch();
+  /** Records added while a save walks the index (null when none does), applied after it. */
+  #held: [AgentRecord, string | undefined][] | null = null;
+  /** Task ref → attempt of the held records. */
+  #heldAttempts = new Map<string, number>();
   #lastSaveMs = 0;
 
   private constructor(
@@ -331,15 +340,33 @@ export class RunIndex {
       throw new SearchError('wrong_run', `expected a record of run '${this.runId}', got one of run '${record.runId}'`);
     }
     const ref = taskRef(record.phaseId, record.taskId);
-    const stored = this.#ms.getStoredFields(ref);
-    if (stored !== undefined && (stored['attempt'] as number) > record.attempt) return false;
+    const indexed = this.#indexedAttempt(ref);
+    if (Math.max(indexed ?? 0, this.#heldAttempts.get(ref) ?? 0) > record.attempt) return false;
+    this.#dirty = true;
+    if (this.#held !== null) {
+      // A save is walking the index: the change waits until it is done (a moment; searches see
+      // the record then) so the save writes one consistent state.
+      this.#held.push([record, phaseTitle]);
+      this.#heldAttempts.set(ref, record.attempt);
+      return true;
+    }
+    this.#apply(record, phaseTitle);
+    return true;
+  }
+
+  #indexedAttempt(ref: string): number | undefined {
+    const attempt = this.#ms.getStoredFields(ref)?.['attempt'];
+    return typeof attempt === 'number' ? attempt : undefined;
+  }
+
+  /** Puts a record's document in the index, replacing the task's earlier one. */
+  #apply(record: AgentRecord, phaseTitle: string | undefined): void {
+    const ref = taskRef(record.phaseId, record.taskId);
     if (phaseTitle !== undefined) this.#phaseTitles[record.phaseId] = phaseTitle;
     // discard (not remove): remove needs the exact old document, which we do not keep; the
-    // discarded postings are cleaned by minisearch's automatic, batched vacuum.
-    if (stored !== undefined) this.#ms.discard(ref);
+    // discarded postings are cleaned by the vacuum that runs before a save.
+    if (this.#ms.has(ref)) this.#ms.discard(ref);
     this.#ms.add(toDoc(record, this.#phaseTitles[record.phaseId]));
-    this.#dirty = true;
-    return true;
   }
 
   /**
@@ -451,14 +478,34 @@ export class RunIndex {
 
   /**
    * Writes index.json atomically now. Saves queue behind each other, never overlap, and each
-   * writes the index as it is when that save starts.
+   * writes the index as it is when that save starts. The save first vacuums the postings of
+   * replaced attempts when they add up, then produces the JSON in slices between event-loop
+   * turns; records added meanwhile are held and indexed as soon as the text is complete.
    */
   save(): Promise<void> {
     const write = async (): Promise<void> => {
-      this.#dirty = false;
       const started = performance.now();
+      let chunks: string[];
+      this.#held = [];
       try {
-        await writeIndexFile(this.indexFile, this.runId, this.#ms, yieldToLoop, SLICE_MS);
+        const ms = this.#ms;
+        if (ms.dirtCount >= VACUUM_MIN_DIRT && ms.dirtFactor >= VACUUM_MIN_DIRT_FACTOR) await ms.vacuum({ batchWait: 1 });
+        this.#dirty = false;
+        chunks = await indexFileText(this.runId, ms, yieldToLoop, SLICE_MS);
+      } catch (err) {
+        this.#dirty = true;
+        throw err;
+      } finally {
+        const held = this.#held;
+        this.#held = null;
+        this.#heldAttempts.clear();
+        for (const [record, phaseTitle] of held) {
+          const indexed = this.#indexedAttempt(taskRef(record.phaseId, record.taskId));
+          if (indexed === undefined || indexed <= record.attempt) this.#apply(record, phaseTitle);
+        }
+      }
+      try {
+        await writeIndexFile(this.indexFile, chunks);
         this.#saveCount++;
         this.#lastSaveMs = performance.now() - started;
       } catch (err) {
