@@ -493,7 +493,7 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (FANFOLD
     const spec = {
       version: 1,
       name: 'e2e-failures',
-      limits: { maxConcurrent: 7, agentTimeout: '30s', retries: 0 },
+      limits: { maxConcurrent: 7, agentTimeout: '45s', retries: 0 },
       agents: {
         cl: { runner: 'claude', model: 'claude-scripted' },
         cx: { runner: 'codex' },
@@ -539,14 +539,14 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (FANFOLD
     const wraps = await readWrapLog(wrapLog);
     for (const id of ['claude-hung', 'codex-hung']) {
       expect(rec(id), id).toMatchObject({ status: 'timed_out', error: { type: 'timeout', retryable: true } });
-      expect(rec(id).error!.message).toMatch(/timed out after 30s; process group killed \((claude|codex): /);
-      expect(rec(id).durationMs).toBeLessThan(30_000 + 6_000);
+      expect(rec(id).error!.message).toMatch(/timed out after 45s; process group killed \((claude|codex): /);
+      expect(rec(id).durationMs).toBeLessThan(45_000 + 6_000);
       // The whole process group (wrapper, CLI, anything it started) is gone.
       const w = wraps.get(`boom/${id}#1`)!;
       expect(w, id).toBeDefined();
       expect(groupMembers(w.pid), `${id} group ${w.pid}`).toEqual([]);
     }
-    expect(Date.now() - started).toBeLessThan(90_000);
+    expect(Date.now() - started).toBeLessThan(120_000);
   }, 200_000);
 
   describe('the runners directly, with the real CLIs', () => {
