@@ -8,14 +8,15 @@
  * repetition-interleaved order; median of the repetitions.
  *
  * Also prints bytes on disk (apparent and allocated), whether time is linear in N (ms/agent
- * roughly constant), and a what-if with the agent record not fsynced (FileHandle.sync patched in
- * this process only), which says how much of the time is the disk flush.
+ * roughly constant), a what-if with the agent record not fsynced (FileHandle.sync patched in
+ * this process only), which says how much of the time is the disk flush, and the same recording
+ * on tmpfs (/dev/shm, when present), which says what the code costs with no disk at all.
  *
  *   npm run build && node --expose-gc bench/b3-record.mjs [--reps 3]
  *
  * Goal: 1000 agents in < 2 s, linear in N.
  */
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { buildPlan } from '../dist/spec/index.js';
 import { createRun } from '../dist/engine/lifecycle.js';
@@ -34,10 +35,14 @@ const plan = buildPlan(oneCommandPhaseSpec({ name: 'b3', n: Math.max(...SIZES), 
 // Distinct outputs, so nothing downstream (the page cache, the disk) sees repeated blocks.
 const outputs = plan.tasks.map((_, i) => filler(OUTPUT_BYTES, i + 1));
 
+// The same on a RAM file system, when there is one: what the code costs without a disk under it.
+const shm = await stat('/dev/shm').then((s) => s.isDirectory(), () => false) ? await mkdtemp('/dev/shm/fanfold-b3-') : undefined;
+
 /** Records `n` agents with `slots` in flight; returns ms and the run directory's size. */
-async function record(n, slots, { fsyncRecords = true } = {}) {
-  const runId = await createRun({ root: storeRoot, plan, cwd: tmp });
-  const store = await RunStore.open(storeRoot, runId);
+async function record(n, slots, { fsyncRecords = true, ram = false } = {}) {
+  const root = ram ? shm : storeRoot;
+  const runId = await createRun({ root, plan, cwd: tmp });
+  const store = await RunStore.open(root, runId);
   const before = await diskUsage(store.dir);
   const uninstall = fsyncRecords ? undefined : await installProbe();
   if (!fsyncRecords) skipSync((p) => p.includes(`${path.sep}agents${path.sep}`));
@@ -73,6 +78,7 @@ const CASES = [
   { name: 'c=1', slots: 1 },
   { name: 'c=4', slots: 4 },
   { name: 'c=1, record not fsynced (what-if)', slots: 1, fsyncRecords: false },
+  ...(shm ? [{ name: 'c=1 on tmpfs /dev/shm (no disk)', slots: 1, ram: true }] : []),
 ];
 
 try {
@@ -115,13 +121,16 @@ try {
     const ms = median(rs.map((r) => r.ms));
     const size = median(rs.map((r) => r.size));
     const alloc = median(rs.map((r) => r.allocated));
-    const what = `${c.slots === 1 ? 'one at a time' : `${c.slots} at once`}${c.fsyncRecords === false ? ', record not fsynced (what-if)' : ''}`;
+    const what =
+      `${c.slots === 1 ? 'one at a time' : `${c.slots} at once`}` +
+      `${c.fsyncRecords === false ? ', record not fsynced (what-if)' : ''}${c.ram ? ', on tmpfs (no disk)' : ''}`;
     const line =
       `1000 agents of 5 KB, ${what}: ${f(ms, 0)} ms (${f(ms / 1000, 2)} ms/agent), ${bytes(size)} written (${f(size / 1000 / 1000, 2)} kB/agent), ` +
-      `${bytes(alloc)} on disk; ${linear}`;
-    if (c.fsyncRecords === false) console.log(`B3   ${line}`);
+      `${bytes(alloc)} allocated; ${linear}`;
+    if (c.fsyncRecords === false || c.ram) console.log(`B3   ${line}`);
     else console.log(`B3 record ${line}; goal < ${GOAL_MS} ms: ${verdict(ms < GOAL_MS)}`);
   }
 } finally {
   await cleanup();
+  if (shm) await rm(shm, { recursive: true, force: true });
 }
