@@ -57,6 +57,27 @@ export class ScoreScratch {
   #mask = new Uint32Array(0);
   #touched = new Int32Array(0);
 
+  #lengths: Float64Array[] = [];
+  #lengthsKey = '';
+
+  /**
+   * Field lengths by field id then short id, rebuilt when documents were added or discarded
+   * since the last query: an array read per posting instead of a Map lookup.
+   */
+  fieldLengths(view: ScoringView): Float64Array[] {
+    const key = `${view.nextId}:${view.documentCount}`;
+    if (key !== this.#lengthsKey) {
+      const fieldCount = Object.keys(view.fieldIds).length;
+      const lengths = Array.from({ length: fieldCount }, () => new Float64Array(view.nextId));
+      view.fieldLength.forEach((perField, doc) => {
+        for (let f = 0; f < fieldCount; f++) lengths[f]![doc] = perField[f] ?? 0;
+      });
+      this.#lengths = lengths;
+      this.#lengthsKey = key;
+    }
+    return this.#lengths;
+  }
+
   /** Buffers for short ids below `size`, zeroed. */
   take(size: number): { acc: Float64Array; mask: Uint32Array; touched: Int32Array } {
     if (this.#acc.length < size) {
@@ -141,7 +162,7 @@ export function scoreQuery(view: ScoringView, q: ScoreQuery, scratch: ScoreScrat
   const derived = derive(view, q);
   const { acc, mask, touched } = scratch.take(view.nextId);
   const documentIds = view.documentIds;
-  const fieldLengths = view.fieldLength;
+  const fieldLengths = scratch.fieldLengths(view);
   const total = view.documentCount;
   const dirty = view.dirtCount > 0;
   const fields = Object.entries(q.boosts).map(([name, boost]) => ({ id: view.fieldIds[name], boost }));
@@ -163,9 +184,10 @@ export function scoreQuery(view: ScoringView, q: ScoreQuery, scratch: ScoreScrat
       const scale = d.weight * boost * idf(matching, total);
       const lengthFactor = (BM25.k * BM25.b) / view.avgFieldLength[fieldId]!;
       const lengthBase = BM25.k * (1 - BM25.b);
+      const lengths = fieldLengths[fieldId]!;
       for (const [doc, termFreq] of freqs) {
         if (dirty && !documentIds.has(doc)) continue;
-        const fieldLength = fieldLengths.get(doc)![fieldId]!;
+        const fieldLength = lengths[doc]!;
         if (mask[doc] === 0) touched[touchedCount++] = doc;
         acc[doc] = acc[doc]! + scale * (BM25.d + (termFreq * (BM25.k + 1)) / (termFreq + lengthBase + lengthFactor * fieldLength));
         mask[doc] = mask[doc]! | bit;
