@@ -7,6 +7,8 @@
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
 import type { AgentRecord, Counts, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
@@ -341,6 +343,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             timeoutMs: plan.limits.agentTimeoutMs,
             maxOutputBytes: plan.limits.maxOutputBytes,
             signal,
+            ...(t.schema ? { schema: t.schema } : {}),
+            ...(spend.remainingUsd() !== undefined ? { maxBudgetUsd: spend.remainingUsd()! } : {}),
+            // Agents that speak MCP and build on earlier phases may look those outputs up (read-only).
+            ...((agent.runner === 'claude' || agent.runner === 'codex') && t.deps.length > 0 ? { mcp: childServer(opts.root) } : {}),
           });
         } catch (e) {
           // A runner should never throw; if one does, it is this task's failure, not the run's.
@@ -483,6 +489,11 @@ export class Spend {
     }
   }
 
+  /** Dollars left under `limits.budget.usd`, when there is such a ceiling. */
+  remainingUsd(): number | undefined {
+    return this.#budget?.usd === undefined ? undefined : Math.max(0, this.#budget.usd - this.#usd);
+  }
+
   /** Spend so far. */
   total(): { usd: number; tokens: number } {
     return { usd: Math.round(this.#usd * 1e6) / 1e6, tokens: this.#tokens };
@@ -510,6 +521,17 @@ export class Spend {
     }
     return true;
   }
+}
+
+/**
+ * How a sub-agent starts fanfold's read-only MCP server for this store: this very CLI, so the
+ * child server matches the owner's version. It offers only workflow_status and query_workflow.
+ */
+export function childServer(root: string): { command: string; args: string[] } {
+  let cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  // From the TypeScript sources (tests), the runnable CLI is the built one.
+  if (!existsSync(cli)) cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+  return { command: process.execPath, args: [cli, 'serve', '--child', '--store', path.resolve(root)] };
 }
 
 /** Per-phase states from task states. */

@@ -35,9 +35,10 @@ const OutputSchema = z.object({
 });
 
 /** Parses a spec input (text or object) into a validated plan; throws SpecError. */
-export function planFromSpecInput(spec: unknown): { plan: Plan; parsed: unknown } {
+export function planFromSpecInput(spec: unknown, cwd?: string): { plan: Plan; parsed: unknown } {
   const parsed = typeof spec === 'string' ? parseSpecText(spec, 'spec') : spec;
-  return { plan: planFromInput(parsed), parsed };
+  // The project's own agent profiles (.claude/agents/) resolve against the project runs execute in.
+  return { plan: planFromInput(parsed, cwd ? { cwd } : {}), parsed };
 }
 
 /** The text rendering of a stored plan's summary: ids, size, approval, the plan, what to do next. */
@@ -82,7 +83,7 @@ export function registerPlanWorkflowTool(server: McpServer, ctx: ToolContext): v
     async (args) => {
       try {
         if (args.planId !== undefined) assertId('plan', args.planId);
-        const { plan, parsed } = planFromSpecInput(args.spec);
+        const { plan, parsed } = planFromSpecInput(args.spec, ctx.cwd);
         const stored = await savePlan(ctx.root, { plan, spec: parsed, ...(args.planId !== undefined ? { planId: args.planId } : {}) });
         const summary = summarizePlan(plan, { agents: ctx.approvalAgentThreshold, usd: ctx.approvalUsdThreshold, commands: ctx.approveCommands });
         return okResult(

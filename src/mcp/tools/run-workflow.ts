@@ -109,7 +109,7 @@ async function runWorkflow(server: McpServer, ctx: ToolContext, args: z.infer<ty
     planId = assertId('plan', args.planId);
     plan = (await loadPlan(ctx.root, planId)).plan;
   } else {
-    const built = planFromSpecInput(args.spec);
+    const built = planFromSpecInput(args.spec, ctx.cwd);
     plan = built.plan;
     // Stored, so the approval answer can name a planId to run once the user agrees.
     planId = (await savePlan(ctx.root, { plan, spec: built.parsed })).planId;
