@@ -195,8 +195,9 @@ export function scoreQuery(view: ScoringView, q: ScoreQuery, scratch: ScoreScrat
     }
   }
 
-  // Best `want` in a min-heap (root = the worst kept), parallel arrays.
-  const want = Math.max(0, q.want);
+  // Best `want` in a min-heap (root = the worst kept), parallel arrays; never more slots than
+  // matching documents, however deep a page was asked for.
+  const want = Math.max(0, Math.min(q.want, touchedCount));
   const heapIds = new Int32Array(want);
   const heapScores = new Float64Array(want);
   let heapSize = 0;

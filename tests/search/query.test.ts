@@ -104,6 +104,7 @@ describe('paging', () => {
     expect(pages.map((p) => p.hits.length)).toEqual([5, 5, 5, 1]);
     expect(pages.flatMap((p) => p.hits)).toEqual(all.hits);
     expect(search([audit], 'recommendation', { offset: 100 })).toEqual({ hits: [], total: 16 });
+    expect(search([audit], 'recommendation', { offset: 1e12 })).toEqual({ hits: [], total: 16 });
   });
 
   it('pages across runs consistently', () => {
