@@ -18,6 +18,7 @@ import type { Runner, RunnerResult } from '../runners/types.js';
 import { runDag, type AttemptOutcome, type SchedTask } from './scheduler.js';
 import { TaskInputs } from './inputs.js';
 import { PhaseDigests } from './digests.js';
+import { killLeftovers, procStartTicks } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
 
@@ -114,6 +115,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const { records } = await store.listAgentRecords();
     // Tolerant read: a damaged journal line must not stop a resume (agent files are the truth).
     const { events } = await store.readJournal();
+    for (const k of killLeftovers(events)) {
+      warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}) left running by a dead owner of run ${store.runId}`);
+    }
     const resuming = records.length > 0 || events.some((e: RunEvent) => e.type === 'run.started');
     // A stop asked of an earlier owner must not stop this one.
     await store.clearControl();
@@ -343,6 +347,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             timeoutMs: plan.limits.agentTimeoutMs,
             maxOutputBytes: plan.limits.maxOutputBytes,
             signal,
+            onSpawn: (pid) => {
+              const startTicks = procStartTicks(pid);
+              void journal({ type: 'agent.spawned', t: now(), ref: t.ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) });
+            },
             ...(t.schema ? { schema: t.schema } : {}),
             ...(spend.remainingUsd() !== undefined ? { maxBudgetUsd: spend.remainingUsd()! } : {}),
             // Agents that speak MCP and build on earlier phases may look those outputs up (read-only).

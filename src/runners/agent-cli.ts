@@ -197,6 +197,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       // A final answer (or Pi's whole message list) arrives on one line: room for it, bounded.
       maxLineBytes: Math.max(8 * 1024 * 1024, 4 * input.maxOutputBytes),
       signal,
+      ...(input.onSpawn ? { onSpawn: input.onSpawn } : {}),
       onStdoutLine: (line, info) => {
         parser.line(line, info.truncated);
         if (parser.capExceeded !== undefined && !cap.signal.aborted) cap.abort();

@@ -69,6 +69,7 @@ export class CommandRunner implements Runner {
       timeoutMs: input.timeoutMs,
       maxOutputBytes: input.maxOutputBytes,
       signal: input.signal,
+      ...(input.onSpawn ? { onSpawn: input.onSpawn } : {}),
       ...(this.#killGraceMs !== undefined ? { killGraceMs: this.#killGraceMs } : {}),
       ...(this.#stderrTailBytes !== undefined ? { stderrTailBytes: this.#stderrTailBytes } : {}),
     });

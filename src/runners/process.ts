@@ -53,6 +53,11 @@ export interface ProcessOptions {
    * For runners that parse JSONL. `truncated` when the line was longer than `maxLineBytes`.
    */
   onStdoutLine?: (line: string, info: { truncated: boolean }) => void;
+  /**
+   * Called once the child has started, with its pid (= its process group id). The engine journals
+   * it, so an owner that takes over a crashed run can kill agents the dead owner left running.
+   */
+  onSpawn?: (pid: number) => void;
 }
 
 /** What `runProcess` returns. It never throws for anything the child does. */
@@ -345,6 +350,11 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
   if (pid !== undefined) {
     liveGroups.add(pid);
     installExitHook();
+    try {
+      opts.onSpawn?.(pid);
+    } catch {
+      /* a hook must not break the run of the child */
+    }
   }
 
   let terminating = false;

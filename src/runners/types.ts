@@ -24,6 +24,8 @@ export interface RunnerInput {
   maxOutputBytes: number;
   /** Aborted when the run stops: the child's process group is killed, status `cancelled`. */
   signal: AbortSignal;
+  /** Called with the child's pid (its process group id) once it has started. */
+  onSpawn?: (pid: number) => void;
   /** Extra environment for the child, over the parent's (after scrubbing). */
   env?: Record<string, string>;
   /**

@@ -537,7 +537,9 @@ export class RunStore {
     return this.#track(async () => {
       assertFileName('input', name);
       const file = await this.#paths.join(INPUTS_DIR, name);
-      await writeTextAtomic(file, content, { fsync: this.#fsync });
+      // No fsync: inputs are rebuilt for every attempt, and an attempt cut short by a crash runs
+      // again; flushing them would only add a disk round trip to every dispatch.
+      await writeTextAtomic(file, content, { fsync: false });
       return file;
     });
   }

@@ -157,6 +157,15 @@ export type RunEvent =
   | (EventBase & { type: 'phase.finished'; phaseId: string; status: PhaseStatus })
   | (EventBase & { type: 'agent.started'; ref: string; key: string; attempt: number; slot: number })
   | (EventBase & {
+      type: 'agent.spawned';
+      ref: string;
+      attempt: number;
+      /** The child's pid, which leads its own process group. */
+      pid: number;
+      /** Its start time in clock ticks since boot (Linux /proc), to tell it from a reused pid. */
+      startTicks?: number;
+    })
+  | (EventBase & {
       type: 'agent.finished';
       ref: string;
       key: string;
