@@ -19,7 +19,6 @@ import {
   assertId,
   errnoCode,
   parseAgentFileName,
-  safeJoin,
   safeJoinReal,
   type AgentRecord,
   type AgentStatus,
@@ -144,7 +143,7 @@ async function readTitles(store: RunStore): Promise<Record<string, string>> {
 
 /** Options of `openStoreRunIndex`. */
 export interface OpenStoreRunIndexOptions {
-  /** Persist a rebuilt index (for the run's owner only; readers must leave it false). */
+  /** Persist an index open had to rebuild or catch up (for the run's owner only; readers leave it false). */
   saveRebuilt?: boolean;
   /** Delay of `saveDebounced()` (ms). */
   saveDebounceMs?: number;
@@ -190,8 +189,11 @@ async function openRun(root: string, runId: string, opts: OpenStoreRunIndexOptio
  * has. Concurrent calls for one run share the work.
  */
 async function cachedIndex(root: string, runId: string, signal: AbortSignal | undefined): Promise<RunIndex> {
-  const runDir = safeJoin(root, runId);
-  const agentsDir = safeJoin(root, runId, AGENTS_DIR);
+  // Cache key and stat target only: every read goes through RunStore (allow-list, containment
+  // and realpath checks). A plain join of a checked id keeps the per-query path free of the
+  // synchronous realpath calls safeJoin makes.
+  const runDir = path.join(path.resolve(root), assertId('run', runId));
+  const agentsDir = path.join(runDir, AGENTS_DIR);
   const mtime = await mtimeOf(agentsDir);
   const entry = cache.get(runDir);
   if (entry !== undefined && entry.agentsMtime === mtime && entry.syncedAt - mtime > MTIME_SETTLE_MS) {
@@ -209,7 +211,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
       const syncedAt = Date.now();
       if (entry !== undefined) {
         cacheSyncs++;
-        const latest = await listAttempts(agentsDir);
+        const latest = await listAttempts(await safeJoinReal(root, runId, AGENTS_DIR));
         if (entry.index.compare(latest).ahead === null) {
           await entry.index.catchUp(latest, entry.read);
           entry.agentsMtime = mtime;
