@@ -11,6 +11,8 @@ export const SNIPPET_CHARS = 300;
 const MARK = '**';
 /** Put where the window cuts the text. */
 const ELLIPSIS = '…';
+/** Longest stretch a cut end moves to reach a word boundary; longer words are cut. */
+const MAX_WORD_SNAP = 40;
 /** Matches looked at per text: bounds the work on huge outputs full of one common term. */
 const MAX_MATCHES = 2_000;
 
@@ -185,12 +187,21 @@ export function buildSnippet(text: string, terms: Iterable<string>, options: Sni
   }
   [l, r] = expand(text, l, r, budget - collapsedLength(text, l, r));
 
-  // Never cut a word in two: move each cut end inward to the nearest word boundary,
-  // but not past the matched cluster (whose ends are word boundaries already).
+  // Never cut a word in two: move each cut end inward to the nearest word boundary, but not
+  // past the matched cluster (whose ends are word boundaries already), and not by more than a
+  // long word — a hash or blob is cut where it is rather than emptying the snippet.
   const keepFrom = inWindow[0]?.start ?? r;
   const keepTo = inWindow[inWindow.length - 1]?.end ?? l;
-  if (l > 0 && isWord(text, l - 1)) while (l < keepFrom && isWord(text, l)) l++;
-  if (r < text.length && isWord(text, r)) while (r > keepTo && isWord(text, r - 1)) r--;
+  if (l > 0 && isWord(text, l - 1)) {
+    let at = l;
+    while (at < keepFrom && isWord(text, at)) at++;
+    if (at - l <= MAX_WORD_SNAP) l = at;
+  }
+  if (r < text.length && isWord(text, r)) {
+    let at = r;
+    while (at > keepTo && isWord(text, at - 1)) at--;
+    if (r - at <= MAX_WORD_SNAP) r = at;
+  }
   while (l < r && isSpace(text, l)) l++;
   while (r > l && isSpace(text, r - 1)) r--;
 

@@ -114,6 +114,17 @@ describe('buildSnippet', () => {
     expect(buildSnippet(`${body} finish`, ['finish']).endsWith('**finish**')).toBe(true);
   });
 
+  it('cuts a blob rather than returning an empty snippet', () => {
+    const blob = 'QUJD'.repeat(3000);
+    const s = buildSnippet(`${blob} and then the token leaked`, ['zzz']);
+    expect(s.startsWith('QUJD')).toBe(true);
+    expect(s.endsWith('…')).toBe(true);
+    expect(s.length).toBeGreaterThan(200);
+    const around = buildSnippet(`${blob} the token leaked here ${blob}`, ['leaked']);
+    expect(around).toContain('**leaked**');
+    expect(visible(around).length).toBeLessThanOrEqual(SNIPPET_CHARS);
+  });
+
   it('returns an empty snippet for an empty text', () => {
     expect(buildSnippet('', ['x'])).toBe('');
   });
