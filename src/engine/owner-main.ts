@@ -2,6 +2,8 @@
  * Entry point of a detached run owner: `node owner-main.js --store DIR --run ID [--spec FILE]`.
  * Started by `launchOwner`; not meant to be run by hand. SIGTERM/SIGINT stop the run gracefully.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ownRun } from './owner.js';
 import { loadPlanFile } from './plan-file.js';
@@ -14,12 +16,25 @@ async function main(): Promise<number> {
   }
   const ctl = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.on(sig, () => ctl.abort(`${sig} to the owner (pid ${process.pid})`));
+    process.on(sig, () => ctl.abort(stopRequester(values.store!, values.run!) ?? `${sig} to the owner (pid ${process.pid})`));
   }
   const plan = values.spec ? await loadPlanFile(values.spec) : undefined;
   const run = await ownRun({ root: values.store, runId: values.run, signal: ctl.signal, ...(plan ? { plan } : {}) });
   process.stderr.write(`fanfold owner: run ${run.runId} ended ${run.status}${run.reason ? `: ${run.reason}` : ''}\n`);
   return run.status === 'completed' ? 0 : 1;
+}
+
+/**
+ * Who asked for the stop, when a `fanfold stop` wrote control.json before signalling us: named in
+ * the run's reason rather than the signal it used to wake us.
+ */
+function stopRequester(root: string, runId: string): string | undefined {
+  try {
+    const c = JSON.parse(readFileSync(path.join(root, runId, 'control.json'), 'utf8')) as { request?: string; by?: { pid?: number; host?: string } };
+    return c.request === 'stop' && c.by ? `fanfold stop (pid ${c.by.pid} on ${c.by.host})` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 main().then(

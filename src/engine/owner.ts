@@ -261,7 +261,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     else opts.signal?.addEventListener('abort', onOuter, { once: true });
     timers.push(setInterval(() => {
       store.readControl().then((c) => {
-        if (c?.request === 'stop') stop({ kind: 'stop', by: `pid ${c.by.pid} on ${c.by.host}` });
+        if (c?.request === 'stop') stop({ kind: 'stop', by: `fanfold stop (pid ${c.by.pid} on ${c.by.host})` });
       }, () => {});
     }, opts.controlPollMs ?? 500));
     timers.push(setTimeout(() => stop({ kind: 'timeout', afterMs: plan.limits.runTimeoutMs }), plan.limits.runTimeoutMs));

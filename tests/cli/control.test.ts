@@ -138,7 +138,8 @@ describe('stop, resume', () => {
       expect(Date.now() - t0).toBeLessThan(15_000);
       const s = stopped.json();
       expect(s.status).toBe('stopped');
-      expect(s.reason).toMatch(/stopped by/);
+      // The reason names who asked (the stop command's pid), not the signal that woke the owner.
+      expect(s.reason).toMatch(/^stopped by fanfold stop \(pid \d+ on /);
       expect(s.agents).toMatchObject({ total: 5, succeeded: 2, running: 0, pending: 3 });
       await until(() => pids.every((pid) => !alive(pid)), 3000, 'the stopped agents to be gone');
       const files = p.agents(runId);
