@@ -60,6 +60,17 @@ export function indexTerms(token: string): string[] | null {
 }
 
 /**
+ * `indexTerms` shaped for minisearch's `processTerm`: a lone term comes back as a string, not a
+ * one-element array — one allocation less per token of every output indexed.
+ */
+export function processIndexTerm(token: string): string | string[] | null {
+  if (token.length === 0 || token.length > MAX_TERM_LENGTH) return null;
+  const lower = token.toLowerCase();
+  if (lower === token) return STOP_WORDS.has(lower) ? null : lower;
+  return indexTerms(token);
+}
+
+/**
  * Normalizes one query token: lowercase, no camelCase splitting (a query for `getUserById` asks
  * for that identifier, not for every document mentioning `user`). Null when not searchable.
  */

@@ -5,7 +5,7 @@
  */
 import type { Options } from 'minisearch';
 import type { AgentRecord, AgentStatus } from '../store/types.js';
-import { indexTerms, queryTerm, tokenize } from './analyze.js';
+import { processIndexTerm, queryTerm, tokenize } from './analyze.js';
 
 /** Fields kept with each document, enough to filter and to build hits. */
 export interface IndexedTask {
@@ -49,7 +49,7 @@ export const MINISEARCH_OPTIONS: Options<IndexDoc> = {
   fields: [...FIELDS],
   storeFields: STORE_FIELDS,
   tokenize,
-  processTerm: indexTerms,
+  processTerm: processIndexTerm,
   searchOptions: { tokenize, processTerm: queryTerm, boost: BOOST },
   // Vacuuming (cleaning the postings of replaced attempts) runs when RunIndex saves, never on its
   // own: a save walks the term tree in slices and nothing may change it meanwhile.
