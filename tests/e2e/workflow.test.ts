@@ -423,7 +423,13 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (FANFOLD
     const scout = ok('report/scout');
     expect(scout).toMatchObject({ runner: 'claude', structured: answerOf('omega.txt') });
     const scoutReq = anth.messageRequests.find((q) => userText(q.body as AnthropicRequestBody).includes('[e2e:report/scout]'))!;
-    expect(toolNames(scoutReq.body as AnthropicRequestBody).filter((t) => t !== 'DeferredToolPlaceholder' && t !== 'StructuredOutput').sort()).toEqual(['Grep', 'Read']);
+    expect(toolNames(scoutReq.body as AnthropicRequestBody).filter((t) => t !== 'DeferredToolPlaceholder' && t !== 'StructuredOutput').sort()).toEqual([
+      'Grep',
+      'Read',
+      // A task that builds on earlier phases also gets fanfold's read-only child server.
+      'mcp__fanfold__query_workflow',
+      'mcp__fanfold__workflow_status',
+    ]);
     expect(JSON.stringify((scoutReq.body as AnthropicRequestBody).system)).toContain('SCOUT-PROFILE-7');
     // A bundled profile (agents/skeptic.md) too.
     const skeptic = ok('report/skeptic');
