@@ -3,7 +3,7 @@
  * tests/runners/fixtures/cli/<kind>/<case>.{stdout.jsonl,meta.json}. The unit tests in
  * tests/runners/ parse those recordings, so parsing is tested against real output without the CLIs.
  *
- * Re-record after a CLI upgrade: FANFOLD_E2E=1 FANFOLD_CAPTURE=1 npx vitest run tests/e2e/capture-fixtures.test.ts
+ * Re-record after a CLI upgrade: FANFOLD_CAPTURE=1 npx vitest run tests/e2e/capture-fixtures.test.ts
  * (skipped, loudly, otherwise).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,11 +22,11 @@ import { ensureCli, REPO_ROOT } from './support/clis.js';
 import { claudeSandbox, codexSandbox, piSandbox, type Sandbox } from './support/env.js';
 import { functionOutputs, startResponsesServer, type ResponsesScript } from './support/responses-server.js';
 
-const ENABLED = process.env.FANFOLD_E2E === '1' && process.env.FANFOLD_CAPTURE === '1';
+const ENABLED = process.env.FANFOLD_E2E !== '0' && process.env.FANFOLD_CAPTURE === '1';
 if (!ENABLED) {
   console.warn(
     '[fanfold e2e] SKIPPED tests/e2e/capture-fixtures.test.ts: it re-records tests/runners/fixtures/cli/ from the real CLIs; ' +
-      'run with FANFOLD_E2E=1 FANFOLD_CAPTURE=1 after a CLI upgrade.',
+      'run with FANFOLD_CAPTURE=1 after a CLI upgrade.',
   );
 }
 

@@ -2,7 +2,7 @@
  * On-demand installs of the pinned agent CLIs for the end-to-end tests.
  *
  * Each CLI goes into its own prefix under the cache folder:
- *   <repo>/.cache/agent-clis/<pkg>@<version>/node_modules/.bin/<bin>
+ *   ${XDG_CACHE_HOME:-~/.cache}/fanfold/agent-clis/<pkg>@<version>/node_modules/.bin/<bin>
  * (override the cache root with FANFOLD_CLI_CACHE). The install runs into a temporary sibling
  * folder and is renamed into place only after the binary answered `--version`, so a crashed or
  * interrupted install never leaves a half-installed prefix behind. A lock directory next to the
@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
 
 export type CliName = 'claude' | 'codex' | 'pi';
 
@@ -45,7 +46,10 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 
 export function cliCacheRoot(): string {
   const fromEnv = process.env.FANFOLD_CLI_CACHE;
-  return fromEnv && fromEnv.trim() !== '' ? resolve(fromEnv) : join(REPO_ROOT, '.cache', 'agent-clis');
+  if (fromEnv && fromEnv.trim() !== '') return resolve(fromEnv);
+  // Outside the repo: ~1 GB of CLIs must not ride along when Claude Code copies the repo as a plugin.
+  const xdg = process.env.XDG_CACHE_HOME;
+  return join(xdg && xdg.trim() !== '' ? xdg : join(homedir(), '.cache'), 'fanfold', 'agent-clis');
 }
 
 /** Folder of one pinned install (may not exist yet). */
