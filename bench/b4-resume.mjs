@@ -5,9 +5,10 @@
  * The fixture is what a SIGKILLed owner leaves: a run of a 1000-task plan (maxAgents 1000) with
  * 990 succeeded agent records (5 KB outputs), the journal up to the crash (run.started,
  * phase.started, agent.started/finished per finished agent, agent.started of the 4 that were
- * running, and a torn last line), run.json still `running`, and lease.json naming a dead pid.
- * No search index on disk: a crashed owner's index is at best a debounce interval behind its
- * records, which makes it stale, so resume rebuilds it either way.
+ * running, and a torn last line), run.json still `running`, lease.json naming a dead pid, and
+ * the search index as its debounced save left it: holding all but the last 3 finished agents.
+ * The fixture is built once and copied for every measurement (same run id, same bytes).
+ * A detail line gives the same resume with no usable index.json (rebuilt from the records).
  *
  * In-process: ownRun with a runner that notes the time of its first run() call and returns
  * success at once; the figure is ownRun() called → first run() call. Then the same through the
@@ -27,7 +28,7 @@
  * Goal: < 200 ms in-process.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildPlan } from '../dist/spec/index.js';
 import { createRun } from '../dist/engine/lifecycle.js';
@@ -41,6 +42,9 @@ import { patchBatchReused, patchDeferIndex, patchJournalCensus } from './lib/wha
 const TASKS = 1000;
 const DONE = 990;
 const RUNNING_AT_CRASH = 4;
+/** Finished agents the crashed owner's last index save did not include yet. */
+const INDEX_LAG = 3;
+const RUN_ID = 'b4crashed';
 const REPS = numArg('reps', 3);
 const GOAL_MS = 200;
 const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
@@ -48,7 +52,6 @@ const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
 
 const { dir: tmp, cleanup } = await tempDir('b4');
 const cwd = path.join(tmp, 'project');
-const storeRoot = path.join(tmp, 'store');
 await mkdir(cwd);
 const plan = buildPlan(oneCommandPhaseSpec({ name: 'b4', n: TASKS, argv: ['/bin/true'], maxConcurrent: 4, maxAgents: TASKS }));
 const outputs = plan.tasks.map((_, i) => filler(5000, i + 1));
@@ -63,35 +66,56 @@ function deadPid() {
 }
 
 /**
- * Builds the crashed run; returns its id. run.json and the lease go through the store; agent
- * records and journal lines are written with the store's exact encodings (JSON with 2-space
- * indent plus a newline; one JSON object per line) but without fsync or temp files, which only
- * matter for how a fixture survives a crash, not for what resume finds.
+ * Builds the crashed run under `root`. run.json, the lease and index.json go through the store and
+ * the search module; agent records and journal lines are written with the store's exact encodings
+ * (JSON with 2-space indent plus a newline; one JSON object per line) but without fsync or temp
+ * files, which only matter for how a fixture survives a crash, not for what resume finds.
  */
-async function crashedRun() {
-  const runId = await createRun({ root: storeRoot, plan, cwd });
-  const dir = path.join(storeRoot, runId);
+async function buildCrashedRun(root) {
+  await createRun({ root, plan, cwd, runId: RUN_ID });
+  const dir = path.join(root, RUN_ID);
   await acquireLease(dir, { pid: await deadPid(), heartbeatMs: 0 });
   const t0 = Date.now() - 3_600_000;
   const at = (ms) => new Date(t0 + ms).toISOString();
   const lines = [
-    { type: 'run.started', t: at(0), runId, name: plan.name, agentCount: plan.agentCount },
+    { type: 'run.started', t: at(0), runId: RUN_ID, name: plan.name, agentCount: plan.agentCount },
     { type: 'phase.started', t: at(0), phaseId: 'p' },
   ];
-  const writes = [];
+  const records = [];
   for (let i = 0; i < DONE + RUNNING_AT_CRASH; i++) {
     const task = plan.tasks[i];
     lines.push({ type: 'agent.started', t: at(i * 10), ref: task.ref, key: task.key, attempt: 1, slot: i % 4 });
     if (i >= DONE) continue;
-    const rec = succeededRecord({ runId, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt: new Date(t0 + i * 10) });
+    const rec = succeededRecord({ runId: RUN_ID, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt: new Date(t0 + i * 10) });
+    records.push(rec);
     const file = agentFileName(task.phaseId, task.taskId, 1);
-    writes.push([path.join(dir, 'agents', file), `${JSON.stringify(rec, null, 2)}\n`]);
     lines.push({ type: 'agent.finished', t: rec.endedAt, ref: task.ref, key: task.key, attempt: 1, status: 'succeeded', durationMs: 1000, file });
   }
-  for (let i = 0; i < writes.length; i += 64) await Promise.all(writes.slice(i, i + 64).map(([p, text]) => writeFile(p, text)));
+  for (let i = 0; i < records.length; i += 64) {
+    await Promise.all(
+      records.slice(i, i + 64).map((r) => writeFile(path.join(dir, 'agents', agentFileName(r.phaseId, r.taskId, r.attempt)), `${JSON.stringify(r, null, 2)}\n`)),
+    );
+  }
   // The SIGKILL came in the middle of an append: a torn last line.
   await writeFile(path.join(dir, 'events.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n{"type":"agent.finished","t":"20`);
-  return runId;
+  await RunIndex.open({
+    indexFile: path.join(dir, 'index.json'),
+    runId: RUN_ID,
+    loadRecords: async () => records.slice(0, DONE - INDEX_LAG),
+    phaseTitles: Object.fromEntries(plan.phases.map((p) => [p.id, p.title])),
+    saveRebuilt: true,
+  });
+}
+
+const template = path.join(tmp, 'template');
+let copies = 0;
+
+/** A fresh copy of the crashed run in a store root of its own; returns that root. */
+async function crashedRun({ index = true } = {}) {
+  const root = path.join(tmp, `store${++copies}`);
+  await cp(path.join(template, RUN_ID), path.join(root, RUN_ID), { recursive: true });
+  if (!index) await rm(path.join(root, RUN_ID, 'index.json'));
+  return root;
 }
 
 /**
@@ -99,7 +123,7 @@ async function crashedRun() {
  * `onFirst` runs at the first dispatch (the profiler stops there). `whatif`: 'defer-index' or
  * 'proposed' (see the header).
  */
-async function resumeInProcess(runId, onFirst, whatif) {
+async function resumeInProcess(root, onFirst, whatif) {
   let first;
   let open;
   const gate = new Promise((r) => (open = r));
@@ -122,7 +146,7 @@ async function resumeInProcess(runId, onFirst, whatif) {
   const t0 = performance.now();
   let run;
   try {
-    run = await ownRun({ root: storeRoot, runId, runners: () => runner });
+    run = await ownRun({ root, runId: RUN_ID, runners: () => runner });
   } finally {
     for (const u of undo) u();
     open();
@@ -143,15 +167,15 @@ function timeSpawn(args) {
 }
 
 /** CLI resume: spawn → first `agent.started` appended to events.jsonl; and → exit. */
-async function resumeCli(runId) {
-  const journal = path.join(storeRoot, runId, 'events.jsonl');
+async function resumeCli(root) {
+  const journal = path.join(root, RUN_ID, 'events.jsonl');
   // New lines start where the torn tail starts: the owner cuts it off before appending.
   let offset = (await readFile(journal)).lastIndexOf(0x0a) + 1;
   const fh = await open(journal, 'r');
   try {
     const t0 = performance.now();
     const wall0 = Date.now();
-    const child = spawn(process.execPath, [CLI, '--store', storeRoot, 'resume', runId], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--store', root, 'resume', RUN_ID], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
     const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, t: performance.now() })));
@@ -190,7 +214,7 @@ async function resumeCli(runId) {
 }
 
 /** Each step of resume alone, on a fixture of its own (never resumed). */
-async function pieces(runId) {
+async function pieces(root) {
   const out = [];
   const time = async (name, fn, alternative = false) => {
     collect();
@@ -199,12 +223,12 @@ async function pieces(runId) {
     out.push({ name, ms: performance.now() - t0, alternative });
     return r;
   };
-  const store = await time('RunStore.open', () => RunStore.open(storeRoot, runId));
+  const store = await time('RunStore.open', () => RunStore.open(root, RUN_ID));
   const lease = await time('acquireLease (take over the dead owner)', () => acquireLease(store.dir, { heartbeatMs: 0 }));
   const run = await time('readRun (run.json with the 1000-task plan)', () => store.readRun());
   const { records } = await time(`listAgentRecords (${DONE} files)`, () => store.listAgentRecords());
   await time('readEvents (journal)', () => store.readEvents());
-  const scratch = await Journal.open(path.join(tmp, `scratch-${runId}.jsonl`));
+  const scratch = await Journal.open(path.join(root, 'scratch.jsonl'));
   await time(`${DONE} agent.reused appends, one at a time`, async () => {
     for (const r of records) {
       await scratch.append({ type: 'agent.reused', ref: `${r.phaseId}/${r.taskId}`, key: r.key, file: agentFileName(r.phaseId, r.taskId, r.attempt) });
@@ -221,8 +245,15 @@ async function pieces(runId) {
   );
   await scratch.close();
   await time('writeRun (run.json, fsynced)', () => store.writeRun({ ...run, updatedAt: new Date().toISOString() }));
-  await time(`RunIndex.open: rebuild over ${DONE} records`, () =>
-    RunIndex.open({ indexFile: path.join(tmp, `index-${runId}.json`), runId, loadRecords: async () => records, phaseTitles: { p: 'p' } }),
+  const phaseTitles = Object.fromEntries(plan.phases.map((p) => [p.id, p.title]));
+  const loaded = await time(`RunIndex.open: load index.json, catch up ${INDEX_LAG} agents`, () =>
+    RunIndex.open({ indexFile: path.join(store.dir, 'index.json'), runId: RUN_ID, loadRecords: async () => records, phaseTitles }),
+  );
+  if (loaded.openInfo.source !== 'disk') out.at(-1).name += ` (it was ${loaded.openInfo.source}: ${loaded.openInfo.reason})`;
+  await time(
+    `(with no usable index.json: rebuild over ${DONE} records)`,
+    () => RunIndex.open({ indexFile: path.join(root, 'missing-index.json'), runId: RUN_ID, loadRecords: async () => records, phaseTitles }),
+    true,
   );
   await store.close();
   await lease.release();
@@ -230,28 +261,31 @@ async function pieces(runId) {
 }
 
 try {
+  await buildCrashedRun(template);
   // Warm-up: JIT of the store, owner and index code.
   await resumeInProcess(await crashedRun());
   await timeSpawn(['-e', '0']);
 
-  const WHATIFS = { 'index rebuilt after the first dispatch': 'defer-index', 'all proposed resume changes': 'proposed' };
+  const WHATIFS = { 'index opened after the first dispatch': 'defer-index', 'all proposed resume changes': 'proposed' };
   const inproc = [];
+  const noIndex = [];
   const whatif = Object.fromEntries(Object.keys(WHATIFS).map((k) => [k, []]));
   const cli = [];
   const nodeStart = [];
   const cliStart = [];
   for (let rep = 0; rep < REPS; rep++) {
-    // Fixtures are built first so their writes are not in flight during a measurement.
-    const ids = [];
-    for (let i = 0; i < 4; i++) ids.push(await crashedRun());
-    spawnSync('sync'); // their write-back must not compete with the measurements
+    // Copies are made first, and flushed, so their write-back does not compete with the measurements.
+    const roots = [];
+    for (let i = 0; i < 5; i++) roots.push(await crashedRun({ index: i !== 1 }));
+    spawnSync('sync');
     const jobs = [
-      async () => inproc.push(await resumeInProcess(ids[0])),
-      ...Object.entries(WHATIFS).map(([k, v], i) => async () => whatif[k].push(await resumeInProcess(ids[i + 1], undefined, v))),
+      async () => inproc.push(await resumeInProcess(roots[0])),
+      async () => noIndex.push(await resumeInProcess(roots[1])),
+      ...Object.entries(WHATIFS).map(([k, v], i) => async () => whatif[k].push(await resumeInProcess(roots[i + 2], undefined, v))),
       async () => {
         nodeStart.push(await timeSpawn(['-e', '0']));
         cliStart.push(await timeSpawn([CLI, '--version']));
-        cli.push(await resumeCli(ids[3]));
+        cli.push(await resumeCli(roots[4]));
       },
     ];
     // Rotate the order each repetition.
@@ -259,7 +293,7 @@ try {
       collect();
       await jobs[(j + rep) % jobs.length]();
     }
-    for (const id of ids) await rm(path.join(storeRoot, id), { recursive: true, force: true });
+    for (const root of roots) await rm(root, { recursive: true, force: true });
   }
   const d = inproc.map((r) => r.dispatch);
   const m = median(d);
@@ -268,6 +302,10 @@ try {
     `B4 resume→first dispatch in-process: ${f(m, 0)} ms (${DONE}/${TASKS} done, range ${f(lo, 0)}–${f(hi, 0)}, median of ${REPS}; goal < ${GOAL_MS} ms: ${verdict(m < GOAL_MS)})`,
   );
   console.log(`B4   in-process resume→run finished (${TASKS - DONE} new agents, then digests, reports, index): ${f(median(inproc.map((r) => r.total)), 0)} ms`);
+  console.log(
+    `B4   in-process with no usable index.json (rebuilt): ${f(median(noIndex.map((r) => r.dispatch)), 0)} ms to the first dispatch ` +
+      `(run finished ${f(median(noIndex.map((r) => r.total)), 0)} ms)`,
+  );
   for (const [k, rs] of Object.entries(whatif)) {
     console.log(`B4   what-if ${k}: ${f(median(rs.map((r) => r.dispatch)), 0)} ms to the first dispatch (run finished ${f(median(rs.map((r) => r.total)), 0)} ms)`);
   }
@@ -283,14 +321,14 @@ try {
       `owner RSS at the first dispatch ${f(median(cli.map((r) => r.rssMb)), 0)} MB (every spawn forks it: see B2)`,
   );
 
-  const piecesRun = await crashedRun();
+  const piecesRoot = await crashedRun();
   spawnSync('sync');
-  const p = await pieces(piecesRun);
+  const p = await pieces(piecesRoot);
   console.log(`B4   pieces of resume, each timed alone (sum ${f(p.filter((x) => !x.alternative).reduce((a, x) => a + x.ms, 0), 0)} ms):`);
   for (const x of p) console.log(`B4     ${x.name.padEnd(48)} ${f(x.ms, 1).padStart(7)} ms`);
 
   if (PROFILE) {
-    const runId = await crashedRun();
+    const root = await crashedRun();
     spawnSync('sync');
     collect();
     // Profile only up to the first dispatch: the profiler is stopped from inside the runner.
@@ -298,7 +336,7 @@ try {
     const stopped = new Promise((r) => (stop = r));
     let resumed;
     const { profile } = await profiled(path.resolve(PROFILE), async () => {
-      resumed = resumeInProcess(runId, async () => stop());
+      resumed = resumeInProcess(root, async () => stop());
       await Promise.race([stopped, resumed]);
     });
     await resumed; // let that run end before the folder goes
