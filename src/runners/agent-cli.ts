@@ -18,7 +18,7 @@ import { cutUtf8 } from './buffers.js';
 import { formatDuration, lastStderrLine, parseWholeJson, processFailure } from './command.js';
 import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
 import { checkStructured, type JsonSchema } from './structured.js';
-import type { RunnerInput, RunnerResult } from './types.js';
+import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
 /** The agent CLIs fanfold drives. */
 export type AgentCliKind = 'claude' | 'codex' | 'pi';
@@ -431,4 +431,26 @@ export { formatDuration };
 /** The agent's permission tier, for messages. */
 export function tierOf(agent: AgentDef): string {
   return agent.tier === 'edit' ? 'edit' : 'read_only';
+}
+
+/**
+ * A runner for one agent CLI: the shared plumbing of `runAgentCli` with that CLI's driver. The
+ * claude, codex and pi runners are this class with their drivers.
+ */
+export class AgentCliRunner implements Runner {
+  readonly kind: string;
+  readonly #driver: CliDriver;
+  readonly #options: AgentCliRunnerOptions;
+
+  /** Creates a runner; the executable is `$FANFOLD_<KIND>_BIN` or the CLI on PATH. */
+  constructor(driver: CliDriver, options: AgentCliRunnerOptions = {}) {
+    this.kind = driver.kind;
+    this.#driver = driver;
+    this.#options = options;
+  }
+
+  /** Runs one attempt; never throws for anything the child does. */
+  run(input: RunnerInput): Promise<RunnerResult> {
+    return runAgentCli(this.#driver, input, this.#options);
+  }
 }

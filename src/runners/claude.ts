@@ -20,7 +20,7 @@ import {
   apiFailure,
   describeActivity,
   oneLine,
-  runAgentCli,
+  AgentCliRunner,
   type AgentCliRunnerOptions,
   type CliDriver,
   type CliOutcome,
@@ -29,7 +29,7 @@ import {
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
 import { isObjectSchema, schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
-import type { Runner, RunnerInput, RunnerResult } from './types.js';
+import type { RunnerInput, RunnerResult } from './types.js';
 
 /** Built-in tools of a read_only agent that names none. */
 export const CLAUDE_READ_ONLY_TOOLS: readonly string[] = ['Read', 'Grep', 'Glob'];
@@ -346,18 +346,8 @@ export const claudeDriver: CliDriver = {
 };
 
 /** Runs agents with Claude Code (`claude -p`). */
-export class ClaudeRunner implements Runner {
-  /** Always `claude`. */
-  readonly kind = 'claude';
-  readonly #options: AgentCliRunnerOptions;
-
-  /** Creates a runner; the executable is `$FANFOLD_CLAUDE_BIN` or `claude` on PATH. */
+export class ClaudeRunner extends AgentCliRunner {
   constructor(options: AgentCliRunnerOptions = {}) {
-    this.#options = options;
-  }
-
-  /** Runs one attempt; never throws for anything the child does. */
-  run(input: RunnerInput): Promise<RunnerResult> {
-    return runAgentCli(claudeDriver, input, this.#options);
+    super(claudeDriver, options);
   }
 }

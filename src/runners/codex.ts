@@ -20,7 +20,7 @@ import {
   apiFailure,
   describeActivity,
   oneLine,
-  runAgentCli,
+  AgentCliRunner,
   type AgentCliRunnerOptions,
   type CliDriver,
   type CliOutcome,
@@ -30,7 +30,7 @@ import {
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
 import { isObjectSchema, schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
-import type { Runner, RunnerInput, RunnerResult } from './types.js';
+import type { RunnerInput } from './types.js';
 
 /**
  * A TOML basic string. JSON's escapes are TOML's, except that TOML also forbids a raw DEL
@@ -220,18 +220,8 @@ export const codexDriver: CliDriver = {
 };
 
 /** Runs agents with Codex (`codex exec`). */
-export class CodexRunner implements Runner {
-  /** Always `codex`. */
-  readonly kind = 'codex';
-  readonly #options: AgentCliRunnerOptions;
-
-  /** Creates a runner; the executable is `$FANFOLD_CODEX_BIN` or `codex` on PATH. */
+export class CodexRunner extends AgentCliRunner {
   constructor(options: AgentCliRunnerOptions = {}) {
-    this.#options = options;
-  }
-
-  /** Runs one attempt; never throws for anything the child does. */
-  run(input: RunnerInput): Promise<RunnerResult> {
-    return runAgentCli(codexDriver, input, this.#options);
+    super(codexDriver, options);
   }
 }

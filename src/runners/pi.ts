@@ -18,7 +18,7 @@ import {
   apiFailure,
   describeActivity,
   oneLine,
-  runAgentCli,
+  AgentCliRunner,
   type AgentCliRunnerOptions,
   type CliDriver,
   type CliOutcome,
@@ -27,7 +27,7 @@ import {
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
 import { schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
-import type { Runner, RunnerInput, RunnerResult } from './types.js';
+import type { RunnerInput } from './types.js';
 
 /** Pi's read-only tools: what a read_only agent gets. */
 export const PI_READ_ONLY_TOOLS: readonly string[] = ['read', 'grep', 'find', 'ls'];
@@ -242,18 +242,8 @@ export const piDriver: CliDriver = {
 };
 
 /** Runs agents with Pi (`pi -p --mode json`). */
-export class PiRunner implements Runner {
-  /** Always `pi`. */
-  readonly kind = 'pi';
-  readonly #options: AgentCliRunnerOptions;
-
-  /** Creates a runner; the executable is `$FANFOLD_PI_BIN` or `pi` on PATH. */
+export class PiRunner extends AgentCliRunner {
   constructor(options: AgentCliRunnerOptions = {}) {
-    this.#options = options;
-  }
-
-  /** Runs one attempt; never throws for anything the child does. */
-  run(input: RunnerInput): Promise<RunnerResult> {
-    return runAgentCli(piDriver, input, this.#options);
+    super(piDriver, options);
   }
 }
