@@ -4,8 +4,8 @@
  *
  * The fixture is what a SIGKILLed owner leaves: a run of a 1000-task plan (maxAgents 1000) with
  * 990 succeeded agent records (5 KB outputs), the journal up to the crash (run.started,
- * phase.started, agent.started/finished per finished agent, agent.started of the 4 that were
- * running, and a torn last line), run.json still `running`, lease.json naming a dead pid, and
+ * phase.started, agent.started/spawned/finished per finished agent, agent.started/spawned of the 4
+ * that were running — pids of exited processes, so nothing is killed — and a torn last line), run.json still `running`, lease.json naming a dead pid, and
  * the search index as its debounced save left it: holding all but the last 3 finished agents.
  * The fixture is built once and copied for every measurement (same run id, same bytes).
  * A detail line gives the same resume with no usable index.json (rebuilt from the records).
@@ -74,7 +74,8 @@ function deadPid() {
 async function buildCrashedRun(root) {
   await createRun({ root, plan, cwd, runId: RUN_ID });
   const dir = path.join(root, RUN_ID);
-  await acquireLease(dir, { pid: await deadPid(), heartbeatMs: 0 });
+  const dead = await deadPid();
+  await acquireLease(dir, { pid: dead, heartbeatMs: 0 });
   const t0 = Date.now() - 3_600_000;
   const at = (ms) => new Date(t0 + ms).toISOString();
   const lines = [
@@ -85,6 +86,8 @@ async function buildCrashedRun(root) {
   for (let i = 0; i < DONE + RUNNING_AT_CRASH; i++) {
     const task = plan.tasks[i];
     lines.push({ type: 'agent.started', t: at(i * 10), ref: task.ref, key: task.key, attempt: 1, slot: i % 4 });
+    // startTicks 1 never matches a live process, so resume's leftover-killer leaves every pid alone.
+    lines.push({ type: 'agent.spawned', t: at(i * 10), ref: task.ref, attempt: 1, pid: dead, startTicks: 1 });
     if (i >= DONE) continue;
     const rec = succeededRecord({ runId: RUN_ID, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt: new Date(t0 + i * 10) });
     records.push(rec);
