@@ -124,26 +124,26 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
 
     const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
     const maxAttempt = new Map<string, number>();
-    /** Latest attempt per ref among records whose key matches the task as planned now. */
+    /** Latest attempt, and latest succeeded attempt, per ref among records whose key matches the task as planned now. */
     const latestCurrent = new Map<string, AgentRecord>();
+    const latestSucceeded = new Map<string, AgentRecord>();
+    const newer = (m: Map<string, AgentRecord>, ref: string, r: AgentRecord) => {
+      const prev = m.get(ref);
+      if (!prev || prev.attempt < r.attempt) m.set(ref, r);
+    };
     for (const r of records) {
       const ref = `${r.phaseId}/${r.taskId}`;
       maxAttempt.set(ref, Math.max(maxAttempt.get(ref) ?? 0, r.attempt));
       if (taskByRef.get(ref)?.key !== r.key) continue;
-      const prev = latestCurrent.get(ref);
-      if (!prev || prev.attempt < r.attempt) latestCurrent.set(ref, r);
+      newer(latestCurrent, ref, r);
+      if (r.status === 'succeeded') newer(latestSucceeded, ref, r);
     }
+    const fileOf = (r: AgentRecord) => store.agentFileName(r.phaseId, r.taskId, r.attempt);
     // Reuse a task only when a succeeded record carries its current key.
-    const done = new Set<string>();
-    const succeededFile = new Map<string, string>();
-    for (const r of records) {
-      const ref = `${r.phaseId}/${r.taskId}`;
-      if (r.status !== 'succeeded' || taskByRef.get(ref)?.key !== r.key) continue;
-      done.add(ref);
-      const prev = succeededFile.get(ref);
-      if (!prev || Number(prev.split('.')[2]) < r.attempt) succeededFile.set(ref, store.agentFileName(r.phaseId, r.taskId, r.attempt));
-    }
-    const latestFile = new Map<string, string>([...latestCurrent].map(([ref, r]) => [ref, store.agentFileName(r.phaseId, r.taskId, r.attempt)]));
+    const done = new Set(latestSucceeded.keys());
+    const succeededFile = new Map([...latestSucceeded].map(([ref, r]) => [ref, fileOf(r)]));
+    // For digests: the succeeded attempt when there is one, else the latest.
+    const latestFile = new Map([...latestCurrent].map(([ref, r]) => [ref, fileOf(r)]));
     for (const [ref, f] of succeededFile) latestFile.set(ref, f);
 
     const spend = new Spend(plan.limits.budget);
