@@ -9,11 +9,11 @@
  * (owner − bare) / N, per repetition, median over repetitions; A/B interleaved in one process.
  *
  * Then where it goes: one owner pass at concurrency 1 under a file-system probe (time per fsync,
- * atomic write, journal append, path check, per file kind), and two what-if variants measured
+ * atomic write, journal append, path check, per file kind), and a what-if variant measured
  * interleaved with the others: the owner with the store changes proposed for the hot path
- * (input files written in place without fsync, agent-record path checked without a realpath walk;
- * see lib/whatif.mjs), and the owner with no fsync at all (the floor of what the disk costs).
- * src/ is unchanged; the variants patch this process's copy of dist/ only.
+ * (input files written in place, one shared file for identical contexts, agent-record path
+ * checked without a realpath walk; see lib/whatif.mjs). src/ is unchanged; the variant patches
+ * this process's copy of dist/ only. (`owner(c, { syncSkip })` measures a run without fsync.)
  *
  *   npm run build && node --expose-gc bench/b2-dispatch.mjs [--n 200] [--reps 3] [--profile FILE.cpuprofile]
  *
@@ -117,7 +117,6 @@ const VARIANTS = {
   bare: (c) => bare(c),
   owner: (c) => owner(c),
   'owner + proposed store changes': (c) => owner(c, { proposed: true }),
-  'owner, nothing fsynced': (c) => owner(c, { syncSkip: () => true }),
 };
 const names = Object.keys(VARIANTS);
 
