@@ -9,10 +9,10 @@
  * repetition-interleaved order; median of the repetitions.
  *
  * Also prints bytes on disk (apparent and allocated), whether time is linear in N (ms/agent
- * roughly constant), a what-if with the agent record not fsynced (FileHandle.sync patched in
- * this process only), which says how much of the time is the disk flush, a what-if without the
- * per-record realpath walk (the change proposed for the store, see lib/whatif.mjs), and the same
- * recording on tmpfs (/dev/shm, when present), which says what the code costs with no disk.
+ * roughly constant), a what-if without the per-record realpath walk (the change proposed for the
+ * store, see lib/whatif.mjs), and the same recording on tmpfs (/dev/shm, when present), which
+ * says what the code costs with no disk. (`record(n, 1, { fsyncRecords: false })` measures the
+ * same without the record's fsync, by patching FileHandle.sync in this process only.)
  *
  *   npm run build && node --expose-gc bench/b3-record.mjs [--reps 3]
  *
@@ -83,7 +83,6 @@ async function record(n, slots, { fsyncRecords = true, ram = false, cachedPath =
 const CASES = [
   { name: 'c=1', slots: 1 },
   { name: 'c=4', slots: 4 },
-  { name: 'c=1, record not fsynced (what-if)', slots: 1, fsyncRecords: false },
   { name: 'c=1, agent path checked once per store (what-if)', slots: 1, cachedPath: true },
   ...(shm ? [{ name: 'c=1 on tmpfs /dev/shm (no disk)', slots: 1, ram: true }] : []),
 ];
