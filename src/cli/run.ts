@@ -58,6 +58,9 @@ export function registerRunCommands(program: Command): void {
       if (leaseState(lease) === 'live') {
         throw new UsageError(`run '${runId}' is running (owner pid ${lease!.pid} on ${lease!.host}); stop it first with 'fanfold stop ${runId}'`);
       }
+      if (!o.spec && (await readStatus(root, runId)).status === 'completed') {
+        throw new UsageError(`run '${runId}' already completed: nothing to resume (to run a changed spec on it, add --spec FILE)`);
+      }
       // Validate a new spec here, so a bad one is exit code 2 before anything starts.
       const plan = o.spec ? await loadPlanFile(o.spec) : undefined;
       if (o.detach) {

@@ -171,19 +171,22 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // A digest exists only for a phase that has ended; later phases read it in their prompts.
     const inputs = new TaskInputs(store, plan, succeededFile, async (p) => (phaseEnded(p) ? digests.get(p) : undefined));
     const phaseTitles = Object.fromEntries(plan.phases.map((p) => [p.id, p.title]));
-    // The search index opens in the background so it never delays the first dispatch.
-    const indexP = RunIndex.open({
-      indexFile: path.join(store.dir, 'index.json'),
-      runId: store.runId,
-      loadRecords: async () => records,
-      phaseTitles,
-      saveRebuilt: true,
-    }).catch((e) => {
-      warn(`search index unavailable for run ${store.runId}: ${errText(e)}`);
-      return undefined;
-    });
+    // The search index opens only once the first agent is on its way: loading or rebuilding it
+    // runs on this event loop, and must never delay the first dispatch of a resume (bench B4).
+    let indexP: Promise<RunIndex | undefined> | undefined;
+    const index = () =>
+      (indexP ??= RunIndex.open({
+        indexFile: path.join(store.dir, 'index.json'),
+        runId: store.runId,
+        loadRecords: async () => records,
+        phaseTitles,
+        saveRebuilt: true,
+      }).catch((e) => {
+        warn(`search index unavailable for run ${store.runId}: ${errText(e)}`);
+        return undefined;
+      }));
     const indexRecord = (rec: AgentRecord) =>
-      void indexP.then((ix) => {
+      void index().then((ix) => {
         if (!ix) return;
         ix.add(rec, phaseTitles[rec.phaseId]);
         ix.saveDebounced();
@@ -247,10 +250,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const journal = (e: RunEvent) => store.appendEvent(e);
     if (resuming) {
       await journal({ type: 'run.resumed', t: now(), runId: store.runId, reused: done.size, toRun: plan.tasks.length - done.size, resumes: before.resumes + 1 });
-      for (const ref of done) {
-        const file = inputs.fileOf(ref);
-        if (file) await journal({ type: 'agent.reused', t: now(), ref, key: taskByRef.get(ref)!.key, file });
-      }
+      const tasks = [...done].map((ref) => ({ ref, key: taskByRef.get(ref)!.key, file: inputs.fileOf(ref)! })).filter((x) => x.file);
+      if (tasks.length > 0) await journal({ type: 'agent.reused', t: now(), tasks });
     } else {
       await journal({ type: 'run.started', t: now(), runId: store.runId, name: plan.name, agentCount: plan.agentCount });
     }
@@ -289,6 +290,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       admit: () => spend.admit(running.size),
       hooks: {
         onDispatch(task, attempt) {
+          if (!indexP) setImmediate(index);
           state.set(task.ref, 'running');
           running.set(task.ref, { ref: task.ref, attempt, startedAt: Date.now() });
           if (!phaseStarted.has(task.phaseId)) {
@@ -449,7 +451,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     await persisting;
     if (persistTimer) clearTimeout(persistTimer);
     persistTimer = undefined;
-    const ix = await indexP;
+    const ix = await index();
     await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
     await writeReports(store, finalRecord).catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status, ...(reason ? { reason } : {}), elapsedMs: finalRecord.elapsedMs });

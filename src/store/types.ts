@@ -177,7 +177,11 @@ export type RunEvent =
     })
   | (EventBase & { type: 'agent.retry_scheduled'; ref: string; attempt: number; delayMs: number; cause: string })
   | (EventBase & { type: 'agent.skipped'; ref: string; cause: string; file: string })
-  | (EventBase & { type: 'agent.reused'; ref: string; key: string; file: string })
+  | (EventBase & {
+      type: 'agent.reused';
+      /** Every task a resume reuses, in one line: one append instead of one per task. */
+      tasks: { ref: string; key: string; file: string }[];
+    })
   | (EventBase & { type: 'run.stop_requested'; by: string })
   | (EventBase & { type: 'run.finished'; status: RunStatus; reason?: string; elapsedMs: number });
 

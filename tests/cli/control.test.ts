@@ -171,7 +171,7 @@ describe('stop, resume', () => {
     const at = j.findIndex((e) => e.type === 'run.resumed');
     expect(j[at]).toMatchObject({ reused: 2, toRun: 3 });
     const after = j.slice(at);
-    expect(after.filter((e) => e.type === 'agent.reused').map((e) => e.ref).sort()).toEqual(['a/q1', 'a/q2']);
+    expect(after.filter((e) => e.type === 'agent.reused').flatMap((e) => e.tasks).map((e: { ref: string }) => e.ref).sort()).toEqual(['a/q1', 'a/q2']);
     expect(after.filter((e) => e.type === 'agent.started').map((e) => e.ref).sort()).toEqual(['a/s1', 'a/s2', 'a/s3']);
     const files = p.agents(runId);
     expect(latest(files, 'a/s1')).toMatchObject({ attempt: 2, status: 'succeeded', output: 'fast s1\n' });
@@ -240,7 +240,8 @@ describe('stop, resume', () => {
     for (const r of results.filter((x) => x.code !== 0)) {
       expect(r.code).toBe(2);
       // Refused by resume's own check, or — when two pass it together — by the lease itself.
-      expect(r.stderr).toMatch(new RegExp(`run '${runId}' is running \\(owner pid \\d+|run \\S+${runId} is owned by pid \\d+`));
+      // Refused by resume's own check, by the lease itself, or — a racer that started late — because it is done.
+      expect(r.stderr).toMatch(new RegExp(`run '${runId}' is running \\(owner pid \\d+|run \\S+${runId} is owned by pid \\d+|run '${runId}' already completed`));
     }
     const after = ranCounts(p);
     const ranAgain = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));

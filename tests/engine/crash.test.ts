@@ -61,6 +61,13 @@ describe('crash and resume', () => {
 
       const st = fanfold(['status', runId, '--json', '--store', store], { cwd: dir });
       expect(['interrupted', 'completed']).toContain(st.json().status);
+      if (st.json().status === 'completed') {
+        // It finished before the kill landed: there is nothing to resume, and resume says so.
+        const again = fanfold(['resume', runId, '--json', '--store', store], { cwd: dir });
+        expect(again.status).toBe(2);
+        expect(again.stderr).toContain('already completed');
+        continue;
+      }
 
       const resumed = fanfold(['resume', runId, '--json', '--store', store], { cwd: dir });
       expect(resumed.status, resumed.stderr + resumed.stdout).toBe(0);

@@ -57,7 +57,7 @@ describe('resume --spec NEW', () => {
     const at = j.findIndex((e) => e.type === 'run.resumed');
     expect(j[at]).toMatchObject({ reused: 3, toRun: 3 });
     const after = j.slice(at);
-    const reused = after.filter((e) => e.type === 'agent.reused');
+    const reused = after.filter((e) => e.type === 'agent.reused').flatMap((e) => e.tasks);
     expect(reused.map((e) => e.ref).sort()).toEqual(SAME);
     for (const e of reused) {
       expect(e.key, e.ref).toBe(oldKey(e.ref));
