@@ -16,7 +16,7 @@ import type { AgentDef } from '../spec/types.js';
 import type { FailureInfo, Usage } from '../store/types.js';
 import { cutUtf8 } from './buffers.js';
 import { formatDuration, lastStderrLine, parseWholeJson, processFailure } from './command.js';
-import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
+import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { checkStructured, type JsonSchema } from './structured.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
@@ -146,19 +146,8 @@ const RAW_STDOUT_BYTES = 64 * 1024;
  */
 export const EXIT_GRACE_AFTER_DONE_MS = 15_000;
 
-/** The env of an agent CLI child: the parent's (scrubbed), the agent's, the task's ids, the input's. */
-export function agentEnv(base: NodeJS.ProcessEnv, input: RunnerInput): NodeJS.ProcessEnv {
-  return buildChildEnv(base, {
-    ...input.agent.env,
-    FANFOLD_RUN_ID: input.runId,
-    FANFOLD_PHASE_ID: input.phaseId,
-    FANFOLD_TASK_ID: input.taskId,
-    FANFOLD_ATTEMPT: String(input.attempt),
-    FANFOLD_PROMPT_FILE: input.promptFile,
-    FANFOLD_CONTEXT_FILE: input.contextFile,
-    ...input.env,
-  });
-}
+/** The env of an agent CLI child: the same as any runner's (see `taskEnv`). */
+export const agentEnv = taskEnv;
 
 /** Runs one attempt of an agent CLI through `driver`; never throws for anything the child does. */
 export async function runAgentCli(driver: CliDriver, input: RunnerInput, options: AgentCliRunnerOptions = {}): Promise<RunnerResult> {

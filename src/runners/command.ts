@@ -3,7 +3,7 @@
  * prompt on stdin and fanfold's context in FANFOLD_* variables. Its stdout is the agent's output.
  */
 import type { FailureInfo } from '../store/types.js';
-import { buildChildEnv, runProcess, type ProcessResult } from './process.js';
+import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { checkStructured, invalid } from './structured.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
@@ -50,16 +50,7 @@ export class CommandRunner implements Runner {
       };
     }
 
-    const env = buildChildEnv(this.#baseEnv, {
-      ...input.agent.env,
-      FANFOLD_RUN_ID: input.runId,
-      FANFOLD_PHASE_ID: input.phaseId,
-      FANFOLD_TASK_ID: input.taskId,
-      FANFOLD_ATTEMPT: String(input.attempt),
-      FANFOLD_PROMPT_FILE: input.promptFile,
-      FANFOLD_CONTEXT_FILE: input.contextFile,
-      ...input.env,
-    });
+    const env = taskEnv(this.#baseEnv, input);
 
     const result = await runProcess({
       argv,

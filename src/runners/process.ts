@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import type { FailureInfo } from '../store/types.js';
+import type { RunnerInput } from './types.js';
 import { HeadBuffer, LineSplitter, TailRing } from './buffers.js';
 
 export { cutUtf8 } from './buffers.js';
@@ -485,4 +486,22 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
     durationMs: Date.now() - started,
     pid,
   };
+}
+
+/**
+ * The env of a task's child, for every runner: the parent's (scrubbed), the agent's, the task's
+ * ids and files (FANFOLD_RUN_ID, _PHASE_ID, _TASK_ID, _ATTEMPT, _PROMPT_FILE, _CONTEXT_FILE), then
+ * the input's own extra env.
+ */
+export function taskEnv(base: NodeJS.ProcessEnv, input: RunnerInput): NodeJS.ProcessEnv {
+  return buildChildEnv(base, {
+    ...input.agent.env,
+    FANFOLD_RUN_ID: input.runId,
+    FANFOLD_PHASE_ID: input.phaseId,
+    FANFOLD_TASK_ID: input.taskId,
+    FANFOLD_ATTEMPT: String(input.attempt),
+    FANFOLD_PROMPT_FILE: input.promptFile,
+    FANFOLD_CONTEXT_FILE: input.contextFile,
+    ...input.env,
+  });
 }
