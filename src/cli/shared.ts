@@ -31,6 +31,7 @@ export function summaryText(s: RunStatusView): string {
   lines.push(`  files: ${s.dir}`);
   if (s.status !== 'running') {
     lines.push(`  report: ${s.dir}/report.md (timeline: report.html)`);
+    lines.push(`  next:   fanfold report ${s.runId}  ·  fanfold query <words> --run ${s.runId}${s.status === 'completed' ? '' : `  ·  fanfold resume ${s.runId}`}`);
   }
   return lines.join('\n');
 }
