@@ -19,6 +19,7 @@ function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef
   if (spec.maxTurns !== undefined) def.maxTurns = spec.maxTurns;
   if (spec.systemPrompt !== undefined) def.systemPrompt = spec.systemPrompt;
   if (spec.env !== undefined) def.env = { ...spec.env };
+  if (spec.isolation !== undefined) def.isolation = spec.isolation;
   return def;
 }
 
@@ -120,6 +121,12 @@ export class AgentBook {
     if (!this.#defined.has(runner)) this.#external.set(runner, def);
     this.#used.add(runner);
     return def;
+  }
+
+  /** Adds an agent the engine makes itself (a gate's command); marked used. */
+  addSynthetic(def: AgentDef): void {
+    this.#external.set(def.name, def);
+    this.#used.add(def.name);
   }
 
   /** Every agent the plan carries: all the spec defines, then the resolved ones in first-use order. */

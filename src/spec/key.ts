@@ -40,6 +40,10 @@ export interface TaskKeyInput {
   deps: ReadonlyArray<{ ref: string; key: string }>;
   /** JSON Schema of the answer; absent leaves the key as it was before schemas existed. */
   schema?: Record<string, unknown>;
+  /** What a task made at run time was made for (its item, round, finding…); absent for static tasks. */
+  origin?: unknown;
+  /** `worktree` isolation changes what a task does; absent keeps older keys. */
+  isolation?: string;
 }
 
 /** The content key of a task: first KEY_LENGTH hex chars of sha256 over its canonical JSON. */
@@ -56,6 +60,18 @@ export function taskKey(input: TaskKeyInput): string {
     deps,
     // undefined members are dropped by canonicalJson: keys of tasks without a schema are unchanged.
     schema: input.schema,
+    origin: input.origin,
+    isolation: input.isolation,
   });
+  return createHash('sha256').update(body, 'utf8').digest('hex').slice(0, KEY_LENGTH);
+}
+
+/**
+ * The content key of a dynamic phase's virtual end node: its configuration and the keys of what
+ * it waits for at plan time, so a change upstream or to the phase changes every key downstream.
+ */
+export function nodeKey(phaseId: string, config: unknown, deps: ReadonlyArray<{ ref: string; key: string }>): string {
+  const keys = [...deps].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0)).map((d) => d.key);
+  const body = canonicalJson({ v: KEY_VERSION, node: phaseId, config, deps: keys });
   return createHash('sha256').update(body, 'utf8').digest('hex').slice(0, KEY_LENGTH);
 }

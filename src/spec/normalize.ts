@@ -13,10 +13,11 @@ import { parseDuration } from './duration.js';
 import { criticalPath, findCycles, formatCycle, topologicalOrder, type DepGraph } from './graph.js';
 import { splitTaskDep, taskRef } from './ids.js';
 import { capIssues, dedupeIssues, toSpecIssues, zodErrorMap } from './issues.js';
-import { taskKey } from './key.js';
+import { nodeKey, taskKey } from './key.js';
 import { WorkflowSpecSchema, type WorkflowSpec } from './schema.js';
 import { didYouMean, nameList } from './suggest.js';
-import { SpecError, type Limits, type Plan, type PlanPhase, type PlanTask, type SpecIssue } from './types.js';
+import { SpecError, type AgentDef, type Isolation, type Limits, type PhaseDynamics, type Plan, type PlanPhase, type PlanTask, type SpecIssue, type TaskTemplate } from './types.js';
+import type { PhaseSpec, TaskSpec } from './schema.js';
 
 /** Options of buildPlan and validateSpec. */
 export interface BuildOptions {
@@ -85,6 +86,38 @@ interface Draft {
   taskDeps: string[];
   /** The task's schema, else its phase's. */
   schema: Record<string, unknown> | undefined;
+  isolation: Isolation | undefined;
+}
+
+/** Ids the engine gives tasks it makes in a verified or gated phase; a written task may not use them. */
+const RESERVED_TASK_ID = /^(?:skeptic|check|fix)-\d/;
+
+/** Longest template id in a phase whose tasks are made at run time (suffixes like `-123-r12` follow). */
+const MAX_TEMPLATE_ID = 40;
+
+/** Virtual node refs of a dynamic phase. Why `_`: task ids cannot start with it, so these never clash. */
+export const startRef = (phaseId: string) => `${phaseId}/_start`;
+export const doneRef = (phaseId: string) => `${phaseId}/_done`;
+
+/** True for a ref of a virtual node (`<phase>/_…`). */
+export function isVirtualRef(ref: string): boolean {
+  return ref.charCodeAt(ref.indexOf('/') + 1) === 95; // '_'
+}
+
+/** The tasks a phase lists: `tasks`, or the `prompt` shorthand. */
+function phaseTasks(phase: PhaseSpec): TaskSpec[] {
+  return phase.tasks ?? (phase.prompt !== undefined ? [{ id: phase.id, prompt: phase.prompt }] : []);
+}
+
+/** Whether a phase's tasks are made at run time from its templates. */
+function madeAtRunTime(phase: PhaseSpec): boolean {
+  return phase.forEach !== undefined || phase.converge !== undefined || (phase.mode === 'pipeline' && phase.forEach === undefined);
+}
+
+/** Isolation of a task: the task's, else its phase's, else its agent's. */
+function isolationOf(task: TaskSpec, phase: PhaseSpec, agent: AgentDef | undefined): Isolation | undefined {
+  const iso = task.isolation ?? phase.isolation ?? agent?.isolation;
+  return iso === 'worktree' && agent?.tier === 'edit' ? 'worktree' : undefined;
 }
 
 /** Explains why a task dependency names nothing, with a suggestion when one is close. */
@@ -139,11 +172,11 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
     phaseFolded.set(phase.id.toLowerCase(), i);
     const tasks = new Map<string, number>();
     const folded = new Map<string, number>();
-    phase.tasks.forEach((task, k) => {
+    phaseTasks(phase).forEach((task, k) => {
       const firstTask = folded.get(task.id.toLowerCase());
       if (firstTask !== undefined) {
         duplicateTasks = true;
-        const other = phase.tasks[firstTask]!.id;
+        const other = phaseTasks(phase)[firstTask]!.id;
         issues.push({
           path: `phases[${i}].tasks[${k}].id`,
           message: other === task.id
@@ -158,12 +191,29 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
     tasksOf.set(phase.id, tasks);
   });
 
-  // References: phase dependsOn, agents, task dependsOn.
+  // References: phase dependsOn, agents, task dependsOn, and the dynamic parts.
   const drafts: Draft[] = [];
   const phaseDeps = new Map<string, string[]>();
+  const runTime = new Set(spec.phases.filter(madeAtRunTime).map((p) => p.id));
+  /** Per dynamic phase: templates and dynamics without the refs and keys computed below. */
+  const dyn = new Map<string, Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneKey' | 'upstream'>>();
+  const taskAgent = (phase: PhaseSpec, phaseAgent: AgentDef | undefined, i: number, task: TaskSpec, k: number, agentless: string[]): AgentDef | undefined => {
+    if (task.agent !== undefined) return agents.lookup(task.agent, `phases[${i}].tasks[${k}].agent`);
+    if (phase.agent !== undefined) return phaseAgent;
+    if (spec.defaults?.agent !== undefined) return agents.lookup(spec.defaults.agent, 'defaults.agent');
+    const fb = fallback();
+    if (fb === undefined) agentless.push(task.id);
+    return fb;
+  };
   spec.phases.forEach((phase, i) => {
     const own = phaseAt.get(phase.id) === i;
     const deps: string[] = [];
+    const tasks = phaseTasks(phase);
+    if (phase.tasks !== undefined && phase.prompt !== undefined) {
+      issues.push({ path: `phases[${i}].prompt`, message: 'expected either tasks or prompt, got both: prompt is a shorthand for tasks: [{id: <phase id>, prompt}]' });
+    } else if (tasks.length === 0) {
+      issues.push({ path: `phases[${i}].tasks`, message: 'required: expected a list of tasks (or a prompt, for a phase of one task)' });
+    }
     (phase.dependsOn ?? []).forEach((dep, j) => {
       if (deps.includes(dep)) {
         warnings.push(`phases[${i}].dependsOn names '${dep}' more than once`);
@@ -176,24 +226,71 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         deps.push(dep);
       }
     });
+    // forEach.from is a dependency whether or not dependsOn names it.
+    if (phase.forEach) {
+      const from = phase.forEach.from;
+      if (from === phase.id) issues.push({ path: `phases[${i}].forEach.from`, message: `a phase cannot take its items from itself ('${from}')` });
+      else if (!phaseAt.has(from)) {
+        issues.push({ path: `phases[${i}].forEach.from`, message: `unknown phase '${from}'${didYouMean(from, phaseAt.keys())}; phases: ${nameList([...phaseAt.keys()])}` });
+      } else if (!deps.includes(from)) deps.push(from);
+    }
+    let pipelineFrom: string | undefined;
+    if (phase.mode === 'pipeline' && phase.forEach === undefined) {
+      if (deps.length !== 1) {
+        issues.push({
+          path: `phases[${i}].dependsOn`,
+          message: `a pipeline stage depends on exactly one phase (its previous stage), got ${deps.length === 0 ? 'none' : nameList(deps)}`,
+        });
+      } else pipelineFrom = deps[0];
+      if (phase.converge) issues.push({ path: `phases[${i}].converge`, message: 'a pipeline stage cannot converge: its tasks follow the items of its previous stage' });
+    }
+    if (phase.converge && phase.forEach) {
+      issues.push({ path: `phases[${i}].converge`, message: 'expected forEach or converge on a phase, got both: converge repeats a fixed set of tasks' });
+    }
+    const maxIterations = phase.gate?.maxIterations ?? phase.maxIterations;
+    if (phase.maxIterations !== undefined && phase.gate === undefined) {
+      issues.push({ path: `phases[${i}].maxIterations`, message: 'maxIterations counts gate runs: add a gate (gate: {command: "npm test"} or gate: {critic: {agent: NAME}})' });
+    } else if (phase.maxIterations !== undefined && phase.gate?.maxIterations !== undefined && phase.maxIterations !== phase.gate.maxIterations) {
+      issues.push({ path: `phases[${i}].maxIterations`, message: `differs from gate.maxIterations (${phase.maxIterations} vs ${phase.gate.maxIterations}): give it once` });
+    }
+    if (phase.gate && (phase.gate.command === undefined) === (phase.gate.critic === undefined)) {
+      issues.push({ path: `phases[${i}].gate`, message: `expected exactly one of command or critic, got ${phase.gate.command === undefined ? 'neither' : 'both'}` });
+    }
     if (own) phaseDeps.set(phase.id, deps);
     const phaseAgent = phase.agent !== undefined ? agents.lookup(phase.agent, `phases[${i}].agent`) : undefined;
     if (phase.summarize) agents.lookup(phase.summarize.agent, `phases[${i}].summarize.agent`);
     const agentless: string[] = [];
-    phase.tasks.forEach((task, k) => {
-      let agent: string | undefined;
-      if (task.agent !== undefined) agent = agents.lookup(task.agent, `phases[${i}].tasks[${k}].agent`)?.name;
-      else if (phase.agent !== undefined) agent = phaseAgent?.name;
-      else if (spec.defaults?.agent !== undefined) agent = agents.lookup(spec.defaults.agent, 'defaults.agent')?.name;
-      else {
-        agent = fallback()?.name;
-        if (agent === undefined) agentless.push(task.id);
+    const templated = runTime.has(phase.id);
+    const templates: TaskTemplate[] = [];
+    let isolated = false;
+    tasks.forEach((task, k) => {
+      const agentDef = taskAgent(phase, phaseAgent, i, task, k, agentless);
+      const isolation = isolationOf(task, phase, agentDef);
+      if (isolation === 'worktree') isolated = true;
+      else if ((task.isolation ?? phase.isolation ?? agentDef?.isolation) === 'worktree') {
+        warnings.push(`phases[${i}].tasks[${k}] asks for isolation: worktree, but its agent '${agentDef?.name}' has tier read_only: it runs in the project directory`);
+      }
+      const schema = task.schema ?? phase.schema;
+      if (templated) {
+        if (task.id.length > MAX_TEMPLATE_ID) {
+          issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `expected at most ${MAX_TEMPLATE_ID} characters in a template id (the engine appends an item number), got ${task.id.length}` });
+        }
+        if (task.dependsOn !== undefined && task.dependsOn.length > 0) {
+          issues.push({ path: `phases[${i}].tasks[${k}].dependsOn`, message: 'tasks of a forEach, pipeline or converge phase are made at run time: put dependencies on the phase (dependsOn)' });
+        }
+        if (agentDef) templates.push({ id: task.id, prompt: task.prompt, agent: agentDef.name, ...(schema ? { schema } : {}), ...(isolation ? { isolation } : {}) });
+        return;
+      }
+      if ((phase.verify || phase.gate) && RESERVED_TASK_ID.test(task.id)) {
+        issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `'${task.id}' is reserved in a verified or gated phase (the engine names its skeptic-N, check-N and fix-N tasks so): rename it` });
       }
       const taskDeps: string[] = [];
       (task.dependsOn ?? []).forEach((dep, m) => {
         const { phaseId, taskId } = splitTaskDep(dep, phase.id);
         const ref = taskRef(phaseId, taskId);
-        if (tasksOf.get(phaseId)?.has(taskId)) {
+        if (runTime.has(phaseId)) {
+          issues.push({ path: `phases[${i}].tasks[${k}].dependsOn[${m}]`, message: `the tasks of phase '${phaseId}' are made at run time: depend on the phase instead (dependsOn: [${phaseId}] on this phase)` });
+        } else if (tasksOf.get(phaseId)?.has(taskId)) {
           if (taskDeps.includes(ref)) warnings.push(`phases[${i}].tasks[${k}].dependsOn names '${ref}' more than once`);
           else taskDeps.push(ref);
         } else {
@@ -204,7 +301,7 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         }
       });
       drafts.push({ ref: taskRef(phase.id, task.id), phaseIndex: i, taskIndex: k, phaseId: phase.id,
-        taskId: task.id, prompt: task.prompt, agent, taskDeps, schema: task.schema ?? phase.schema });
+        taskId: task.id, prompt: task.prompt, agent: agentDef?.name, taskDeps, schema, isolation });
     });
     if (agentless.length > 0) {
       const defined = agents.definedNames;
@@ -217,9 +314,57 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
             : `set agent on the phase or the task, or defaults.agent (agents defined: ${nameList(defined)})`),
       });
     }
+    if (!(templated || phase.verify || phase.gate || isolated)) return;
+    const d: Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneKey' | 'upstream'> = {};
+    if (templated) d.templates = templates;
+    if (phase.forEach) {
+      d.forEach = { from: phase.forEach.from, ...(phase.forEach.items !== undefined ? { items: phase.forEach.items } : {}), ...(phase.forEach.max !== undefined ? { max: phase.forEach.max } : {}) };
+    }
+    if (pipelineFrom !== undefined) d.pipeline = { from: pipelineFrom };
+    if (phase.converge) d.converge = { ...phase.converge };
+    if (phase.verify) {
+      const v = phase.verify;
+      agents.lookup(v.agent, `phases[${i}].verify.agent`);
+      d.verify = { skeptics: v.skeptics, agent: v.agent, refuteBy: v.refuteBy, ...(v.items !== undefined ? { items: v.items } : {}), ...(v.prompt !== undefined ? { prompt: v.prompt } : {}), ...(v.max !== undefined ? { max: v.max } : {}) };
+    }
+    if (phase.gate && (phase.gate.command === undefined) !== (phase.gate.critic === undefined)) {
+      const g = phase.gate;
+      let checkAgent: string | undefined;
+      if (g.command !== undefined) {
+        checkAgent = `${phase.id}-gate`.slice(0, 64);
+        if (agents.definedNames.includes(checkAgent)) {
+          issues.push({ path: `phases[${i}].gate`, message: `the gate's command runs as agent '${checkAgent}', a name the spec already uses for another agent: rename that agent` });
+        } else {
+          agents.addSynthetic({ name: checkAgent, runner: 'command', command: ['sh', '-c', g.command], tier: 'read_only' });
+        }
+      } else {
+        checkAgent = agents.lookup(g.critic!.agent, `phases[${i}].gate.critic.agent`)?.name;
+      }
+      const fixName = g.fix?.agent ?? phase.agent ?? spec.defaults?.agent ?? (templates[0]?.agent ?? drafts.find((x) => x.phaseId === phase.id)?.agent);
+      const fixDef = fixName !== undefined ? agents.lookup(fixName, g.fix?.agent !== undefined ? `phases[${i}].gate.fix.agent` : `phases[${i}]`) : undefined;
+      if (fixName === undefined) issues.push({ path: `phases[${i}].gate.fix.agent`, message: 'required: no agent to fix what the gate finds (set gate.fix.agent or the phase agent)' });
+      if (fixDef && fixDef.tier !== 'edit' && g.command !== undefined) {
+        warnings.push(`phases[${i}].gate: fix agent '${fixDef.name}' has tier read_only, so it cannot change files to make '${g.command}' pass`);
+      }
+      if (checkAgent !== undefined && fixDef) {
+        d.gate = {
+          agent: checkAgent,
+          kind: g.command !== undefined ? 'command' : 'critic',
+          ...(g.command !== undefined ? { command: g.command } : {}),
+          ...(g.critic?.prompt !== undefined ? { prompt: g.critic.prompt } : {}),
+          maxIterations: maxIterations ?? 3,
+          fixAgent: fixDef.name,
+          ...(g.fix?.prompt !== undefined ? { fixPrompt: g.fix.prompt } : {}),
+          maxFailureChars: g.maxFailureChars,
+        };
+      }
+    }
+    if (isolated) d.merge = true;
+    if (own) dyn.set(phase.id, d);
   });
 
-  // The cap on agents: refused with the count, never truncated.
+  // The cap on agents: refused with the count, never truncated. Tasks made at run time are capped
+  // as they are made (the rest reported), so only the written ones count here.
   const total = drafts.length;
   if (total > limits.maxAgents) {
     issues.push({
@@ -241,32 +386,60 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
   }
   const byRef = new Map(drafts.map((d) => [d.ref, d]));
   const depsOf = new Map<string, string[]>();
-  const declared = new Map(drafts.map((d, n) => [d.ref, n]));
+  // Graph nodes: written tasks, and each dynamic phase's virtual start and end nodes.
+  const nodes: string[] = [];
+  for (const p of spec.phases) {
+    if (phaseAt.get(p.id) === undefined || spec.phases[phaseAt.get(p.id)!] !== p) continue;
+    if (dyn.has(p.id)) nodes.push(startRef(p.id));
+    for (const d of drafts) if (d.phaseId === p.id) nodes.push(d.ref);
+    if (dyn.has(p.id)) nodes.push(doneRef(p.id));
+  }
+  const declared = new Map(nodes.map((r, n) => [r, n]));
+  const staticRefs = (phaseId: string) => [...(tasksOf.get(phaseId)?.keys() ?? [])].filter(() => !runTime.has(phaseId)).map((t) => taskRef(phaseId, t));
+  /** What a later phase waits for: a dynamic phase's end node, else its tasks. */
+  const exitOf = (phaseId: string) => (dyn.has(phaseId) ? [doneRef(phaseId)] : staticRefs(phaseId));
+  const upstreamOf = new Map<string, string[]>();
   // Why the guards: expanding phase edges costs up to tasks² entries, so it runs only once the
   // task count is within limits.maxAgents (at most 1000), and only on unambiguous ids.
   const graphOk = !duplicatePhases && !duplicateTasks && total <= limits.maxAgents && phaseCycles === 0;
   if (graphOk) {
+    const byDeclared = (a: string, b: string) => declared.get(a)! - declared.get(b)!;
     for (const d of drafts) {
       const all = new Set<string>();
-      for (const p of phaseDeps.get(d.phaseId) ?? []) {
-        for (const t of tasksOf.get(p)?.keys() ?? []) all.add(taskRef(p, t));
-      }
+      for (const p of phaseDeps.get(d.phaseId) ?? []) for (const r of exitOf(p)) all.add(r);
       for (const r of d.taskDeps) all.add(r);
-      depsOf.set(d.ref, [...all].sort((a, b) => declared.get(a)! - declared.get(b)!));
+      depsOf.set(d.ref, [...all].sort(byDeclared));
     }
-    const graph: DepGraph = { nodes: drafts.map((d) => d.ref), deps: depsOf };
+    for (const [id, d] of dyn) {
+      const upstream = new Set<string>();
+      let startDeps: string[];
+      if (d.pipeline) {
+        // A pipeline stage starts with its previous stage: each of its tasks waits for one item only.
+        const from = d.pipeline.from;
+        startDeps = dyn.get(from)?.templates ? [startRef(from)] : [];
+      } else {
+        for (const p of phaseDeps.get(id) ?? []) for (const r of exitOf(p)) upstream.add(r);
+        startDeps = d.templates ? [...upstream] : staticRefs(id);
+      }
+      if (!d.templates) for (const r of staticRefs(id)) upstream.add(r);
+      upstreamOf.set(id, [...upstream].sort(byDeclared));
+      depsOf.set(startRef(id), [...startDeps].sort(byDeclared));
+      depsOf.set(doneRef(id), [startRef(id)]);
+    }
+    const graph: DepGraph = { nodes, deps: depsOf };
     for (const cycle of findCycles(graph)) {
-      const first = byRef.get(cycle[0]!)!;
-      const viaTask = cycle.length > 1 && first.taskDeps.includes(cycle[1]!);
+      const first = byRef.get(cycle.find((r) => byRef.has(r)) ?? '');
+      const viaTask = first !== undefined && cycle.length > 1 && first.taskDeps.includes(cycle[(cycle.indexOf(first.ref) + 1) % cycle.length]!);
       issues.push({
-        path: viaTask ? `phases[${first.phaseIndex}].tasks[${first.taskIndex}].dependsOn` : `phases[${first.phaseIndex}].dependsOn`,
-        message: `dependency cycle between tasks: ${formatCycle(cycle)}`,
+        path: first === undefined ? `phases[${phaseAt.get(cycle[0]!.slice(0, cycle[0]!.indexOf('/')))}].dependsOn`
+          : viaTask ? `phases[${first.phaseIndex}].tasks[${first.taskIndex}].dependsOn` : `phases[${first.phaseIndex}].dependsOn`,
+        message: `dependency cycle between tasks: ${formatCycle(cycle.filter((r) => !isVirtualRef(r) || r.endsWith('/_done')).map((r) => (r.endsWith('/_done') ? r.slice(0, -6) : r)))}`,
       });
     }
   }
 
   if (issues.length > 0) return { ok: false, issues: capIssues(dedupeIssues(issues)) };
-  const sorted = topologicalOrder({ nodes: drafts.map((d) => d.ref), deps: depsOf });
+  const sorted = topologicalOrder({ nodes, deps: depsOf });
   if (!sorted.ok) {
     // Unreachable: cycles were reported above. Kept as an issue rather than a crash.
     return { ok: false, issues: [{ path: '', message: `dependency cycle: ${formatCycle(sorted.cycle)}` }] };
@@ -274,23 +447,43 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
 
   const planAgents = agents.planAgents();
   const keys = new Map<string, string>();
-  const tasks: PlanTask[] = sorted.order.map((ref) => {
-    const d = byRef.get(ref)!;
+  const tasks: PlanTask[] = [];
+  const dynamics = new Map<string, PhaseDynamics>();
+  for (const ref of sorted.order) {
     const deps = depsOf.get(ref) ?? [];
+    const depKeys = (refs: string[]) => refs.filter((r) => keys.has(r)).map((r) => ({ ref: r, key: keys.get(r)! }));
+    if (isVirtualRef(ref)) {
+      const phaseId = ref.slice(0, ref.indexOf('/'));
+      const d = dyn.get(phaseId)!;
+      if (ref === startRef(phaseId)) {
+        keys.set(ref, nodeKey(ref, null, depKeys(deps)));
+        continue;
+      }
+      // The end node's key: the phase's configuration, its written tasks and its upstream.
+      const upstream = upstreamOf.get(phaseId) ?? [];
+      const config = { ...d, templates: d.templates?.map((t) => ({ ...t, agent: planAgents[t.agent] })) };
+      const doneKey = nodeKey(ref, config, depKeys([...new Set([...depsOf.get(startRef(phaseId))!, ...upstream])]));
+      keys.set(ref, doneKey);
+      dynamics.set(phaseId, { start: startRef(phaseId), startDeps: [...depsOf.get(startRef(phaseId))!], done: ref, doneKey, upstream, ...d });
+      continue;
+    }
+    const d = byRef.get(ref)!;
     const agent = planAgents[d.agent!]!;
     const key = taskKey({
       phaseId: d.phaseId,
       taskId: d.taskId,
       prompt: d.prompt,
       agent,
-      deps: deps.map((r) => ({ ref: r, key: keys.get(r)! })),
+      deps: depKeys(deps),
       ...(d.schema !== undefined ? { schema: d.schema } : {}),
+      ...(d.isolation !== undefined ? { isolation: d.isolation } : {}),
     });
     keys.set(ref, key);
     const task: PlanTask = { ref, phaseId: d.phaseId, taskId: d.taskId, prompt: d.prompt, agent: agent.name, deps: [...deps], key };
     if (d.schema !== undefined) task.schema = d.schema;
-    return task;
-  });
+    if (d.isolation !== undefined) task.isolation = d.isolation;
+    tasks.push(task);
+  }
 
   const phases: PlanPhase[] = spec.phases.map((p) => {
     const out: PlanPhase = {
@@ -298,15 +491,19 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       title: p.title ?? p.id,
       dependsOn: [...(phaseDeps.get(p.id) ?? [])],
       onFailure: p.onFailure,
-      taskRefs: p.tasks.map((t) => taskRef(p.id, t.id)),
+      taskRefs: runTime.has(p.id) ? [] : phaseTasks(p).map((t) => taskRef(p.id, t.id)),
     };
     if (p.final === true) out.final = true;
     if (p.summarize) out.summarize = { agent: p.summarize.agent };
+    const d = dynamics.get(p.id);
+    if (d) out.dynamic = d;
     return out;
   });
 
   collectWarnings(spec, phases, drafts, limits, warnings);
   agents.warnAboutUse();
+  const cp = criticalPath({ nodes: sorted.order, deps: depsOf }, sorted.order);
+  const cpRefs = cp.refs.filter((r) => !isVirtualRef(r));
   const plan: Plan = {
     schemaVersion: 1,
     name: spec.name,
@@ -314,10 +511,11 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
     agents: planAgents,
     phases,
     tasks,
-    criticalPath: criticalPath({ nodes: sorted.order, deps: depsOf }, sorted.order),
+    criticalPath: { length: cpRefs.length, refs: cpRefs },
     agentCount: tasks.length,
     warnings: capWarnings(warnings),
   };
+  if (dynamics.size > 0) plan.dynamic = true;
   if (spec.goal !== undefined) plan.goal = spec.goal;
   return { ok: true, plan };
 }

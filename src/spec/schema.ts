@@ -108,6 +108,8 @@ export const AgentSpecSchema = z.strictObject({
   model: z.string().min(1).max(200).optional(),
   tools: stringList.optional(),
   tier: z.enum(['read_only', 'edit']).default('read_only'),
+  /** `worktree`: every task of this agent runs in its own git worktree (see phases[].isolation). */
+  isolation: z.enum(['worktree', 'none']).optional(),
   maxTurns: z.number().int().positive().optional(),
   systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
   env: z
@@ -162,6 +164,71 @@ export const TaskSpecSchema = z.strictObject({
     .optional(),
   /** JSON Schema of the task's structured answer (overrides the phase's). */
   schema: JsonSchemaSpec.optional(),
+  /** `worktree`: run in an own git worktree and hand the change back as a patch (edit tier). */
+  isolation: z.enum(['worktree', 'none']).optional(),
+});
+
+/**
+ * A dotted path into a structured answer (`findings`, `result.files`). Each step is a property
+ * name or an array index; no brackets, no wildcards.
+ */
+export const ItemsPathSchema = z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, {
+  error: (iss) => `expected a dotted path into the structured answer (e.g. 'findings' or 'result.files'), got ${showValue(iss.input)}`,
+});
+
+/** `forEach`: one task per item found in the structured answers of an earlier phase. */
+export const ForEachSchema = z.strictObject({
+  /** The phase whose structured answers hold the items (it becomes a dependency). */
+  from: idSchema,
+  /** Where the items are in each answer; absent: the answer itself when it is a list, or its only list. */
+  items: ItemsPathSchema.optional(),
+  /** Most items expanded; the rest are reported as dropped (never silently). */
+  max: intRange(1, 1000).optional(),
+});
+
+/** `verify`: N skeptics try to refute every finding of the phase; the majority decides. */
+export const VerifySchema = z.strictObject({
+  skeptics: intRange(1, 9).default(2),
+  agent: idSchema.default('skeptic'),
+  refuteBy: z.enum(['majority', 'any', 'all']).default('majority'),
+  /** Where the findings are in each structured answer; absent: the answer's only list, else the whole output. */
+  items: ItemsPathSchema.optional(),
+  /** The skeptic's prompt, a template over `{{finding}}`; a built-in prompt when absent. */
+  prompt: z.string().min(1).max(MAX_PROMPT_CHARS).optional(),
+  /** Most findings verified; the rest are reported as unverified. */
+  max: intRange(1, 1000).optional(),
+});
+
+/** `gate`: a check after the phase; on failure, a fix task and the check again. */
+export const GateSchema = z.strictObject({
+  /** A shell command (run with `sh -c` in the project directory); exit code 0 passes. */
+  command: z.string().min(1).max(10_000).optional(),
+  /** An agent that judges the phase's work and answers `{pass, reasons}`. */
+  critic: z.strictObject({
+    agent: idSchema,
+    prompt: z.string().min(1).max(MAX_PROMPT_CHARS).optional(),
+  }).optional(),
+  /** How many times the gate runs at most (the first check included). */
+  maxIterations: intRange(1, 20).optional(),
+  /** The agent (default: the phase's) and prompt (a template over `{{failure}}`) of fix tasks. */
+  fix: z.strictObject({
+    agent: idSchema.optional(),
+    prompt: z.string().min(1).max(MAX_PROMPT_CHARS).optional(),
+  }).optional(),
+  /** Longest gate output handed to a fix task, in characters. */
+  maxFailureChars: intRange(200, 100_000).default(8000),
+});
+
+/** `converge`: repeat the phase while its rounds still find something new. */
+export const ConvergeSchema = z.strictObject({
+  /** Stop after this many rounds in a row that found nothing new. */
+  untilDry: intRange(1, 20).default(1),
+  /** Stop after this many rounds in any case. */
+  maxRounds: intRange(1, 50).default(5),
+  /** Where the findings are in each structured answer (as in verify.items). */
+  items: ItemsPathSchema.optional(),
+  /** A path inside each finding that identifies it for deduplication (default: the whole finding). */
+  key: ItemsPathSchema.optional(),
 });
 
 /** One phase: a group of tasks that run in parallel once the phases they depend on are done. */
@@ -176,9 +243,21 @@ export const PhaseSpecSchema = z.strictObject({
   summarize: z.strictObject({ agent: idSchema }).optional(),
   /** JSON Schema every task of the phase answers with, unless the task has its own. */
   schema: JsonSchemaSpec.optional(),
+  /** Shorthand for `tasks: [{id: <phase id>, prompt}]`. */
+  prompt: z.string().min(1).max(MAX_PROMPT_CHARS).optional(),
   // No upper bound here on purpose: a long list is refused by the limits.maxAgents check, whose
   // message says how many tasks were planned and what to do.
-  tasks: z.array(TaskSpecSchema).min(1),
+  tasks: z.array(TaskSpecSchema).min(1).optional(),
+  forEach: ForEachSchema.optional(),
+  /** `pipeline`: each item moves to this phase as soon as its previous stage is done. */
+  mode: z.enum(['barrier', 'pipeline']).default('barrier'),
+  verify: VerifySchema.optional(),
+  gate: GateSchema.optional(),
+  /** Same as gate.maxIterations. */
+  maxIterations: intRange(1, 20).optional(),
+  converge: ConvergeSchema.optional(),
+  /** `worktree`: every task of the phase runs in its own git worktree (edit tier). */
+  isolation: z.enum(['worktree', 'none']).optional(),
 });
 
 /** The whole workflow spec (version 1). */
@@ -206,3 +285,8 @@ export type PhaseSpec = z.output<typeof PhaseSpecSchema>;
 
 /** One task of a validated spec. */
 export type TaskSpec = z.output<typeof TaskSpecSchema>;
+
+export type ForEachSpec = z.output<typeof ForEachSchema>;
+export type VerifySpec = z.output<typeof VerifySchema>;
+export type GateSpec = z.output<typeof GateSchema>;
+export type ConvergeSpec = z.output<typeof ConvergeSchema>;

@@ -29,7 +29,12 @@ export interface AgentDef {
   systemPrompt?: string;
   /** Extra environment variables for the child. */
   env?: Record<string, string>;
+  /** `worktree`: the agent's tasks run in their own git worktree. */
+  isolation?: Isolation;
 }
+
+/** Where an edit-capable task works: its own git worktree, or the project directory. */
+export type Isolation = 'worktree' | 'none';
 
 /** What happens to the rest of the run when a task of a phase fails for good. */
 export type OnFailure = 'stop' | 'continue';
@@ -77,6 +82,71 @@ export interface PlanPhase {
   final?: boolean;
   /** Agent that writes this phase's digest instead of the extractive default. */
   summarize?: { agent: string };
+  /**
+   * What makes the phase dynamic; absent for a phase whose tasks are all known at plan time and
+   * that nothing checks. A dynamic phase ends at its virtual `<phase>/_done` node, which later
+   * phases depend on; its tasks made at run time are appended to `taskRefs` and `Plan.tasks`.
+   */
+  dynamic?: PhaseDynamics;
+}
+
+/** A task as written in a forEach, pipeline or converge phase: instantiated at run time. */
+export interface TaskTemplate {
+  id: string;
+  prompt: string;
+  agent: string;
+  schema?: Record<string, unknown>;
+  isolation?: Isolation;
+}
+
+/** The dynamic parts of one phase, normalized. */
+export interface PhaseDynamics {
+  /** Ref of the virtual node that starts the phase's dynamic work (`<phase>/_start`). */
+  start: string;
+  /** Refs the start node waits for. */
+  startDeps: string[];
+  /** Ref of the virtual node later phases wait for (`<phase>/_done`), and its content key. */
+  done: string;
+  doneKey: string;
+  /** Refs every task made at run time depends on (the phase's upstream), with their keys. */
+  upstream: string[];
+  /** Templates, for phases whose tasks are made at run time (forEach, pipeline, converge). */
+  templates?: TaskTemplate[];
+  forEach?: { from: string; items?: string; max?: number };
+  /** A pipeline stage: one task per item of `from`, each waiting only for that item's tasks. */
+  pipeline?: { from: string };
+  verify?: { skeptics: number; agent: string; refuteBy: 'majority' | 'any' | 'all'; items?: string; prompt?: string; max?: number };
+  gate?: {
+    /** The agent that runs the check: a synthetic command agent, or the critic. */
+    agent: string;
+    kind: 'command' | 'critic';
+    command?: string;
+    prompt?: string;
+    maxIterations: number;
+    fixAgent: string;
+    fixPrompt?: string;
+    maxFailureChars: number;
+  };
+  converge?: { untilDry: number; maxRounds: number; items?: string; key?: string };
+  /** True when some task of the phase runs in a git worktree: a merge step applies the patches. */
+  merge?: boolean;
+}
+
+/** What a task made at run time was made for. */
+export interface TaskOrigin {
+  kind: 'item' | 'round' | 'skeptic' | 'check' | 'fix';
+  /** forEach/pipeline item and its 0-based index. */
+  item?: unknown;
+  index?: number;
+  /** Converge round (1-based). */
+  round?: number;
+  /** Gate iteration (1-based). */
+  iteration?: number;
+  /** Skeptic: the finding (as text), where it came from, and which skeptic of N. */
+  finding?: string;
+  findingId?: string;
+  from?: string;
+  skeptic?: number;
 }
 
 /** One task of the plan. */
@@ -98,6 +168,10 @@ export interface PlanTask {
    * Never derived from time or randomness. A succeeded record with this key is reused on resume.
    */
   key: string;
+  /** `worktree` when the task runs in its own git worktree. */
+  isolation?: Isolation;
+  /** Set on tasks made at run time (forEach, pipeline, converge, verify, gate). */
+  origin?: TaskOrigin;
 }
 
 /** The normalized, validated plan. */
@@ -114,6 +188,8 @@ export interface Plan {
   criticalPath: { length: number; refs: string[] };
   /** Number of agents the plan will start at least (one per task). */
   agentCount: number;
+  /** True when some phase makes tasks at run time: agentCount is then a lower bound. */
+  dynamic?: boolean;
   /** Things worth a look that are not errors (e.g. a phase with no dependsOn starts at once). */
   warnings: string[];
 }
