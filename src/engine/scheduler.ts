@@ -12,6 +12,21 @@ export interface SchedTask {
   phaseId: string;
   /** Refs this task waits for. */
   deps: string[];
+  /**
+   * A control node of a dynamic phase: it runs without a slot, is never admitted or retried, and
+   * may grow the graph when it succeeds (see AttemptOutcome.grow).
+   */
+  virtual?: boolean;
+}
+
+/** Tasks a virtual node adds to the running graph. */
+export interface Growth {
+  /** New tasks, dependencies first. Their deps may name existing or new tasks. */
+  tasks: SchedTask[];
+  /** Refs among `tasks` already done (reused on resume): they count as succeeded at once. */
+  done?: ReadonlySet<string>;
+  /** More dependencies for tasks that have not started yet (a phase's end node). */
+  extend?: { ref: string; deps: string[] }[];
 }
 
 /** What one attempt of a task came to. */
@@ -22,6 +37,8 @@ export interface AttemptOutcome {
   retryable: boolean;
   /** Short cause, for dependents' skip messages. */
   cause?: string;
+  /** From a virtual node that succeeded: tasks to add before its dependents are released. */
+  grow?: Growth;
 }
 
 /** Final state of each task after a scheduler pass. */
@@ -41,6 +58,8 @@ export interface SchedHooks {
   onHalt?(task: SchedTask, cause: string): void;
   /** A dispatched or skipped task reached its final state in this pass. */
   onFinal?(task: SchedTask, final: TaskFinal): void;
+  /** Tasks were added by a virtual node. */
+  onGrow?(growth: Growth): void;
 }
 
 /** Inputs of one scheduler pass. */
@@ -103,15 +122,29 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
  * the remaining slots, which is what keeps makespan near its lower bound.
  */
 export function bottomLevels(tasks: SchedTask[]): Map<string, number> {
-  const dependents = new Map<string, string[]>();
-  for (const t of tasks) for (const d of t.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(t.ref);
+  // Kahn's algorithm from the sinks up, so the list need not be in topological order (a phase's
+  // end node gains dependencies on tasks added after it). Virtual nodes weigh nothing.
+  const byRef = new Map(tasks.map((t) => [t.ref, t]));
+  const pendingChildren = new Map<string, number>();
+  for (const t of tasks) pendingChildren.set(t.ref, 0);
+  for (const t of tasks) for (const d of t.deps) if (byRef.has(d)) pendingChildren.set(d, pendingChildren.get(d)! + 1);
   const level = new Map<string, number>();
-  for (let i = tasks.length - 1; i >= 0; i--) {
-    const t = tasks[i]!;
-    let best = 0;
-    for (const c of dependents.get(t.ref) ?? []) best = Math.max(best, level.get(c) ?? 0);
-    level.set(t.ref, best + 1);
+  const best = new Map<string, number>();
+  const stack = tasks.filter((t) => pendingChildren.get(t.ref) === 0).map((t) => t.ref);
+  while (stack.length > 0) {
+    const ref = stack.pop()!;
+    const t = byRef.get(ref)!;
+    const own = (best.get(ref) ?? 0) + (t.virtual ? 0 : 1);
+    level.set(ref, own);
+    for (const d of t.deps) {
+      if (!byRef.has(d)) continue;
+      best.set(d, Math.max(best.get(d) ?? 0, own));
+      const left = pendingChildren.get(d)! - 1;
+      pendingChildren.set(d, left);
+      if (left === 0) stack.push(d);
+    }
   }
+  for (const t of tasks) if (!level.has(t.ref)) level.set(t.ref, 1);
   return level;
 }
 
@@ -127,14 +160,19 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   // (a halt lets them finish).
   const sleeps = new AbortController();
 
-  const byRef = new Map(tasks.map((t) => [t.ref, t]));
+  const all = [...tasks];
+  const byRef = new Map(all.map((t) => [t.ref, t]));
   const final = new Map<string, TaskFinal>();
   const waitingOn = new Map<string, number>();
   const dependents = new Map<string, string[]>();
-  const priority = bottomLevels(tasks);
-  const order = new Map(tasks.map((t, i) => [t.ref, i]));
+  let priority = bottomLevels(all);
+  const order = new Map(all.map((t, i) => [t.ref, i]));
   const attemptOf = new Map<string, number>();
   const ready: SchedTask[] = [];
+  /** Virtual nodes ready to run (they need no slot) and how many are running. */
+  const readyVirtual: SchedTask[] = [];
+  let virtualRunning = 0;
+  const makeReady = (t: SchedTask) => (t.virtual ? readyVirtual : ready).push(t);
   const freeSlots: number[] = [];
   for (let s = maxConcurrent - 1; s >= 0; s--) freeSlots.push(s);
   let running = 0;
@@ -151,7 +189,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
     }
     waitingOn.set(t.ref, t.deps.filter((d) => !opts.done?.has(d)).length);
   }
-  for (const t of tasks) if (!final.has(t.ref) && waitingOn.get(t.ref) === 0) ready.push(t);
+  for (const t of tasks) if (!final.has(t.ref) && waitingOn.get(t.ref) === 0) makeReady(t);
 
   const pendingSkips: Promise<void>[] = [];
   const setFinal = (ref: string, f: TaskFinal) => {
@@ -185,7 +223,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       if (final.has(r)) continue;
       const t = byRef.get(r)!;
       final.set(r, 'skipped');
-      const p = hooks.onSkip?.(t, cause);
+      const p = t.virtual ? undefined : hooks.onSkip?.(t, cause);
       hooks.onFinal?.(t, 'skipped');
       if (p) pendingSkips.push(p);
       stack.push(...(dependents.get(r) ?? []));
@@ -193,12 +231,71 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   }
 
   function maybeDone() {
-    if (running > 0 || retrying > 0) return;
-    if (ready.length > 0 && !halted) return;
+    if (running > 0 || retrying > 0 || virtualRunning > 0) return;
+    if ((ready.length > 0 || readyVirtual.length > 0) && !halted) return;
     Promise.all(pendingSkips).then(() => settle(), fail);
   }
 
+  /** Adds a virtual node's growth to the graph; runs before its dependents are released. */
+  function grow(g: Growth) {
+    for (const t of g.tasks) {
+      if (byRef.has(t.ref)) throw new Error(`scheduler: task ${t.ref} added twice`);
+      all.push(t);
+      byRef.set(t.ref, t);
+      order.set(t.ref, order.size);
+      for (const d of t.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(t.ref);
+      if (g.done?.has(t.ref)) final.set(t.ref, 'succeeded');
+    }
+    for (const e of g.extend ?? []) {
+      const t = byRef.get(e.ref);
+      if (!t || final.has(e.ref)) throw new Error(`scheduler: cannot extend ${e.ref}: ${t ? 'it has ended' : 'no such task'}`);
+      for (const d of e.deps) {
+        if (t.deps.includes(d)) continue;
+        t.deps.push(d);
+        (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(e.ref);
+        if (final.get(d) !== 'succeeded') waitingOn.set(e.ref, (waitingOn.get(e.ref) ?? 0) + 1);
+      }
+    }
+    priority = bottomLevels(all);
+    hooks.onGrow?.(g);
+    for (const t of g.tasks) {
+      if (final.has(t.ref)) continue;
+      const bad = t.deps.find((d) => { const f = final.get(d); return f !== undefined && f !== 'succeeded'; });
+      if (bad !== undefined) {
+        waitingOn.set(t.ref, 1);
+        continue; // skipped below, once every new task is in place
+      }
+      waitingOn.set(t.ref, t.deps.filter((d) => final.get(d) !== 'succeeded').length);
+    }
+    for (const t of g.tasks) {
+      if (final.has(t.ref)) continue;
+      const bad = t.deps.find((d) => { const f = final.get(d); return f !== undefined && f !== 'succeeded'; });
+      if (bad !== undefined) {
+        final.set(t.ref, 'skipped');
+        const p = t.virtual ? undefined : hooks.onSkip?.(t, `dependency ${bad} ${final.get(bad)}`);
+        hooks.onFinal?.(t, 'skipped');
+        if (p) pendingSkips.push(p);
+        skipDependents(t.ref, `dependency ${bad} ${final.get(bad)}`);
+      } else if (waitingOn.get(t.ref) === 0) makeReady(t);
+    }
+  }
+
+  function runVirtual(task: SchedTask) {
+    virtualRunning++;
+    const attempt = 1;
+    opts
+      .execute(task, { attempt, slot: -1, signal: outer })
+      .then((outcome) => {
+        virtualRunning--;
+        if (outcome.status === 'succeeded' && outcome.grow && !halted) grow(outcome.grow);
+        onAttemptEnd(task, attempt, { ...outcome, retryable: false });
+        pump();
+        maybeDone();
+      }, (err) => fail(err));
+  }
+
   function pump() {
+    while (!halted && readyVirtual.length > 0) runVirtual(readyVirtual.shift()!);
     while (!halted && running < maxConcurrent && ready.length > 0) {
       const task = takeNext()!;
       const verdict = opts.admit ? opts.admit(task) : true;
@@ -244,7 +341,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       for (const c of dependents.get(task.ref) ?? []) {
         const left = waitingOn.get(c)! - 1;
         waitingOn.set(c, left);
-        if (left === 0 && !final.has(c)) ready.push(byRef.get(c)!);
+        if (left === 0 && !final.has(c)) makeReady(byRef.get(c)!);
       }
       return;
     }
@@ -294,6 +391,6 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   } finally {
     outer.removeEventListener('abort', onOuterAbort);
   }
-  for (const t of tasks) if (!final.has(t.ref)) final.set(t.ref, 'not_run');
+  for (const t of all) if (!final.has(t.ref)) final.set(t.ref, 'not_run');
   return { final, ...(halted ? { halted } : {}) };
 }
