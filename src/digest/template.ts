@@ -13,7 +13,15 @@ export interface PromptContext {
   deps: string[];
   /** The forEach item the task was made for, when there is one. */
   item?: unknown;
+  /**
+   * Values of a task made at run time: `item`, `finding`, `failure`, `seen`, `prev`, `iteration`,
+   * `round`. Each fills `{{name}}` and `{{name.<path>}}`; a name without a value stays as written.
+   */
+  vars?: Record<string, unknown>;
 }
+
+/** Names `vars` may fill. */
+const VAR_NAMES = new Set(['item', 'finding', 'failure', 'seen', 'prev', 'iteration', 'round']);
 
 /** `{{ name }}` with optional inner spaces; names hold no braces. */
 const PLACEHOLDER = /\{\{\s*([^{}\s]+)\s*\}\}/g;
@@ -65,11 +73,14 @@ export function renderPrompt(template: string, ctx: PromptContext): string {
       const id = name.slice('digest.'.length);
       return Object.prototype.hasOwnProperty.call(ctx.digests, id) ? ctx.digests[id]! : missingDigestNote(id);
     }
-    if (name === 'item' || name.startsWith('item.')) {
-      if (!('item' in ctx) || ctx.item === undefined) return whole;
-      const path = name === 'item' ? [] : name.slice('item.'.length).split('.');
+    const dot = name.indexOf('.');
+    const head = dot < 0 ? name : name.slice(0, dot);
+    if (VAR_NAMES.has(head)) {
+      const base = head === 'item' && ctx.item !== undefined ? ctx.item : ctx.vars && Object.prototype.hasOwnProperty.call(ctx.vars, head) ? ctx.vars[head] : undefined;
+      if (base === undefined) return whole;
+      const path = dot < 0 ? [] : name.slice(dot + 1).split('.');
       if (path.some((p) => p === '')) return whole;
-      const value = lookup(ctx.item, path);
+      const value = lookup(base, path);
       return value === undefined ? whole : asText(value);
     }
     return whole;

@@ -22,6 +22,10 @@ export interface PhaseDigestsOptions {
   /** Called once per phase when its digest is known. */
   onReady?: (phaseId: string, digest: string) => void;
   maxChars?: number;
+  /** Which task outputs make the digest (default: all); skeptics and gate checks are evidence, not results. */
+  include?: (ref: string) => boolean;
+  /** A line or two put before the digest: what the phase's dynamic parts decided (verdicts, gate, rounds). */
+  note?: (phaseId: string) => string | undefined;
 }
 
 /** Memoized digests of the phases of one run. */
@@ -61,6 +65,7 @@ export class PhaseDigests {
   async #records(phase: PlanPhase): Promise<AgentRecord[]> {
     const out: AgentRecord[] = [];
     for (const ref of phase.taskRefs) {
+      if (this.#o.include && !this.#o.include(ref)) continue;
       const file = this.#o.latestFile.get(ref);
       if (file) out.push(await this.#o.store.readAgentRecord(file));
     }
@@ -73,9 +78,12 @@ export class PhaseDigests {
     if (!phase) return '';
     const maxChars = this.#o.maxChars ?? DEFAULT_DIGEST_CHARS;
     const records = await this.#records(phase);
-    const extractive = phaseDigest({ phase, ...(plan.goal ? { goal: plan.goal } : {}), records, maxChars });
-    if (!phase.summarize || records.length === 0) return extractive;
-    return this.#summarize(phase, records, extractive, maxChars);
+    const note = this.#o.note?.(phaseId);
+    const room = note ? Math.max(200, maxChars - Math.min(note.length, Math.floor(maxChars / 2)) - 1) : maxChars;
+    const shown = this.#o.include ? { ...phase, taskRefs: phase.taskRefs.filter(this.#o.include) } : phase;
+    const extractive = phaseDigest({ phase: shown, ...(plan.goal ? { goal: plan.goal } : {}), records, maxChars: room });
+    const body = !phase.summarize || records.length === 0 ? extractive : await this.#summarize(phase, records, extractive, room);
+    return note ? clipWithNote(body, note, maxChars) : body;
   }
 
   /** Runs the phase's summarizer agent; any failure falls back to the extractive digest, said out loud. */

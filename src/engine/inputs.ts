@@ -24,12 +24,18 @@ export class TaskInputs {
   /** Latest succeeded agent file per ref. */
   readonly #files: Map<string, string>;
   readonly #digestOf: DigestSource;
+  readonly #expand: (ref: string) => string[];
 
-  constructor(store: RunStore, plan: Plan, files: Map<string, string>, digestOf: DigestSource) {
+  /**
+   * `expand` turns the end node of a dynamic phase (`<phase>/_done`) into the tasks whose outputs
+   * later tasks read (its work tasks: no skeptics, no checks).
+   */
+  constructor(store: RunStore, plan: Plan, files: Map<string, string>, digestOf: DigestSource, expand: (ref: string) => string[] = () => []) {
     this.#store = store;
     this.#plan = plan;
     this.#files = new Map(files);
     this.#digestOf = digestOf;
+    this.#expand = expand;
   }
 
   /** Remembers the file of a task's succeeded attempt. */
@@ -48,11 +54,14 @@ export class TaskInputs {
    */
   async prepare(task: PlanTask, attempt: number, feedback?: string): Promise<PreparedInputs> {
     const deps = [];
-    for (const ref of task.deps) {
+    const refs = task.deps.flatMap((r) => (r.charCodeAt(r.indexOf('/') + 1) === 95 ? this.#expand(r) : [r]));
+    const prev: string[] = [];
+    for (const ref of refs) {
       const file = this.#files.get(ref);
       if (!file) continue;
       const rec = await this.#store.readAgentRecord(file);
       deps.push({ ref, status: rec.status, output: rec.output, truncated: rec.truncated, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) });
+      if (task.origin?.kind === 'item' && task.deps.includes(ref)) prev.push(rec.output);
     }
     const depPhases = [...new Set(task.deps.map((r) => r.slice(0, r.indexOf('/'))))];
     const digests: Record<string, string> = {};
@@ -60,7 +69,18 @@ export class TaskInputs {
       const d = await this.#digestOf(p);
       if (d !== undefined) digests[p] = d;
     }
-    let prompt = renderPrompt(task.prompt, { digests, deps: depPhases });
+    const o = task.origin;
+    const vars: Record<string, unknown> = {};
+    if (o) {
+      if (o.item !== undefined) vars.item = o.item;
+      if (o.finding !== undefined) vars.finding = o.finding;
+      if (o.failure !== undefined) vars.failure = o.failure;
+      if (o.kind === 'round') vars.seen = o.seen ?? '(nothing yet)';
+      if (o.iteration !== undefined) vars.iteration = o.iteration;
+      if (o.round !== undefined) vars.round = o.round;
+      if (prev.length > 0) vars.prev = clipText(prev.join('\n\n'), 8000);
+    }
+    let prompt = renderPrompt(task.prompt, { digests, deps: depPhases, vars });
     if (feedback) prompt += `\n\n---\nYour previous answer (attempt ${attempt - 1}) was refused:\n${feedback.slice(0, 4000)}\nAnswer again, fixing exactly that.\n`;
     const base = `${task.phaseId}.${task.taskId}.${attempt}`;
     const promptFile = await this.#store.writeInput(`${base}.prompt.txt`, prompt);
@@ -70,4 +90,8 @@ export class TaskInputs {
     );
     return { prompt, promptFile, contextFile };
   }
+}
+
+function clipText(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }

@@ -21,6 +21,9 @@ import { PhaseDigests } from './digests.js';
 import { killLeftovers, procStartTicks } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
+import { Dynamics, staticPlan } from './dynamic.js';
+import { isVirtualRef } from '../spec/normalize.js';
+import { applyPatches, cleanupWorktrees, collectPatch, createWorktree, gitTopLevel, removeWorktree, type Worktree } from './worktree.js';
 
 /** Why a run was cut short from outside the scheduler. */
 export type StopReason =
@@ -111,7 +114,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
   const onOuter = () => stop({ kind: 'stop', by: describeReason(opts.signal?.reason) });
   try {
     const before = await store.readRun();
-    const plan = opts.plan ?? before.plan;
+    // Tasks made at run time are made again from the stored answers (the same keys), so a resume
+    // starts from the plan as written.
+    const plan = staticPlan(opts.plan ?? before.plan);
     const { records } = await store.listAgentRecords();
     // Tolerant read: a damaged journal line must not stop a resume (agent files are the truth).
     const { events } = await store.readJournal();
@@ -119,6 +124,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}) left running by a dead owner of run ${store.runId}`);
     }
     const resuming = records.length > 0 || events.some((e: RunEvent) => e.type === 'run.started');
+    // Worktrees of attempts a dead owner left behind: no agent runs in them any more.
+    const worktreesDir = path.join(store.dir, 'worktrees');
+    const repo = plan.phases.some((p) => p.dynamic?.merge) ? await gitTopLevel(before.cwd) : undefined;
+    if (repo && existsSync(worktreesDir)) {
+      for (const dir of await cleanupWorktrees(repo, worktreesDir).catch(() => [])) warn(`removed worktree ${dir} left by an earlier owner`);
+    }
     // A stop asked of an earlier owner must not stop this one.
     await store.clearControl();
 
@@ -131,9 +142,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       const prev = m.get(ref);
       if (!prev || prev.attempt < r.attempt) m.set(ref, r);
     };
+    /** Latest succeeded record per ref and key: what a task made at run time may reuse. */
+    const succeededByKey = new Map<string, AgentRecord>();
     for (const r of records) {
       const ref = `${r.phaseId}/${r.taskId}`;
       maxAttempt.set(ref, Math.max(maxAttempt.get(ref) ?? 0, r.attempt));
+      if (r.status === 'succeeded') newer(succeededByKey, `${ref}\0${r.key}`, r);
       if (taskByRef.get(ref)?.key !== r.key) continue;
       newer(latestCurrent, ref, r);
       if (r.status === 'succeeded') newer(latestSucceeded, ref, r);
@@ -146,6 +160,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const latestFile = new Map([...latestCurrent].map(([ref, r]) => [ref, fileOf(r)]));
     for (const [ref, f] of succeededFile) latestFile.set(ref, f);
 
+    /** Why the last attempt of a task was refused, when the next attempt should be told. */
+    const feedback = new Map<string, string>();
     const spend = new Spend(plan.limits.budget);
     for (const r of records) spend.account(r);
 
@@ -155,21 +171,29 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const startedAt = resuming ? before.startedAt : new Date(segmentStart).toISOString();
     const priorElapsed = resuming ? before.elapsedMs : 0;
     const phaseById = new Map(plan.phases.map((p) => [p.id, p]));
-    const phaseEnded = (phaseId: string) =>
-      (phaseById.get(phaseId)?.taskRefs ?? []).every((r) => {
+    /** Final state of the virtual nodes (a dynamic phase has ended when its end node has). */
+    const virtualFinal = new Map<string, string>();
+    const phaseEnded = (phaseId: string) => {
+      const d = phaseById.get(phaseId)?.dynamic;
+      if (d) return virtualFinal.has(d.done);
+      return (phaseById.get(phaseId)?.taskRefs ?? []).every((r) => {
         const s = state.get(r);
         return s === 'succeeded' || s === 'failed' || s === 'skipped';
       });
+    };
     const digestText = new Map<string, string>();
     const digests = new PhaseDigests({
       store, plan, cwd: before.cwd, latestFile, runners: opts.runners ?? getRunner, signal: stopCtl.signal,
+      include: (ref) => { const k = taskByRef.get(ref)?.origin?.kind; return k !== 'skeptic' && k !== 'check'; },
+      note: (phaseId) => dyn.digestNote(phaseId),
       onReady: (phaseId, d) => {
         digestText.set(phaseId, d);
         changed();
       },
     });
     // A digest exists only for a phase that has ended; later phases read it in their prompts.
-    const inputs = new TaskInputs(store, plan, succeededFile, async (p) => (phaseEnded(p) ? digests.get(p) : undefined));
+    const inputs = new TaskInputs(store, plan, succeededFile, async (p) => (phaseEnded(p) ? digests.get(p) : undefined),
+      (ref) => dyn.outputsOf(ref.slice(0, ref.indexOf('/'))));
     const phaseTitles = Object.fromEntries(plan.phases.map((p) => [p.id, p.title]));
     // The search index opens only once the first agent is on its way: loading or rebuilding it
     // runs on this event loop, and must never delay the first dispatch of a resume (bench B4).
@@ -192,12 +216,61 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         ix.saveDebounced();
       });
 
+    const stepCause = new Map<string, string>();
+    const mergedBefore = new Set(events.flatMap((e) => (e.type === 'merge.applied' ? [e.ref] : [])));
+    const recordCache = new Map<string, AgentRecord>();
+    const dyn: Dynamics = new Dynamics({
+      plan,
+      async record(ref) {
+        const file = inputs.fileOf(ref);
+        if (!file) return undefined;
+        const hit = recordCache.get(file);
+        if (hit) return hit;
+        const rec = await store.readAgentRecord(file);
+        recordCache.set(file, rec);
+        return rec;
+      },
+      reusable: (ref, key) => succeededByKey.has(`${ref}\0${key}`),
+      addTasks(tasks) {
+        const reused = new Set<string>();
+        const lines: { ref: string; key: string; file: string }[] = [];
+        for (const t of tasks) {
+          plan.tasks.push(t);
+          taskByRef.set(t.ref, t);
+          phaseById.get(t.phaseId)!.taskRefs.push(t.ref);
+          const rec = succeededByKey.get(`${t.ref}\0${t.key}`);
+          if (rec) {
+            const file = fileOf(rec);
+            reused.add(t.ref);
+            state.set(t.ref, 'succeeded');
+            latestFile.set(t.ref, file);
+            inputs.recordFile(t.ref, file);
+            lines.push({ ref: t.ref, key: t.key, file });
+          } else {
+            state.set(t.ref, 'pending');
+            const last = [...records].filter((r) => r.key === t.key && `${r.phaseId}/${r.taskId}` === t.ref).sort((a, b) => b.attempt - a.attempt)[0];
+            if (last?.error?.type === 'invalid_structured_output') feedback.set(t.ref, last.error.message);
+          }
+        }
+        if (lines.length > 0) void journal({ type: 'agent.reused', t: now(), tasks: lines });
+        changed();
+        return reused;
+      },
+      room: () => plan.limits.maxAgents - plan.tasks.length,
+      journal: (e) => journal(e),
+      update: () => changed(),
+      applyPatches: (items, onApplied) => applyPatches(before.cwd, items, { onApplied }),
+      mergedBefore,
+    });
+
     let status: RunStatus = 'running';
     let reason: string | undefined;
     const snapshot = (): Snapshot => {
-      const phases = phaseStates(plan, state, status !== 'running').map((p) => {
+      const dynStates = dyn.states();
+      const phases = phaseStates(plan, state, status !== 'running', virtualFinal).map((p) => {
         const d = digestText.get(p.id);
-        return d === undefined ? p : { ...p, digest: d };
+        const ds = dynStates.get(p.id);
+        return { ...p, ...(d === undefined ? {} : { digest: d }), ...(ds && Object.keys(ds).length > 0 ? { dynamic: ds } : {}) };
       });
       return {
         runId: store.runId,
@@ -272,14 +345,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     }, { once: true });
 
     const phaseStarted = new Set<string>();
-    /** Why the last attempt of a task was refused, when the next attempt should be told. */
-    const feedback = new Map<string, string>();
     for (const r of latestCurrent.values()) {
       if (r.error?.type === 'invalid_structured_output') feedback.set(`${r.phaseId}/${r.taskId}`, r.error.message);
     }
     const runnerFor = opts.runners ?? getRunner;
     const sched = await runDag({
-      tasks: plan.tasks as SchedTask[],
+      tasks: [...(plan.tasks as SchedTask[]), ...dyn.initialNodes()],
       done,
       maxConcurrent: plan.limits.maxConcurrent,
       retries: plan.limits.retries,
@@ -290,6 +361,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       admit: () => spend.admit(running.size),
       hooks: {
         onDispatch(task, attempt) {
+          if (task.virtual) return;
           if (!indexP) setImmediate(index);
           state.set(task.ref, 'running');
           running.set(task.ref, { ref: task.ref, attempt, startedAt: Date.now() });
@@ -300,12 +372,17 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           changed();
         },
         onAttemptEnd(task) {
+          if (task.virtual) return;
           running.delete(task.ref);
           if (state.get(task.ref) === 'running') state.set(task.ref, 'pending');
           changed();
         },
         onFinal(task, f) {
-          state.set(task.ref, f === 'succeeded' || f === 'failed' || f === 'skipped' ? f : 'pending');
+          if (task.virtual) {
+            if (task.ref.endsWith('/_done') || f !== 'succeeded') virtualFinal.set(task.ref, f);
+          } else {
+            state.set(task.ref, f === 'succeeded' || f === 'failed' || f === 'skipped' ? f : 'pending');
+          }
           const phase = phaseById.get(task.phaseId);
           // Extractive digests are cheap: compute them as soon as a phase ends. A summarizer agent
           // runs later, in the slot of a task that needs it or after the pool has drained.
@@ -322,20 +399,30 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           const at = now();
           const rec = skippedRecord(store.runId, plan, t, attempt, cause, at);
           const file = store.agentFileName(t.phaseId, t.taskId, attempt);
-          latestFile.set(t.ref, file);
           await store.writeAgentRecord(rec);
+          latestFile.set(t.ref, file);
           indexRecord(rec);
           await journal({ type: 'agent.skipped', t: at, ref: task.ref, cause, file });
         },
       },
       execute: async (task, { attempt, slot, signal }) => {
+        if (task.virtual) {
+          const out = await dyn.run(task);
+          if (out.status !== 'succeeded' && out.cause) stepCause.set(task.ref, out.cause);
+          return out;
+        }
         const t = taskByRef.get(task.ref)!;
         const agent = plan.agents[t.agent]!;
         const prepared = await inputs.prepare(t, attempt, feedback.get(t.ref));
         const startedAt = new Date();
         await journal({ type: 'agent.started', t: startedAt.toISOString(), ref: t.ref, key: t.key, attempt, slot });
         let result: RunnerResult;
+        let wt: Worktree | undefined;
+        let patch: AgentRecord['patch'];
         try {
+          if (t.isolation === 'worktree') {
+            wt = await createWorktree({ cwd: before.cwd, dir: path.join(worktreesDir, `${t.phaseId}.${t.taskId}.${attempt}`), signal });
+          }
           result = await runnerFor(agent.runner).run({
             runId: store.runId,
             phaseId: t.phaseId,
@@ -343,7 +430,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             attempt,
             prompt: prepared.prompt,
             agent,
-            cwd: before.cwd,
+            cwd: wt ? wt.cwd : before.cwd,
             promptFile: prepared.promptFile,
             contextFile: prepared.contextFile,
             timeoutMs: plan.limits.agentTimeoutMs,
@@ -358,12 +445,25 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             // Agents that speak MCP and build on earlier phases may look those outputs up (read-only).
             ...((agent.runner === 'claude' || agent.runner === 'codex') && t.deps.length > 0 ? { mcp: childServer(opts.root) } : {}),
           });
+          if (wt) patch = await collectPatch(wt, { maxBytes: 8 * 1024 * 1024 });
         } catch (e) {
           // A runner should never throw; if one does, it is this task's failure, not the run's.
+          const isolation = e instanceof Error && e.name === 'IsolationError';
           result = {
             status: 'failed', output: '', outputBytes: 0, truncated: false, exitCode: null, signal: null, stderrTail: '',
-            error: { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false },
+            error: isolation
+              ? { type: 'isolation', message: errText(e), retryable: (e as { retryable?: boolean }).retryable ?? false }
+              : { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false },
           };
+        } finally {
+          if (wt) await removeWorktree(wt.repo, wt.dir).catch((e) => warn(`cannot remove worktree ${wt!.dir}: ${errText(e)}`));
+        }
+        // A gate's command that ran and exited has done its job: its exit code is the gate's
+        // verdict, read by the gate step; only a check that could not run (timeout, missing
+        // command) is a failed task.
+        if (t.origin?.kind === 'check' && result.status === 'failed' && result.error?.type === 'exit_code') {
+          const { error: _verdict, ...rest } = result;
+          result = { ...rest, status: 'succeeded' };
         }
         const endedAt = new Date();
         const rec: AgentRecord = {
@@ -391,6 +491,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           ...(result.usage ? { usage: result.usage } : {}),
           ...(result.costUsd !== undefined ? { costUsd: result.costUsd } : {}),
           ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+          ...(patch ? { patch } : {}),
         };
         const file = await store.writeAgentRecord(rec);
         spend.account(rec);
@@ -422,6 +523,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       throw new Error(`engine: lost the lease of run '${store.runId}' to another owner; stopped without writing`);
     }
     const totals = countStates(state.values());
+    // A step of a dynamic phase that failed (a gate out of iterations, no room under maxAgents) ends
+    // the run failed with its cause, whatever the tasks did.
+    const dynFailure = [...sched.final].filter(([ref, f]) => f === 'failed' && isVirtualRef(ref)).map(([ref]) => stepCause.get(ref) ?? `${ref} failed`)[0];
+    const unfinishedPhase = plan.phases.find((p) => p.dynamic && sched.final.get(p.dynamic.done) !== 'succeeded');
     ending = true;
     if (stopReason?.kind === 'stop') {
       status = 'stopped';
@@ -432,7 +537,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     } else if (stopReason?.kind === 'timeout') {
       status = 'failed';
       reason = `run timeout: limits.runTimeout of ${fmtMs(stopReason.afterMs)} reached; ${totals.succeeded}/${totals.total} tasks succeeded`;
-    } else if (totals.failed > 0 || totals.skipped > 0 || totals.succeeded < totals.total) {
+    } else if (dynFailure !== undefined) {
+      status = 'failed';
+      reason = `${dynFailure}; ${totals.succeeded}/${totals.total} tasks succeeded`;
+    } else if (totals.failed > 0 || totals.skipped > 0 || totals.succeeded < totals.total || unfinishedPhase !== undefined) {
       status = 'failed';
       const firstFailed = [...state].find(([, s]) => s === 'failed')?.[0];
       reason = `${totals.failed} task(s) failed, ${totals.skipped} skipped` +
@@ -444,7 +552,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     for (const p of plan.phases) {
       if (p.taskRefs.some((r) => latestFile.has(r))) await digests.get(p.id).catch((e) => warn(`digest of phase ${p.id}: ${errText(e)}`));
     }
-    for (const p of phaseStates(plan, state, true)) {
+    for (const p of phaseStates(plan, state, true, virtualFinal)) {
       await journal({ type: 'phase.finished', t: now(), phaseId: p.id, status: p.status });
     }
     const finalRecord = record();
@@ -545,10 +653,22 @@ export function childServer(root: string): { command: string; args: string[] } {
 }
 
 /** Per-phase states from task states. */
-export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded: boolean): PhaseState[] {
+export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded: boolean, virtualFinal?: ReadonlyMap<string, string>): PhaseState[] {
   return plan.phases.map((p) => {
     const counts = countStates(p.taskRefs.map((r) => state.get(r) ?? 'pending'));
-    return { id: p.id, status: phaseStatus(counts, runEnded), counts };
+    let status = phaseStatus(counts, runEnded);
+    const d = p.dynamic;
+    if (d && virtualFinal) {
+      // A dynamic phase is done when its end node is: its tasks may all have succeeded while a
+      // gate still fails, or it may have made no task at all (no items).
+      const f = virtualFinal.get(d.done);
+      const failedStep = [...virtualFinal].some(([ref, v]) => ref.startsWith(`${p.id}/_`) && v !== 'succeeded');
+      if (f === 'succeeded') status = 'completed';
+      else if (failedStep || f !== undefined) status = 'failed';
+      else if (status === 'completed') status = runEnded ? 'stopped' : 'running';
+      else if (status === 'pending' && counts.total === 0 && runEnded) status = 'stopped';
+    }
+    return { id: p.id, status, counts };
   });
 }
 

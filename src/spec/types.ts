@@ -147,6 +147,10 @@ export interface TaskOrigin {
   findingId?: string;
   from?: string;
   skeptic?: number;
+  /** Fix task: the gate's failure output (bounded). */
+  failure?: string;
+  /** Converge round: what earlier rounds found (bounded), for `{{seen}}`. */
+  seen?: string;
 }
 
 /** One task of the plan. */

@@ -70,6 +70,8 @@ export interface AgentRecord {
   costUsd?: number;
   /** Session or thread id the agent CLI reported. */
   sessionId?: string;
+  /** The change of an isolated (`worktree`) attempt, as a patch against the commit it started from. */
+  patch?: { base: string; diff: string; files: string[]; bytes: number; truncated: boolean };
 }
 
 /** Per-status task counts. */
@@ -92,6 +94,34 @@ export interface PhaseState {
   counts: Counts;
   /** The phase's digest once it has ended (bounded; see digest/). */
   digest?: string;
+  /** What the dynamic parts of the phase did so far (bounded lists). */
+  dynamic?: DynamicState;
+}
+
+/** A finding and what its skeptics made of it. */
+export interface Verdict {
+  /** `f<N>`, numbered in the phase. */
+  id: string;
+  /** Ref of the task that found it. */
+  from: string;
+  /** The finding as text (at most 300 characters). */
+  finding: string;
+  verdict: 'confirmed' | 'refuted';
+  /** Skeptics that refuted it, of how many voted. */
+  refute: number;
+  of: number;
+  /** Each skeptic's reasons (at most 300 characters each). */
+  reasons: string[];
+}
+
+/** The dynamic parts of one phase, as run.json and the report show them. */
+export interface DynamicState {
+  /** forEach / pipeline: items found, tasks made, items dropped over a cap (never silently). */
+  items?: { found: number; made: number; dropped: number; duplicates: number; droppedItems: string[]; dropReason?: string; problems?: string[] };
+  verify?: { skeptics: number; refuteBy: string; findings: number; confirmed: number; refuted: number; unverified: number; verdicts: Verdict[] };
+  gate?: { kind: 'command' | 'critic'; maxIterations: number; iterations: number; passed: boolean | null; last?: string };
+  converge?: { untilDry: number; maxRounds: number; rounds: number; dryRounds: number; findings: number; newPerRound: number[]; stopped?: string };
+  merge?: { applied: string[]; conflicts: { ref: string; files: string[]; message: string }[]; empty: number };
 }
 
 /** `run.json`: written only by the run owner holding the lease. */
@@ -182,6 +212,12 @@ export type RunEvent =
       /** Every task a resume reuses, in one line: one append instead of one per task. */
       tasks: { ref: string; key: string; file: string }[];
     })
+  | (EventBase & { type: 'phase.expanded'; phaseId: string; made: number; reused: number; dropped: number; step: string })
+  | (EventBase & { type: 'verify.verdict'; phaseId: string; finding: string; from: string; verdict: 'confirmed' | 'refuted'; refute: number; of: number })
+  | (EventBase & { type: 'gate.checked'; phaseId: string; iteration: number; passed: boolean; summary: string })
+  | (EventBase & { type: 'converge.round'; phaseId: string; round: number; fresh: number; dryRounds: number })
+  | (EventBase & { type: 'merge.applied'; phaseId: string; ref: string; files: string[] })
+  | (EventBase & { type: 'merge.conflict'; phaseId: string; ref: string; files: string[]; message: string })
   | (EventBase & { type: 'run.stop_requested'; by: string })
   | (EventBase & { type: 'run.finished'; status: RunStatus; reason?: string; elapsedMs: number });
 
