@@ -526,6 +526,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // A step of a dynamic phase that failed (a gate out of iterations, no room under maxAgents) ends
     // the run failed with its cause, whatever the tasks did.
     const dynFailure = [...sched.final].filter(([ref, f]) => f === 'failed' && isVirtualRef(ref)).map(([ref]) => stepCause.get(ref) ?? `${ref} failed`)[0];
+    const conflicts = [...dyn.states().values()].flatMap((d) => d.merge?.conflicts.map((c) => c.ref) ?? []);
     const unfinishedPhase = plan.phases.find((p) => p.dynamic && sched.final.get(p.dynamic.done) !== 'succeeded');
     ending = true;
     if (stopReason?.kind === 'stop') {
@@ -540,6 +541,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     } else if (dynFailure !== undefined) {
       status = 'failed';
       reason = `${dynFailure}; ${totals.succeeded}/${totals.total} tasks succeeded`;
+    } else if (conflicts.length > 0) {
+      // Work whose patch did not apply has not landed: the run is not complete.
+      status = 'failed';
+      reason = `merge conflicts: the patches of ${conflicts.slice(0, 5).join(', ')}${conflicts.length > 5 ? ` and ${conflicts.length - 5} more` : ''} did not apply; each is kept in its agent record (patch.diff)`;
     } else if (totals.failed > 0 || totals.skipped > 0 || totals.succeeded < totals.total || unfinishedPhase !== undefined) {
       status = 'failed';
       const firstFailed = [...state].find(([, s]) => s === 'failed')?.[0];
