@@ -215,7 +215,8 @@ export class Dynamics {
     let duplicates = 0;
     if (d.forEach) {
       const from = this.#h.plan.phases.find((p) => p.id === d.forEach!.from)!;
-      const sourceRefs = this.#runs.get(from.id)?.work ?? from.taskRefs;
+      // Fix tasks of a gated source report on repairs, not items.
+      const sourceRefs = (this.#runs.get(from.id)?.work ?? from.taskRefs).filter((ref) => !/\/fix-\d+$/.test(ref));
       const seen = new Set<string>();
       for (const ref of sourceRefs) {
         const rec = await this.#h.record(ref);
