@@ -363,13 +363,13 @@ export class Dynamics {
       const skeptics = this.#makeSkeptics(r, found);
       return { status: 'succeeded', retryable: false, grow: this.#grow(r, skeptics, 'verdict', skeptics.map((t) => t.ref), 'skeptics') };
     }
-    if (from === 'verify' && r.d.converge) from = 'merge';
+    if (from === 'verify') from = 'merge'; // nothing to verify, or a converge phase (verified per round)
     if (from === 'verdict') {
       await this.#verdicts(r);
       from = 'merge';
     }
-    if (from === 'merge' && r.d.merge) {
-      await this.#merge(r);
+    if (from === 'merge') {
+      if (r.d.merge) await this.#merge(r);
       from = 'gate';
     }
     if (r.d.gate) {

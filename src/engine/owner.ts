@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
-import type { AgentRecord, Counts, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
+import type { AgentRecord, Counts, DynamicState, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import { RunStore, acquireLease, type Lease } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
@@ -267,7 +267,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     let reason: string | undefined;
     const snapshot = (): Snapshot => {
       const dynStates = dyn.states();
-      const phases = phaseStates(plan, state, status !== 'running', virtualFinal).map((p) => {
+      const phases = phaseStates(plan, state, status !== 'running', virtualFinal, dynStates).map((p) => {
         const d = digestText.get(p.id);
         const ds = dynStates.get(p.id);
         return { ...p, ...(d === undefined ? {} : { digest: d }), ...(ds && Object.keys(ds).length > 0 ? { dynamic: ds } : {}) };
@@ -557,7 +557,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     for (const p of plan.phases) {
       if (p.taskRefs.some((r) => latestFile.has(r))) await digests.get(p.id).catch((e) => warn(`digest of phase ${p.id}: ${errText(e)}`));
     }
-    for (const p of phaseStates(plan, state, true, virtualFinal)) {
+    for (const p of phaseStates(plan, state, true, virtualFinal, dyn.states())) {
       await journal({ type: 'phase.finished', t: now(), phaseId: p.id, status: p.status });
     }
     const finalRecord = record();
@@ -658,7 +658,8 @@ export function childServer(root: string): { command: string; args: string[] } {
 }
 
 /** Per-phase states from task states. */
-export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded: boolean, virtualFinal?: ReadonlyMap<string, string>): PhaseState[] {
+export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded: boolean, virtualFinal?: ReadonlyMap<string, string>,
+  dynamic?: ReadonlyMap<string, DynamicState>): PhaseState[] {
   return plan.phases.map((p) => {
     const counts = countStates(p.taskRefs.map((r) => state.get(r) ?? 'pending'));
     let status = phaseStatus(counts, runEnded);
@@ -672,6 +673,8 @@ export function phaseStates(plan: Plan, state: Map<string, TaskState>, runEnded:
       else if (failedStep || f !== undefined) status = 'failed';
       else if (status === 'completed') status = runEnded ? 'stopped' : 'running';
       else if (status === 'pending' && counts.total === 0 && runEnded) status = 'stopped';
+      // Patches that did not apply: the phase's work has not landed.
+      if ((dynamic?.get(p.id)?.merge?.conflicts.length ?? 0) > 0) status = 'failed';
     }
     return { id: p.id, status, counts };
   });
