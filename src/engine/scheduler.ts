@@ -291,7 +291,8 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
         onAttemptEnd(task, attempt, { ...outcome, retryable: false });
         pump();
         maybeDone();
-      }, (err) => fail(err));
+      })
+      .catch((err: unknown) => fail(err));
   }
 
   function pump() {
