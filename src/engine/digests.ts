@@ -26,6 +26,8 @@ export interface PhaseDigestsOptions {
   include?: (ref: string) => boolean;
   /** A line or two put before the digest: what the phase's dynamic parts decided (verdicts, gate, rounds). */
   note?: (phaseId: string) => string | undefined;
+  /** What a record shows in the digest (refuted findings dropped). */
+  view?: (rec: AgentRecord) => { output: string; structured?: unknown };
 }
 
 /** Memoized digests of the phases of one run. */
@@ -67,7 +69,15 @@ export class PhaseDigests {
     for (const ref of phase.taskRefs) {
       if (this.#o.include && !this.#o.include(ref)) continue;
       const file = this.#o.latestFile.get(ref);
-      if (file) out.push(await this.#o.store.readAgentRecord(file));
+      if (!file) continue;
+      const rec = await this.#o.store.readAgentRecord(file);
+      if (!this.#o.view) {
+        out.push(rec);
+        continue;
+      }
+      const { structured: _raw, ...rest } = rec;
+      const seen = this.#o.view(rec);
+      out.push({ ...rest, output: seen.output, ...(seen.structured !== undefined ? { structured: seen.structured } : {}) });
     }
     return out;
   }

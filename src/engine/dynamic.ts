@@ -13,7 +13,7 @@ import type { AgentDef, PhaseDynamics, Plan, PlanPhase, PlanTask, TaskOrigin, Ta
 import { taskKey } from '../spec/key.js';
 import type { AgentRecord, DynamicState, RunEvent, Verdict } from '../store/types.js';
 import type { AttemptOutcome, Growth, SchedTask } from './scheduler.js';
-import { CRITIC_SCHEMA, SKEPTIC_SCHEMA, criticVerdict, identityOf, itemText, itemsOf, refutedBy, voteOf } from './findings.js';
+import { CRITIC_SCHEMA, SKEPTIC_SCHEMA, answerOf, criticVerdict, identityOf, itemText, itemsOf, refutedBy, voteOf } from './findings.js';
 import type { MergeItem, MergeResult } from './worktree.js';
 
 /** What the driver needs from the run owner. */
@@ -51,6 +51,7 @@ interface Finding {
   from: string;
   text: string;
   skeptics: string[];
+  refuted?: boolean;
 }
 
 /** In-memory state of one dynamic phase; rebuilt by replaying its steps on resume. */
@@ -128,9 +129,42 @@ export class Dynamics {
     return lines.length ? lines.join('\n') : undefined;
   }
 
-  /** Verdicts of a phase, for context files of later tasks. */
-  verdictsOf(phaseId: string): Verdict[] | undefined {
-    return this.#runs.get(phaseId)?.state.verify?.verdicts;
+  /**
+   * A work record as later tasks see it: refuted findings dropped. Structured findings are taken
+   * out of their list; an output that was one refuted finding as a whole is replaced by a note.
+   * (The record on disk keeps everything; the verdicts keep the reasons.)
+   */
+  withoutRefuted(rec: AgentRecord): { output: string; structured?: unknown } {
+    const ref = `${rec.phaseId}/${rec.taskId}`;
+    const r = this.#runs.get(rec.phaseId);
+    const refuted = new Set((r?.findings ?? []).filter((f) => f.refuted && f.from === ref).map((f) => f.text));
+    const keep = { output: rec.output, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) };
+    if (!r?.d.verify || refuted.size === 0) return keep;
+    const path = r.d.verify.items;
+    const answer = answerOf(rec);
+    const filter = (list: unknown[]) => list.filter((item) => !refuted.has(itemText(item)));
+    if (Array.isArray(answer)) return { output: JSON.stringify(filter(answer)), structured: filter(answer) };
+    if (answer !== null && typeof answer === 'object') {
+      const copy = structuredClone(answer) as Record<string, unknown>;
+      let holder: Record<string, unknown> | undefined = copy;
+      let key: string | undefined;
+      if (path !== undefined) {
+        const steps = path.split('.');
+        key = steps.pop();
+        for (const st of steps) holder = holder && typeof holder[st] === 'object' && holder[st] !== null ? (holder[st] as Record<string, unknown>) : undefined;
+      } else {
+        const lists = Object.entries(copy).filter(([, v]) => Array.isArray(v));
+        if (lists.length === 1) key = lists[0]![0];
+      }
+      if (holder && key !== undefined && Array.isArray(holder[key])) {
+        holder[key] = filter(holder[key] as unknown[]);
+        return { output: JSON.stringify(copy), structured: copy };
+      }
+    }
+    if (refuted.has(itemText(rec.output.trim()))) {
+      return { output: `[refuted by skeptics: see the verdicts of phase ${rec.phaseId}]` };
+    }
+    return keep;
   }
 
   /** Runs one virtual node. */
@@ -425,6 +459,7 @@ export class Dynamics {
         reasons.push(clip(`${vote.refuted ? 'refutes' : 'upholds'}: ${vote.reasons}`, 300));
       }
       const verdict = refutedBy(v.refuteBy, refute, f.skeptics.length) ? 'refuted' : 'confirmed';
+      f.refuted = verdict === 'refuted';
       verdicts.push({ id: f.id, from: f.from, finding: clip(f.text, 300), verdict, refute, of: f.skeptics.length, reasons });
       await this.#h.journal({ type: 'verify.verdict', t: now(), phaseId: r.phase.id, finding: f.id, from: f.from, verdict, refute, of: f.skeptics.length });
     }

@@ -5,6 +5,7 @@
  */
 import type { Plan, PlanTask } from '../spec/types.js';
 import type { RunStore } from '../store/index.js';
+import type { AgentRecord } from '../store/types.js';
 import { buildContextFile, renderPrompt } from '../digest/index.js';
 
 /** Files handed to one attempt. */
@@ -25,12 +26,15 @@ export class TaskInputs {
   readonly #files: Map<string, string>;
   readonly #digestOf: DigestSource;
   readonly #expand: (ref: string) => string[];
+  readonly #view: ((rec: AgentRecord) => { output: string; structured?: unknown }) | undefined;
 
   /**
    * `expand` turns the end node of a dynamic phase (`<phase>/_done`) into the tasks whose outputs
    * later tasks read (its work tasks: no skeptics, no checks).
    */
-  constructor(store: RunStore, plan: Plan, files: Map<string, string>, digestOf: DigestSource, expand: (ref: string) => string[] = () => []) {
+  constructor(store: RunStore, plan: Plan, files: Map<string, string>, digestOf: DigestSource, expand: (ref: string) => string[] = () => [],
+    view?: (rec: AgentRecord) => { output: string; structured?: unknown }) {
+    this.#view = view;
     this.#store = store;
     this.#plan = plan;
     this.#files = new Map(files);
@@ -60,7 +64,9 @@ export class TaskInputs {
       const file = this.#files.get(ref);
       if (!file) continue;
       const rec = await this.#store.readAgentRecord(file);
-      deps.push({ ref, status: rec.status, output: rec.output, truncated: rec.truncated, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) });
+      // What a dependency on a verified phase hands on has its refuted findings dropped.
+      const seen = this.#view && !task.deps.includes(ref) ? this.#view(rec) : { output: rec.output, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) };
+      deps.push({ ref, status: rec.status, output: seen.output, truncated: rec.truncated, ...(seen.structured !== undefined ? { structured: seen.structured } : {}) });
       if (task.origin?.kind === 'item' && task.deps.includes(ref)) prev.push(rec.output);
     }
     const depPhases = [...new Set(task.deps.map((r) => r.slice(0, r.indexOf('/'))))];

@@ -186,6 +186,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       store, plan, cwd: before.cwd, latestFile, runners: opts.runners ?? getRunner, signal: stopCtl.signal,
       include: (ref) => { const k = taskByRef.get(ref)?.origin?.kind; return k !== 'skeptic' && k !== 'check'; },
       note: (phaseId) => dyn.digestNote(phaseId),
+      view: (rec) => dyn.withoutRefuted(rec),
       onReady: (phaseId, d) => {
         digestText.set(phaseId, d);
         changed();
@@ -193,7 +194,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     });
     // A digest exists only for a phase that has ended; later phases read it in their prompts.
     const inputs = new TaskInputs(store, plan, succeededFile, async (p) => (phaseEnded(p) ? digests.get(p) : undefined),
-      (ref) => dyn.outputsOf(ref.slice(0, ref.indexOf('/'))));
+      (ref) => dyn.outputsOf(ref.slice(0, ref.indexOf('/'))), (rec) => dyn.withoutRefuted(rec));
     const phaseTitles = Object.fromEntries(plan.phases.map((p) => [p.id, p.title]));
     // The search index opens only once the first agent is on its way: loading or rebuilding it
     // runs on this event loop, and must never delay the first dispatch of a resume (bench B4).
