@@ -346,6 +346,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     }, { once: true });
 
     const phaseStarted = new Set<string>();
+    const phaseFinished = new Set<string>();
     for (const r of latestCurrent.values()) {
       if (r.error?.type === 'invalid_structured_output') feedback.set(`${r.phaseId}/${r.taskId}`, r.error.message);
     }
@@ -388,6 +389,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           // Extractive digests are cheap: compute them as soon as a phase ends. A summarizer agent
           // runs later, in the slot of a task that needs it or after the pool has drained.
           if (phase && !phase.summarize && phaseEnded(phase.id) && !digests.started(phase.id)) void digests.get(phase.id).catch(() => {});
+          // The journal says when each phase ended, not only when the run did (timelines read it).
+          if (phase && !phaseFinished.has(phase.id) && phaseEnded(phase.id)) {
+            phaseFinished.add(phase.id);
+            const st = phaseStates({ ...plan, phases: [phase] }, state, false, virtualFinal, dyn.states())[0]!;
+            void journal({ type: 'phase.finished', t: now(), phaseId: phase.id, status: st.status });
+          }
           changed();
         },
         onRetry(task, attempt, delayMs, cause) {
@@ -559,7 +566,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       if (p.taskRefs.some((r) => latestFile.has(r))) await digests.get(p.id).catch((e) => warn(`digest of phase ${p.id}: ${errText(e)}`));
     }
     for (const p of phaseStates(plan, state, true, virtualFinal, dyn.states())) {
-      await journal({ type: 'phase.finished', t: now(), phaseId: p.id, status: p.status });
+      if (!phaseFinished.has(p.id)) await journal({ type: 'phase.finished', t: now(), phaseId: p.id, status: p.status });
     }
     const finalRecord = record();
     await persisting;

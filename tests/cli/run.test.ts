@@ -219,6 +219,8 @@ describe('fanfold run (foreground)', () => {
       ['gather', 'completed'],
       ['use', 'completed'],
     ]);
+    // Each phase's end is journaled when it ends, not when the run does.
+    expect(journal.findIndex((e) => e.type === 'phase.finished' && e.phaseId === 'gather')).toBeLessThan(useStart);
   });
 
   it('{{digest.gather}} and {{digest}} in the later phase became the digest of gather', () => {
