@@ -261,7 +261,7 @@ export class Dynamics {
         const read = itemsOf(rec, d.forEach.items, false);
         if (read.problem) problems.push(read.problem);
         for (const item of read.items) {
-          const id = identityOf(item);
+          const id = identityOf(item, undefined, false);
           if (seen.has(id)) {
             duplicates++;
             continue;
@@ -274,6 +274,13 @@ export class Dynamics {
       const up = this.#runs.get(d.pipeline!.from);
       const groups = up ? up.groups : (this.#h.plan.phases.find((p) => p.id === d.pipeline!.from)?.taskRefs ?? []).map((ref) => ({ item: ref.slice(ref.indexOf('/') + 1), refs: [ref] }));
       entries = groups.map((g) => ({ item: g.item, after: [...g.refs] }));
+    }
+    // An answer the items cannot be read from is not an empty list: the phase would run on part of
+    // its items without saying so. The step fails, naming each answer and what was wrong.
+    if (problems.length > 0) {
+      r.state.items = { found: entries.length, made: 0, dropped: 0, duplicates, droppedItems: [], problems: problems.slice(0, 10) };
+      this.#h.update(r.phase.id, r.state);
+      return { status: 'failed', retryable: false, cause: `forEach of phase ${r.phase.id} cannot read its items: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}` };
     }
     const found = entries.length;
     const perItem = Math.max(1, templates.length);

@@ -73,11 +73,12 @@ export function itemText(item: unknown, max = 4000): string {
 
 /**
  * The identity of a finding for deduplication: the value at `keyPath` when given, strings folded
- * (case, spacing, trailing punctuation), everything else as canonical JSON.
+ * (case, spacing, trailing punctuation) unless `fold` is false (forEach items such as file names
+ * are told apart exactly), everything else as canonical JSON.
  */
-export function identityOf(item: unknown, keyPath?: string): string {
+export function identityOf(item: unknown, keyPath?: string, fold = true): string {
   const v = keyPath !== undefined && item !== null && typeof item === 'object' ? (atPath(item, keyPath) ?? item) : item;
-  if (typeof v === 'string') return `s:${v.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[.!;,]+$/, '')}`;
+  if (typeof v === 'string') return fold ? `s:${v.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[.!;,]+$/, '')}` : `s:${v}`;
   return `j:${canonicalJson(v)}`;
 }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
-import type { AgentRecord, Counts, DynamicState, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
+import type { AgentRecord, AttemptSummary, Counts, DynamicState, PhaseState, PhaseStatus, RunEvent, RunRecord, RunStatus } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import { RunStore, acquireLease, type Lease } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
@@ -117,9 +117,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // Tasks made at run time are made again from the stored answers (the same keys), so a resume
     // starts from the plan as written.
     const plan = staticPlan(opts.plan ?? before.plan);
-    const { records } = await store.listAgentRecords();
     // Tolerant read: a damaged journal line must not stop a resume (agent files are the truth).
     const { events } = await store.readJournal();
+    // What each attempt on disk came to, mostly from the journal: resume reads few agent files.
+    const { attempts: records } = await store.census(events);
     for (const k of killLeftovers(events)) {
       warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}) left running by a dead owner of run ${store.runId}`);
     }
@@ -136,14 +137,14 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
     const maxAttempt = new Map<string, number>();
     /** Latest attempt, and latest succeeded attempt, per ref among records whose key matches the task as planned now. */
-    const latestCurrent = new Map<string, AgentRecord>();
-    const latestSucceeded = new Map<string, AgentRecord>();
-    const newer = (m: Map<string, AgentRecord>, ref: string, r: AgentRecord) => {
+    const latestCurrent = new Map<string, AttemptSummary>();
+    const latestSucceeded = new Map<string, AttemptSummary>();
+    const newer = (m: Map<string, AttemptSummary>, ref: string, r: AttemptSummary) => {
       const prev = m.get(ref);
       if (!prev || prev.attempt < r.attempt) m.set(ref, r);
     };
     /** Latest succeeded record per ref and key: what a task made at run time may reuse. */
-    const succeededByKey = new Map<string, AgentRecord>();
+    const succeededByKey = new Map<string, AttemptSummary>();
     for (const r of records) {
       const ref = `${r.phaseId}/${r.taskId}`;
       maxAttempt.set(ref, Math.max(maxAttempt.get(ref) ?? 0, r.attempt));
@@ -152,7 +153,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       newer(latestCurrent, ref, r);
       if (r.status === 'succeeded') newer(latestSucceeded, ref, r);
     }
-    const fileOf = (r: AgentRecord) => store.agentFileName(r.phaseId, r.taskId, r.attempt);
+    const fileOf = (r: AttemptSummary) => r.file;
     // Reuse a task only when a succeeded record carries its current key.
     const done = new Set(latestSucceeded.keys());
     const succeededFile = new Map([...latestSucceeded].map(([ref, r]) => [ref, fileOf(r)]));
@@ -162,6 +163,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
 
     /** Why the last attempt of a task was refused, when the next attempt should be told. */
     const feedback = new Map<string, string>();
+    /** Files of refused attempts whose reasons are read when the task runs again. */
+    const feedbackFrom = new Map<string, string>();
     const spend = new Spend(plan.limits.budget);
     for (const r of records) spend.account(r);
 
@@ -203,7 +206,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       (indexP ??= RunIndex.open({
         indexFile: path.join(store.dir, 'index.json'),
         runId: store.runId,
-        loadRecords: async () => records,
+        loadRecords: async () => (await store.listAgentRecords()).records,
         phaseTitles,
         saveRebuilt: true,
       }).catch((e) => {
@@ -249,8 +252,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             lines.push({ ref: t.ref, key: t.key, file });
           } else {
             state.set(t.ref, 'pending');
-            const last = [...records].filter((r) => r.key === t.key && `${r.phaseId}/${r.taskId}` === t.ref).sort((a, b) => b.attempt - a.attempt)[0];
-            if (last?.error?.type === 'invalid_structured_output') feedback.set(t.ref, last.error.message);
+            const last = records.filter((r) => r.key === t.key && `${r.phaseId}/${r.taskId}` === t.ref).sort((a, b) => b.attempt - a.attempt)[0];
+            if (last?.errorType === 'invalid_structured_output') feedbackFrom.set(t.ref, last.file);
           }
         }
         if (lines.length > 0) void journal({ type: 'agent.reused', t: now(), tasks: lines });
@@ -348,7 +351,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const phaseStarted = new Set<string>();
     const phaseFinished = new Set<string>();
     for (const r of latestCurrent.values()) {
-      if (r.error?.type === 'invalid_structured_output') feedback.set(`${r.phaseId}/${r.taskId}`, r.error.message);
+      if (r.errorType === 'invalid_structured_output') feedbackFrom.set(`${r.phaseId}/${r.taskId}`, r.file);
     }
     const runnerFor = opts.runners ?? getRunner;
     const sched = await runDag({
@@ -421,6 +424,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         }
         const t = taskByRef.get(task.ref)!;
         const agent = plan.agents[t.agent]!;
+        const earlier = feedbackFrom.get(t.ref);
+        if (earlier !== undefined && !feedback.has(t.ref)) {
+          const old = await store.readAgentRecord(earlier).catch(() => undefined);
+          if (old?.error) feedback.set(t.ref, old.error.message);
+        }
+        feedbackFrom.delete(t.ref);
         const prepared = await inputs.prepare(t, attempt, feedback.get(t.ref));
         const startedAt = new Date();
         await journal({ type: 'agent.started', t: startedAt.toISOString(), ref: t.ref, key: t.key, attempt, slot });
@@ -509,7 +518,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         latestFile.set(t.ref, file);
         if (rec.status === 'succeeded') inputs.recordFile(t.ref, file);
         indexRecord(rec);
-        await journal({ type: 'agent.finished', t: rec.endedAt, ref: t.ref, key: t.key, attempt, status: rec.status, durationMs: rec.durationMs, file });
+        await journal({
+          type: 'agent.finished', t: rec.endedAt, ref: t.ref, key: t.key, attempt, status: rec.status, durationMs: rec.durationMs, file,
+          census: { ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}) },
+        });
         const outcome: AttemptOutcome = {
           status: rec.status === 'skipped' ? 'failed' : rec.status,
           retryable: rec.error?.retryable ?? false,

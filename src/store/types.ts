@@ -74,6 +74,20 @@ export interface AgentRecord {
   patch?: { base: string; diff: string; files: string[]; bytes: number; truncated: boolean };
 }
 
+/** What resume needs to know of one agent attempt (see RunStore.census). */
+export interface AttemptSummary {
+  phaseId: string;
+  taskId: string;
+  attempt: number;
+  key: string;
+  status: AgentStatus;
+  /** File name under agents/. */
+  file: string;
+  costUsd?: number;
+  usage?: Usage;
+  errorType?: string;
+}
+
 /** Per-status task counts. */
 export interface Counts {
   total: number;
@@ -204,6 +218,11 @@ export type RunEvent =
       durationMs: number;
       /** File name under agents/. */
       file: string;
+      /**
+       * What resume needs of the record, so it need not read the file: its cost, its usage and
+       * its error type. Absent on lines written before it existed (resume reads those files).
+       */
+      census?: { costUsd?: number; usage?: Usage; errorType?: string };
     })
   | (EventBase & { type: 'agent.retry_scheduled'; ref: string; attempt: number; delayMs: number; cause: string })
   | (EventBase & { type: 'agent.skipped'; ref: string; cause: string; file: string })

@@ -182,19 +182,21 @@ phases:
     return dir;
   }
 
-  it('an answer with no list: zero tasks, the problem in run.json, and the run still ends', () => {
+  it('an answer with no list: zero tasks, the problem in run.json, and the run fails naming it (never runs on part of its items)', () => {
     const run = noListRun();
     const state = readRun(run.runDir);
     const review = phaseState(state, 'review');
     expect(review.counts.total).toBe(0);
+    expect(review.status).toBe('failed');
     expect(review.dynamic.items).toMatchObject({ found: 0, made: 0, dropped: 0 });
     expect(review.dynamic.items.problems).toEqual([expect.stringMatching(/^list\/list: .*not a list/)]);
     expect([...latestRecords(run.runDir).keys()].some((r) => r.startsWith('review/'))).toBe(false);
-    // The run ends, and the phases after it go on: today the status is `completed` (exit 0).
     expect(events(run.runDir, 'run.finished')).toHaveLength(1);
-    expect(run.status).toBe('completed');
-    expect(run.code).toBe(0);
-    expect(latestRecords(run.runDir).get('after/after')?.status).toBe('succeeded');
+    expect(run.status).toBe('failed');
+    expect(run.code).not.toBe(0);
+    expect(state.reason).toMatch(/forEach of phase review cannot read its items: list\/list: .*not a list/);
+    // What waits for the phase does not run on nothing.
+    expect(latestRecords(run.runDir).get('after/after')?.status).toBe('skipped');
   });
 
   it('an answer with no list: the problem is named in report.md (findings.ts: "named in status and report")', () => {
