@@ -15,10 +15,12 @@
  * CLI: `node dist/cli/main.js resume <id>` spawned, until the first `agent.started` line lands
  * in events.jsonl, minus a bare `node -e 0`. Then the pieces of resume, each timed alone on a
  * fixture of its own, to say where the time goes; and a what-if measured interleaved with the
- * real thing: the changes proposed for resume (search index opened after the first dispatch, one
- * append for all `agent.reused` events, the census of finished agents read from the journal
- * instead of from every record; see lib/whatif.mjs).
- * src/ is unchanged; the what-ifs patch this process's copy of dist/ only.
+ * real thing: the changes once proposed for resume (search index opened after the first dispatch,
+ * one append for all `agent.reused` events, the census of finished agents read from the journal
+ * instead of from every record; see lib/whatif.mjs). All three are now in src/ (the census as
+ * RunStore.census over the `census` field of `agent.finished` lines), so the what-if line should
+ * read about the same as the real one; it stays as a check that nothing regressed.
+ * src/ is unchanged by the bench; the what-ifs patch this process's copy of dist/ only.
  *
  *   npm run build && node --expose-gc bench/b4-resume.mjs [--reps 3] [--profile FILE.cpuprofile]
  *
@@ -92,7 +94,9 @@ async function buildCrashedRun(root) {
     const rec = succeededRecord({ runId: RUN_ID, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt: new Date(t0 + i * 10) });
     records.push(rec);
     const file = agentFileName(task.phaseId, task.taskId, 1);
-    lines.push({ type: 'agent.finished', t: rec.endedAt, ref: task.ref, key: task.key, attempt: 1, status: 'succeeded', durationMs: 1000, file });
+    // As the owner writes it: with the census resume reads instead of the record.
+    const census = { ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}) };
+    lines.push({ type: 'agent.finished', t: rec.endedAt, ref: task.ref, key: task.key, attempt: 1, status: 'succeeded', durationMs: 1000, file, census });
   }
   for (let i = 0; i < records.length; i += 64) {
     await Promise.all(

@@ -533,6 +533,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
 
     // Final states: failed attempts that will not be retried are `failed`; cancelled/not_run stay pending.
     for (const [ref, f] of sched.final) {
+      if (isVirtualRef(ref)) continue; // steps of dynamic phases are not agents
       if (f === 'failed') state.set(ref, 'failed');
       else if (f === 'skipped') state.set(ref, 'skipped');
       else if (f !== 'succeeded') state.set(ref, 'pending');
