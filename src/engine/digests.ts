@@ -132,7 +132,21 @@ export class PhaseDigests {
 }
 
 function clipWithNote(text: string, note: string, maxChars: number): string {
-  const n = note.slice(0, Math.floor(maxChars / 2));
+  const half = Math.floor(maxChars / 2);
+  let n = note;
+  if (n.length > half) {
+    // Whole lines only, and say that some were left out (a verdict cut mid-line reads as a claim).
+    const lines = note.split('\n');
+    const kept: string[] = [];
+    let used = 0;
+    for (const line of lines) {
+      if (used + line.length + 1 > half - 40) break;
+      kept.push(line);
+      used += line.length + 1;
+    }
+    const left = lines.length - kept.length;
+    n = kept.length > 0 ? `${kept.join('\n')}\n… ${left} more line(s) in the report` : `${note.slice(0, half - 1)}…`;
+  }
   const room = maxChars - n.length - 1;
   return (text.length > room ? text.slice(0, Math.max(0, room - 1)) + '…' : text) + '\n' + n;
 }

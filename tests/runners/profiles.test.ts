@@ -163,7 +163,7 @@ describe('defaultRunner', () => {
 });
 
 describe('bundled profiles', () => {
-  const names = ['researcher', 'implementer', 'reviewer', 'skeptic', 'tester', 'summarizer'];
+  const names = ['researcher', 'implementer', 'reviewer', 'skeptic', 'tester', 'summarizer', 'critic'];
   const set = loadProfiles({ cwd: root, env: { PATH: '' }, userDir: false });
 
   it('are all there, parse, name no runner or model, and carry a real system prompt', () => {
@@ -179,8 +179,10 @@ describe('bundled profiles', () => {
     }
     expect(set.find('implementer')!.tier).toBe('edit');
     expect(set.find('tester')!.tier).toBe('edit');
-    for (const n of ['researcher', 'reviewer', 'skeptic', 'summarizer']) expect(set.find(n)!.tier).toBe('read_only');
-    expect(set.find('skeptic')!.systemPrompt).toContain('{"refuted": true, "reasons": [');
+    for (const n of ['researcher', 'reviewer', 'skeptic', 'summarizer', 'critic']) expect(set.find(n)!.tier).toBe('read_only');
+    // The answers verify and gate enforce: reasons as a string for skeptics, a list for critics.
+    expect(set.find('skeptic')!.systemPrompt).toContain('{"refuted": true, "reasons": "');
+    expect(set.find('critic')!.systemPrompt).toMatch(/"pass"/);
   });
 
   it('toAgentDef copies what a runner needs', () => {
