@@ -84,7 +84,7 @@ export class TaskInputs {
       if (o.kind === 'round') vars.seen = o.seen ?? '(nothing yet)';
       if (o.iteration !== undefined) vars.iteration = o.iteration;
       if (o.round !== undefined) vars.round = o.round;
-      if (prev.length > 0) vars.prev = clipText(prev.join('\n\n'), 8000);
+      if (prev.length > 0) vars.prev = clipText(prev.map((p) => p.trim()).join('\n\n'), 8000);
     }
     let prompt = renderPrompt(task.prompt, { digests, deps: depPhases, vars });
     if (feedback) prompt += `\n\n---\nYour previous answer (attempt ${attempt - 1}) was refused:\n${feedback.slice(0, 4000)}\nAnswer again, fixing exactly that.\n`;

@@ -251,7 +251,7 @@ phases:
 
     const recs = latestRecords(run.runDir);
     for (const [n, item] of [[1, 'alpha'], [2, 'beta'], [3, 'gamma']] as const) {
-      expect(recs.get(`two/b-${n}`).prompt).toBe(`second ${item} prev=<s1[first ${item}]\n>`);
+      expect(recs.get(`two/b-${n}`).prompt).toBe(`second ${item} prev=<s1[first ${item}]>`);
     }
   });
 });
@@ -463,4 +463,58 @@ phases:
     expect(events(runDir, 'verify.verdict').map((e) => e.finding)).toEqual(['f1', 'f2', 'f3', 'f4']);
     expect(recs.get('summary/summary').prompt).toMatch(/REFUTED f4/);
   }, 30_000);
+
+  it('a pipeline SIGKILLed while items are between stages: resume reruns no finished stage and every item goes through both', async () => {
+    const items = ['p1', 'p2', 'p3', 'p4', 'p5'];
+    const dir = project({
+      'list.sh': lister({ files: items }),
+      'one.sh': `p=$(cat)\nsleep 0.3\necho "one[$p]"\n`,
+      // Stage 2 of p1 is slow, so the kill finds some items done in both stages and some in one.
+      'two.sh': `p=$(cat)\ncase "$p" in *p1*) sleep 3;; *) sleep 0.2;; esac\necho "two[$p]"\n`,
+    });
+    writeSpec(dir, `version: 1
+name: kill-pipeline
+limits: { retries: 0, maxConcurrent: 2 }
+agents:
+  lister: { runner: command, command: ${script(dir, 'list.sh')} }
+  one: { runner: command, command: ${script(dir, 'one.sh')} }
+  two: { runner: command, command: ${script(dir, 'two.sh')} }
+phases:
+  - id: list
+    agent: lister
+    schema: ${FILES_SCHEMA}
+    prompt: "list"
+  - id: s1
+    agent: one
+    forEach: { from: list, items: files }
+    tasks: [{ id: a, prompt: "first {{item}}" }]
+  - id: s2
+    agent: two
+    mode: pipeline
+    dependsOn: [s1]
+    tasks: [{ id: b, prompt: "second {{item}} after {{prev}}" }]
+`);
+    const { runId, runDir, pid } = startDetached(dir);
+    const finishedIn = (phase: string) => events(runDir, 'agent.finished').filter((e) => e.ref.startsWith(`${phase}/`)).length;
+    await until(() => finishedIn('s2') >= 1 && finishedIn('s1') >= 2, 20_000, 'a stage-2 task and two stage-1 tasks finished');
+    await killHard(pid);
+
+    const doneBefore = succeededRefs(runDir);
+    expect([...doneBefore].filter((r) => r.startsWith('s2/')).length, 'the kill came too late to test anything').toBeLessThan(items.length);
+    const resumed = cli(dir, 'resume', runId);
+    expect(resumed.status, resumed.stderr + resumed.stdout).toBe(0);
+    expect(resumed.json().status).toBe('completed');
+
+    const starts = startsByRef(runDir);
+    for (const ref of doneBefore) expect(starts.get(ref), `agent.started of ${ref}`).toBe(1);
+    const recs = latestRecords(runDir);
+    items.forEach((item, i) => {
+      const one = recs.get(`s1/a-${i + 1}`);
+      const two = recs.get(`s2/b-${i + 1}`);
+      expect(one?.status).toBe('succeeded');
+      expect(two?.status).toBe('succeeded');
+      // Each stage-2 task got its own item and that item's stage-1 output, before and after the kill.
+      expect(two.prompt).toBe(`second ${item} after ${one.output.trim()}`);
+    });
+  }, 40_000);
 });
