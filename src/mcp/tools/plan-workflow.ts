@@ -20,7 +20,11 @@ export const PLAN_WORKFLOW = 'plan_workflow';
 /** A spec as a host sends it: YAML/JSON text or an already-parsed object. */
 export const SpecInputSchema = z
   .union([z.string(), z.record(z.string(), z.unknown())])
-  .describe('the workflow spec: an object, or YAML/JSON text (version: 1, name, goal, limits, agents, phases[].tasks[])');
+  .describe(
+    'the workflow spec: an object, or YAML/JSON text (version: 1, name, goal, limits, agents, phases[].tasks[] or phases[].prompt; ' +
+      'dynamic phases: forEach {from, items, max}, mode: pipeline, verify {skeptics, agent, refuteBy}, gate {command | critic, maxIterations}, ' +
+      'converge {untilDry, maxRounds}, isolation: worktree)',
+  );
 
 const InputSchema = z.strictObject({
   spec: SpecInputSchema,
@@ -75,7 +79,9 @@ export function registerPlanWorkflowTool(server: McpServer, ctx: ToolContext): v
       description:
         'Validate a multi-phase workflow spec (YAML or JSON) and store it as a plan; nothing runs. Returns the planId, the phases, ' +
         'agent count, critical path, a rough estimate, whether the user must approve, and the plan rendered as text to show the user. ' +
-        'Pass planId to refine an earlier plan. Then start it with run_workflow.',
+        'Phases may be dynamic: forEach fans out over the items an earlier phase answered, pipeline stages let each item move on alone, ' +
+        'verify sends skeptics to refute every finding, a gate (a command or a critic) iterates fixes, converge repeats until dry, ' +
+        'isolation: worktree gives edit tasks their own git worktree. Pass planId to refine an earlier plan. Then start it with run_workflow.',
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
       annotations: { title: 'Plan a workflow', readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
