@@ -3,9 +3,10 @@
  */
 import type { Command } from 'commander';
 import { RunStore, assertId } from '../store/index.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, RunRecord } from '../store/types.js';
 import { TERMINAL, listStatuses, readStatus, waitForStatus, type RunStatusView } from '../engine/status.js';
-import { ProgressView, fmtClock } from './progress.js';
+import { dynamicSummary } from '../digest/report-md.js';
+import { ProgressView, fmtClock, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
 import { printJson, storeRoot, summaryText } from './shared.js';
 import { seconds } from './run.js';
@@ -29,8 +30,9 @@ export function registerInspectCommands(program: Command): void {
       } else {
         s = await readStatus(root, id);
       }
-      if (o.json) printJson(s);
-      else process.stdout.write(summaryText(s) + '\n');
+      const run = await readRunRecord(root, id);
+      if (o.json) printJson(withDynamicJson(s, run));
+      else process.stdout.write(withDynamicLines(summaryText(s), run) + '\n');
       process.exitCode = s.status === 'completed' || s.status === 'running' ? 0 : 1;
     });
 
@@ -98,6 +100,27 @@ export function registerInspectCommands(program: Command): void {
         await store.close();
       }
     });
+}
+
+async function readRunRecord(root: string, runId: string): Promise<RunRecord> {
+  const store = await RunStore.open(root, runId);
+  try {
+    return await store.readRun();
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The status JSON plus, for a run with dynamic phases, `dynamic`: per phase its one-line summary
+ * and its state as run.json holds it (`phases[].dynamic`). Static runs print exactly the status.
+ */
+export function withDynamicJson(s: RunStatusView, run: RunRecord): RunStatusView & { dynamic?: unknown[] } {
+  const plan = new Map(run.plan.phases.map((p) => [p.id, p]));
+  const dynamic = run.phases
+    .filter((p) => p.dynamic && Object.keys(p.dynamic).length > 0)
+    .map((p) => ({ phaseId: p.id, summary: dynamicSummary(p.dynamic, plan.get(p.id)), state: p.dynamic }));
+  return dynamic.length > 0 ? { ...s, dynamic } : s;
 }
 
 async function newestRunId(root: string): Promise<string> {

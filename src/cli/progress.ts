@@ -4,15 +4,28 @@
  * (stderr); elsewhere it prints a line when the counts change, at most once a second.
  */
 import { createLogUpdate } from 'log-update';
-import type { Counts } from '../store/types.js';
+import type { Counts, DynamicState, RunRecord } from '../store/types.js';
 import { fmtMs } from '../engine/owner.js';
+import { dynamicSummaries, dynamicSummary } from '../digest/report-md.js';
 
 /** What the view draws; both an owner snapshot and a status answer fit. */
 export interface ProgressModel {
   runId: string;
   name: string;
   status: string;
-  phases: { id: string; status: string; counts?: Counts; total?: number; succeeded?: number; failed?: number; skipped?: number; running?: number; pending?: number }[];
+  phases: {
+    id: string;
+    status: string;
+    counts?: Counts;
+    total?: number;
+    succeeded?: number;
+    failed?: number;
+    skipped?: number;
+    running?: number;
+    pending?: number;
+    /** What a dynamic phase did so far (items, verdicts, gate, rounds, merge). */
+    dynamic?: DynamicState;
+  }[];
   totals?: Counts;
   agents?: Counts;
   running?: { ref: string; attempt: number; startedAt: number }[];
@@ -46,6 +59,8 @@ export function renderProgress(m: ProgressModel, now = Date.now()): string {
       `  ${p.id.padEnd(idWidth).slice(0, idWidth)} ${bar(c)} ${String(fin).padStart(4)}/${c.total}` +
         `  ok ${c.succeeded}  failed ${c.failed}  skipped ${c.skipped}  running ${c.running}  ${p.status}`,
     );
+    const dyn = dynamicSummary(p.dynamic);
+    if (dyn) lines.push(`  ${' '.repeat(idWidth)} ↳ ${dyn}`);
   }
   const running = m.running ?? [];
   if (running.length) {
@@ -60,6 +75,23 @@ export function renderProgress(m: ProgressModel, now = Date.now()): string {
       ` (${totals.succeeded} ok, ${totals.failed} failed, ${totals.skipped} skipped), ${totals.running} running, ${totals.pending} pending`,
   );
   return lines.join('\n');
+}
+
+/**
+ * `summary` (see cli/shared.ts `summaryText`) with one line under each dynamic phase saying what it
+ * did: `    ↳ 3/5 items (2 dropped: forEach.max 3); verified 6 findings: 3 confirmed, 3 refuted`.
+ */
+export function withDynamicLines(summary: string, run: Pick<RunRecord, 'plan' | 'phases'>): string {
+  const lines = new Map(dynamicSummaries(run).map((x) => [x.phaseId, x.summary]));
+  if (lines.size === 0) return summary;
+  return summary
+    .split('\n')
+    .flatMap((line) => {
+      const m = /^  phase (\S+): /.exec(line);
+      const dyn = m ? lines.get(m[1]!) : undefined;
+      return dyn ? [line, `    ↳ ${dyn}`] : [line];
+    })
+    .join('\n');
 }
 
 /** mm:ss or h:mm:ss. */

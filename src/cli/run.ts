@@ -9,7 +9,7 @@ import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
 import { ownRun } from '../engine/owner.js';
 import { TERMINAL, readStatus, statusView } from '../engine/status.js';
 import { readLease, leaseState, RunStore } from '../store/index.js';
-import { ProgressView } from './progress.js';
+import { ProgressView, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
 import { printJson, storeRoot, summaryText } from './shared.js';
 
@@ -113,7 +113,7 @@ async function foreground(root: string, runId: string, o: { json?: boolean; plan
     view.done();
     const s = statusView(run, path.join(root, runId));
     if (o.json) printJson(s);
-    else process.stdout.write('\n' + summaryText(s) + '\n');
+    else process.stdout.write('\n' + withDynamicLines(summaryText(s), run) + '\n');
     process.exitCode = run.status === 'completed' ? 0 : 1;
   } finally {
     view.done();

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentRecord, AgentStatus, RunRecord } from '../store/types.js';
 import { escapeHtml, renderMarkdownHtml } from './markdown-html.js';
+import { dynamicSummary } from './report-md.js';
 import { failureCause, refOf, STATUS_LABELS } from './records.js';
 import { cleanLine, clip, formatDuration, parseTime } from './text.js';
 
@@ -236,7 +237,11 @@ function timeline(run: RunRecord, records: readonly AgentRecord[]): string {
   const rows: string[] = [];
   for (const [phaseId, items] of byPhase) {
     const lanes = packLanes(items, span * 0.005);
-    const title = run.plan.phases.find((p) => p.id === phaseId)?.title ?? '';
+    const planPhase = run.plan.phases.find((p) => p.id === phaseId);
+    const title = planPhase?.title ?? '';
+    // A dynamic phase's row says what it did on hover (items, verdicts, gate, rounds, merge);
+    // the report below has the details.
+    const dyn = dynamicSummary(run.phases.find((p) => p.id === phaseId)?.dynamic, planPhase);
     const bars = items.map((p) => {
       const left = ((p.start - t0) / span) * 100;
       const width = ((p.end - p.start) / span) * 100;
@@ -248,7 +253,7 @@ function timeline(run: RunRecord, records: readonly AgentRecord[]): string {
     });
     const label = `<b>${escapeHtml(clip(cleanLine(phaseId), 40))}</b><small>${escapeHtml(clip(cleanLine(title), 40))}${title ? ' · ' : ''}${items.length} attempt${items.length === 1 ? '' : 's'}</small>`;
     rows.push(
-      `<div class="row"><div class="plabel" title="${escapeHtml(`${phaseId} — ${title}`)}">${label}</div><div class="track" style="height:${lanes * LANE_PX + 8}px">${bars.join('')}</div></div>`,
+      `<div class="row"><div class="plabel" title="${escapeHtml(`${phaseId} — ${title}${dyn ? `\n${dyn}` : ''}`)}">${label}</div><div class="track" style="height:${lanes * LANE_PX + 8}px">${bars.join('')}</div></div>`,
     );
   }
 

@@ -20,38 +20,111 @@ export interface ApprovalThresholds {
   commands?: boolean;
 }
 
+/** An agent a dynamic phase will run at run time, and what for. */
+interface RunTimeUse {
+  agent: string;
+  /** `review: forEach template`, `fixup: gate command`, … */
+  what: string;
+}
+
 /**
- * Why a plan needs approval (empty: it does not): more agents than the threshold, tasks that may
- * edit files, a budget or an expected spend over the dollar threshold, or an expected spend over
- * the plan's own budget (the run would stop early).
+ * The agents dynamic phases run for tasks they make at run time: task templates (forEach,
+ * pipeline, converge), skeptics, the gate's check (a synthetic command agent `<phase>-gate` for
+ * `gate.command`, or the critic) and the gate's fix agent. Why: these tasks are not in
+ * `plan.tasks` when the plan is approved, yet they run with the same powers as written ones.
+ */
+function runTimeUses(plan: Plan): RunTimeUse[] {
+  const out: RunTimeUse[] = [];
+  for (const p of plan.phases) {
+    const d = p.dynamic;
+    if (!d) continue;
+    const kind = d.forEach ? 'forEach' : d.pipeline ? 'pipeline' : d.converge ? 'converge' : 'task';
+    for (const t of d.templates ?? []) out.push({ agent: t.agent, what: `${p.id}: ${kind} template` });
+    if (d.verify) out.push({ agent: d.verify.agent, what: `${p.id}: skeptics` });
+    if (d.gate) {
+      out.push({ agent: d.gate.agent, what: d.gate.kind === 'command' ? `${p.id}: gate command \`${clipLine(d.gate.command ?? '', 80)}\`` : `${p.id}: gate critic` });
+      out.push({ agent: d.gate.fixAgent, what: `${p.id}: gate fixes` });
+    }
+  }
+  return out;
+}
+
+function clipLine(s: string, max: number): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+/** `a, b, c, …` from at most `max` names. */
+function names(list: readonly string[], max = 5): string {
+  return list.slice(0, max).join(', ') + (list.length > max ? ', …' : '');
+}
+
+/** ` and tasks made at run time (review: forEach template; fixup: gate command `npm test`)`, or ''. */
+function runTimeClause(uses: readonly RunTimeUse[]): string {
+  if (uses.length === 0) return '';
+  const what = [...new Set(uses.map((u) => u.what))];
+  return ` and tasks made at run time (${what.slice(0, 4).join('; ')}${what.length > 4 ? '; …' : ''})`;
+}
+
+/** `tasks made at run time (review: forEach template; …)`. */
+function onlyRunTime(uses: readonly RunTimeUse[]): string {
+  return runTimeClause(uses).replace(/^ and /, '');
+}
+
+/**
+ * Why a plan needs approval (empty: it does not): more agents than the threshold (for a plan that
+ * makes tasks at run time, the most it may start), tasks that may edit files, a budget or an
+ * expected spend over the dollar threshold, or an expected spend over the plan's own budget (the
+ * run would stop early). Tasks dynamic phases make at run time count like written ones.
  */
 export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[] {
   const reasons: string[] = [];
+  const e = estimatePlan(plan);
+  // Why the upper bound: approving 3 written tasks must not let a forEach start 60 more unasked.
+  const most = e.lowerBound ? Math.min(e.agentsMax ?? e.agentsCap, e.agentsCap) : plan.agentCount;
   if (plan.agentCount > limits.agents) {
     reasons.push(`it starts ${plural(plan.agentCount, 'agent')}, more than the ${limits.agents} that run without approval`);
+  } else if (most > limits.agents) {
+    const how = e.agentsMax !== null && e.agentsMax <= e.agentsCap ? 'as the spec allows' : `limits.maxAgents ${e.agentsCap}; how many depends on what agents answer`;
+    reasons.push(`it may start up to ${plural(most, 'agent')} with the tasks made at run time (${how}), more than the ${limits.agents} that run without approval`);
   }
-  const used = new Set(plan.tasks.map((t) => t.agent));
-  const editors = [...used].filter((a) => plan.agents[a]?.tier === 'edit').sort();
+  const uses = runTimeUses(plan);
+  const tierOf = (a: string) => plan.agents[a]?.tier;
+  const used = new Set([...plan.tasks.map((t) => t.agent), ...uses.map((u) => u.agent)]);
+  const editors = [...used].filter((a) => tierOf(a) === 'edit').sort();
   if (editors.length > 0) {
-    const n = plan.tasks.filter((t) => plan.agents[t.agent]?.tier === 'edit').length;
-    reasons.push(`${plural(n, 'task')} may edit files (agent${editors.length === 1 ? '' : 's'} ${editors.slice(0, 5).join(', ')}${editors.length > 5 ? ', …' : ''} of tier 'edit')`);
+    const n = plan.tasks.filter((t) => tierOf(t.agent) === 'edit').length;
+    const dynamic = uses.filter((u) => tierOf(u.agent) === 'edit');
+    const who = n > 0 || dynamic.length === 0 ? `${plural(n, 'task')}${runTimeClause(dynamic)}` : onlyRunTime(dynamic);
+    reasons.push(`${who} may edit files (agent${editors.length === 1 ? '' : 's'} ${names(editors)} of tier 'edit')`);
   }
   // Why: a `command` agent runs any argv outside the host's sandbox, whatever its tier says, so
-  // it is as capable as an edit-tier agent and gets the same approval.
-  const commands = [...used].filter((a) => plan.agents[a]?.runner === 'command' && plan.agents[a]?.tier !== 'edit').sort();
+  // it is as capable as an edit-tier agent and gets the same approval. A gate's command is one.
+  const isCommand = (a: string) => plan.agents[a]?.runner === 'command' && tierOf(a) !== 'edit';
+  const commands = [...used].filter(isCommand).sort();
   if (commands.length > 0 && limits.commands !== false) {
-    const n = plan.tasks.filter((t) => commands.includes(t.agent)).length;
-    reasons.push(`${plural(n, 'task')} run${n === 1 ? 's' : ''} shell commands outside the host's sandbox (agent${commands.length === 1 ? '' : 's'} ${commands.slice(0, 5).join(', ')}${commands.length > 5 ? ', …' : ''} of runner 'command')`);
+    const n = plan.tasks.filter((t) => isCommand(t.agent)).length;
+    const dynamic = uses.filter((u) => isCommand(u.agent));
+    const who = n > 0 || dynamic.length === 0 ? `${plural(n, 'task')}${runTimeClause(dynamic)}` : onlyRunTime(dynamic);
+    const verb = n === 1 && dynamic.length === 0 ? 'runs' : 'run';
+    reasons.push(`${who} ${verb} shell commands outside the host's sandbox (agent${commands.length === 1 ? '' : 's'} ${names(commands)} of runner 'command')`);
   }
-  const e = estimatePlan(plan);
   const usd = (n: number) => `$${n.toFixed(2)}`;
+  const spendMax = e.lowerBound ? e.usdMax : e.usd;
   if (e.budget.usd !== null && e.budget.usd > limits.usd) {
     reasons.push(`its budget of ${usd(e.budget.usd)} is over the ${usd(limits.usd)} that runs without approval`);
   } else if (e.usd !== null && e.usd > limits.usd) {
     reasons.push(`it is expected to spend ${usd(e.usd)}, over the ${usd(limits.usd)} that runs without approval`);
+  } else if (e.lowerBound && e.usd !== null && (spendMax === null || spendMax > limits.usd)) {
+    const most = spendMax ?? round2(e.agentsCap * (plan.limits.budget?.perAgentUsd ?? 0));
+    if (most > limits.usd) reasons.push(`it may spend up to ${usd(most)} with the tasks made at run time, over the ${usd(limits.usd)} that runs without approval`);
   }
   if (e.overBudget) reasons.push('its expected spend is over its own budget, so it would stop early (budget_exhausted)');
   return reasons;
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }
 
 /** Outcome of asking for approval. */
@@ -109,7 +182,7 @@ export async function obtainApproval(opts: {
   if (reasons.length === 0) return { approved: true, by: 'not_needed' };
   if (clientCanElicit(opts.server)) {
     const message = clipBytes(
-      `fanfold wants to ${opts.what} "${plan.name}" with ${plural(plan.agentCount, 'agent')}.\n` +
+      `fanfold wants to ${opts.what} "${plan.name}" with ${plan.dynamic ? 'at least ' : ''}${plural(plan.agentCount, 'agent')}${plan.dynamic ? ' (more are made at run time)' : ''}.\n` +
         `It needs your approval because ${reasons.join('; and ')}.\n\n${opts.rendered}`,
       MAX_ELICIT_MESSAGE_BYTES,
     );

@@ -3,6 +3,8 @@
  */
 import * as z from 'zod';
 import { estimatePlan, renderEstimate, renderPlan } from '../spec/index.js';
+import { renderAgentBounds } from '../spec/estimate.js';
+import { describeDynamics } from '../spec/render.js';
 import type { Plan } from '../spec/types.js';
 import { clipBytes, plural } from './answer.js';
 import { approvalReasons, type ApprovalThresholds } from './approval.js';
@@ -15,12 +17,22 @@ const MAX_TITLE_CHARS = 100;
 const MAX_PATH_REFS = 30;
 /** Most warnings listed. */
 const MAX_WARNINGS = 30;
+/** Most dynamic phases whose agent bounds are listed in the estimate. */
+const MAX_DYNAMIC_BOUNDS = 20;
+/** Most characters of a dynamic phase's description or bound note. */
+const MAX_DYNAMIC_CHARS = 300;
 /** Most bytes of the rendered plan. Why: renderPlan is already bounded; this is the second lock. */
 const MAX_RENDERED_BYTES = 16 * 1024;
 
 /** Zod shape of the estimate. */
 export const EstimateSchema = z.object({
-  agents: z.number().int().describe('agents the plan starts at least (one per task)'),
+  agents: z.number().int().describe('agents the plan starts at least (one per task written; a lower bound when agentsLowerBound)'),
+  agentsLowerBound: z.boolean().describe('true when phases make tasks at run time (forEach, pipeline, verify, gate, converge): agents is then a lower bound'),
+  agentsMax: z.number().int().nullable().describe('most agents the plan may start, when the spec fixes it; null when it depends on what agents answer'),
+  agentsCap: z.number().int().describe('limits.maxAgents: no task is made past it (the rest is reported as dropped)'),
+  dynamicPhases: z
+    .array(z.object({ phaseId: z.string(), max: z.number().int().nullable(), note: z.string() }))
+    .describe(`per dynamic phase (at most ${MAX_DYNAMIC_BOUNDS}): the agents it may make at run time, or null when unknown, and why`),
   slots: z.number().int().describe('agents running at the same time (limits.maxConcurrent)'),
   rounds: z.number().int().describe('lower bound of the wall-clock time, in agent durations back to back'),
   maxWallClockMs: z.number().int().describe('hard cap: limits.runTimeout'),
@@ -36,7 +48,15 @@ export const PlanSummarySchema = {
   name: z.string(),
   goal: z.string().optional(),
   phases: z
-    .array(z.object({ id: z.string(), title: z.string(), tasks: z.number().int().describe('number of tasks'), dependsOn: z.array(z.string()) }))
+    .array(
+      z.object({
+        id: z.string(),
+        title: z.string(),
+        tasks: z.number().int().describe('number of tasks written (a dynamic phase makes more at run time)'),
+        dependsOn: z.array(z.string()),
+        dynamic: z.string().optional().describe('what a dynamic phase does: forEach, pipeline, verify, gate, converge, worktrees'),
+      }),
+    )
     .describe(`the phases in order (at most ${MAX_PLAN_PHASES}; see phasesOmitted)`),
   phasesOmitted: z.number().int(),
   agentCount: z.number().int(),
@@ -68,6 +88,7 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
       title: p.title.length > MAX_TITLE_CHARS ? `${p.title.slice(0, MAX_TITLE_CHARS - 1)}…` : p.title,
       tasks: p.taskRefs.length,
       dependsOn: p.dependsOn.slice(0, 20),
+      ...(p.dynamic ? { dynamic: clipChars(describeDynamics(p).join('; '), MAX_DYNAMIC_CHARS) } : {}),
     })),
     phasesOmitted: Math.max(0, plan.phases.length - MAX_PLAN_PHASES),
     agentCount: plan.agentCount,
@@ -77,6 +98,10 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
     },
     estimate: {
       agents: plan.agentCount,
+      agentsLowerBound: e.lowerBound,
+      agentsMax: e.agentsMax,
+      agentsCap: e.agentsCap,
+      dynamicPhases: e.dynamic.slice(0, MAX_DYNAMIC_BOUNDS).map((x) => ({ phaseId: x.phaseId, max: x.max, note: clipChars(x.note, MAX_DYNAMIC_CHARS) })),
       slots,
       rounds,
       maxWallClockMs: plan.limits.runTimeoutMs,
@@ -85,6 +110,7 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
       budget: e.budget,
       overBudget: e.overBudget,
       note:
+        (e.lowerBound ? `Agents: ${renderAgentBounds(e)}. ` : '') +
         `At least ${plural(rounds, 'agent duration')} back to back (${plural(plan.agentCount, 'agent')} over ${plural(slots, 'slot')}, ` +
         `critical path ${plural(plan.criticalPath.length, 'task')}); at most the run timeout. ` +
         (e.usd !== null || e.tokens !== null || e.budget.usd !== null || e.budget.tokens !== null
@@ -96,4 +122,8 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
     warnings,
     rendered: clipBytes(renderPlan(plan), MAX_RENDERED_BYTES),
   };
+}
+
+function clipChars(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }

@@ -17,6 +17,7 @@ import {
   type AgentRecord,
   type RunRecord,
 } from '../store/index.js';
+import { dynamicSummary } from '../digest/report-md.js';
 import { clipBytes, callText, plural, prefixFitting, utf8Length } from './answer.js';
 
 /** Most phases listed in one answer; the rest are counted. */
@@ -38,6 +39,13 @@ export const MAX_TITLE_CHARS = 100;
  * in the run resource.
  */
 export const MAX_REPORT_BYTES = 16 * 1024;
+/** Most bytes of all dynamic-phase summary lines together; the rest are counted. */
+export const MAX_DYNAMIC_BYTES = 4 * 1024;
+/** Most verdicts listed per phase with `detail: 'phases'`, and in all. */
+export const MAX_VERDICTS_PER_PHASE = 5;
+export const MAX_VERDICTS_TOTAL = 20;
+/** Most characters of a finding, or of a skeptic's reason, in a verdict row. */
+const MAX_VERDICT_CHARS = 120;
 /** Agent rows per page (`detail: 'agents'`). */
 export const AGENT_PAGE_SIZE = 50;
 /** Most recent runs listed. */
@@ -100,6 +108,94 @@ export function phaseRows(snap: RunSnapshot, withDigests: boolean): { rows: Phas
     };
   });
   return { rows, omitted: Math.max(0, snap.view.phases.length - MAX_PHASE_ROWS) };
+}
+
+/** A finding's verdict as a status answer lists it (bounded). */
+export interface VerdictRow {
+  id: string;
+  verdict: 'confirmed' | 'refuted';
+  finding: string;
+  /** Skeptics that refuted it, of how many. */
+  refute: number;
+  of: number;
+  /** The first reason on the verdict's side. */
+  reason?: string;
+}
+
+/** One dynamic phase in a status answer: a one-line summary, and with `detail: 'phases'` some verdicts. */
+export interface DynamicRow {
+  phaseId: string;
+  summary: string;
+  verdicts?: VerdictRow[];
+  /** Verdicts of the phase not listed here (run.json and report.md have them). */
+  verdictsOmitted?: number;
+}
+
+/**
+ * One line per dynamic phase that has done something (items, verdicts, gate, rounds, merge), in
+ * plan order, within MAX_DYNAMIC_BYTES; with `withVerdicts`, the first confirmed and refuted
+ * findings of each verified phase (MAX_VERDICTS_PER_PHASE each phase, MAX_VERDICTS_TOTAL in all).
+ */
+export function dynamicRows(run: RunRecord, withVerdicts: boolean): { rows: DynamicRow[]; omitted: number } {
+  const plan = new Map(run.plan.phases.map((p) => [p.id, p]));
+  const rows: DynamicRow[] = [];
+  let budget = MAX_DYNAMIC_BYTES;
+  let verdictsLeft = MAX_VERDICTS_TOTAL;
+  let omitted = 0;
+  for (const p of run.phases) {
+    const summary = dynamicSummary(p.dynamic, plan.get(p.id));
+    if (!summary) continue;
+    const size = utf8Length(summary) + utf8Length(p.id) + 32;
+    if (size > budget) {
+      omitted++;
+      continue;
+    }
+    budget -= size;
+    const row: DynamicRow = { phaseId: p.id, summary };
+    const v = p.dynamic?.verify;
+    if (withVerdicts && v && v.verdicts.length > 0) {
+      // Refuted and confirmed alternate, so a cap never hides one kind entirely.
+      const confirmed = v.verdicts.filter((x) => x.verdict === 'confirmed');
+      const refuted = v.verdicts.filter((x) => x.verdict === 'refuted');
+      const picked: typeof v.verdicts = [];
+      for (let i = 0; picked.length < Math.min(MAX_VERDICTS_PER_PHASE, verdictsLeft) && (i < confirmed.length || i < refuted.length); i++) {
+        if (i < confirmed.length) picked.push(confirmed[i]!);
+        if (i < refuted.length && picked.length < Math.min(MAX_VERDICTS_PER_PHASE, verdictsLeft)) picked.push(refuted[i]!);
+      }
+      verdictsLeft -= picked.length;
+      row.verdicts = picked.map((x) => {
+        const side = x.verdict === 'refuted' ? 'refutes: ' : 'upholds: ';
+        const reason = x.reasons.find((r) => r.startsWith(side)) ?? x.reasons[0];
+        return {
+          id: x.id,
+          verdict: x.verdict,
+          finding: clipChars(x.finding, MAX_VERDICT_CHARS),
+          refute: x.refute,
+          of: x.of,
+          ...(reason ? { reason: clipChars(reason.startsWith(side) ? reason.slice(side.length) : reason, MAX_VERDICT_CHARS) } : {}),
+        };
+      });
+      const all = v.confirmed + v.refuted;
+      if (all > picked.length) row.verdictsOmitted = all - picked.length;
+    }
+    rows.push(row);
+  }
+  return { rows, omitted };
+}
+
+/** Text lines for dynamic rows. */
+export function dynamicText(d: { rows: DynamicRow[]; omitted: number }): string {
+  if (d.rows.length === 0 && d.omitted === 0) return '';
+  const lines = ['Dynamic phases:'];
+  for (const r of d.rows) {
+    lines.push(`- ${r.phaseId}: ${r.summary}`);
+    for (const v of r.verdicts ?? []) {
+      lines.push(`  ${v.verdict === 'refuted' ? 'REFUTED' : 'confirmed'} ${v.id} (${v.refute}/${v.of} refute): ${v.finding}${v.reason ? ` — ${v.reason}` : ''}`);
+    }
+    if (r.verdictsOmitted) lines.push(`  … and ${plural(r.verdictsOmitted, 'more verdict')} (report.md lists them)`);
+  }
+  if (d.omitted > 0) lines.push(`… and ${plural(d.omitted, 'more dynamic phase')}: \`fanfold status\` or run.json phases[].dynamic`);
+  return lines.join('\n');
 }
 
 /**

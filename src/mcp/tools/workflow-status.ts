@@ -12,6 +12,8 @@ import {
   AGENT_PAGE_SIZE,
   agentPage,
   countsLine,
+  dynamicRows,
+  dynamicText,
   fmtDuration,
   isFinal,
   joinedDigest,
@@ -44,7 +46,7 @@ const InputSchema = z.strictObject({
   detail: z
     .enum(DETAILS)
     .optional()
-    .describe("'summary' (default): counts, phases, digest, report; 'phases': plus each phase's digest; 'agents': plus one row per agent, paged"),
+    .describe("'summary' (default): counts, phases, digest, report; 'phases': plus each phase's digest and the first verdicts of verified phases; 'agents': plus one row per agent, paged"),
   offset: z.number().int().min(0).optional().describe(`first agent row with detail 'agents' (pages of ${AGENT_PAGE_SIZE})`),
 });
 
@@ -59,6 +61,25 @@ const PhaseRowSchema = z.object({
   running: z.number().int(),
   pending: z.number().int(),
   digest: z.string().optional(),
+});
+
+const DynamicRowSchema = z.object({
+  phaseId: z.string(),
+  summary: z.string().describe('one line: items found/made/dropped, verdicts, gate runs, converge rounds, merged patches'),
+  verdicts: z
+    .array(
+      z.object({
+        id: z.string(),
+        verdict: z.enum(['confirmed', 'refuted']),
+        finding: z.string(),
+        refute: z.number().int(),
+        of: z.number().int(),
+        reason: z.string().optional(),
+      }),
+    )
+    .optional()
+    .describe("with detail 'phases': the first verdicts of a verified phase"),
+  verdictsOmitted: z.number().int().optional(),
 });
 
 const AgentRowSchema = z.object({
@@ -91,6 +112,8 @@ const OutputSchema = z.object({
   reason: z.string().optional(),
   phases: z.array(PhaseRowSchema).optional(),
   phasesOmitted: z.number().int().optional(),
+  dynamic: z.array(DynamicRowSchema).optional().describe('one row per dynamic phase that has done something (forEach, verify, gate, converge, merge)'),
+  dynamicOmitted: z.number().int().optional(),
   agents: CountsSchema.optional(),
   elapsedMs: z.number().optional(),
   spend: z.object({ usd: z.number(), tokens: z.number() }).optional().describe("what the run's agents cost so far, as their CLIs reported it"),
@@ -114,7 +137,8 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
     {
       title: 'Status of a fanfold workflow',
       description:
-        'Status of a workflow run: agent counts, phases, the phase digests and, once finished, the report. Pass wait (≤ 50 s) to wait for ' +
+        'Status of a workflow run: agent counts, phases, one line per dynamic phase (items, verdicts, gate, rounds, merge), the phase digests ' +
+        'and, once finished, the report. Pass wait (≤ 50 s) to wait for ' +
         "the run to finish (progress is reported meanwhile); call again while it is running. detail: 'phases' adds per-phase digests, " +
         "'agents' lists each agent (paged with offset). Without runId: the recent runs.",
       inputSchema: InputSchema,
@@ -154,6 +178,7 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
 async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number], page: AgentPage | undefined, waitedMs: number | undefined) {
   const { view, run } = snap;
   const phases = phaseRows(snap, detail === 'phases');
+  const dynamic = dynamicRows(run, detail === 'phases');
   const digest = joinedDigest(run);
   // The report is quoted in the summary once the run has ended; with detail 'phases' or
   // 'agents' the per-phase digests or the rows take its room (the path is still given).
@@ -168,6 +193,8 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     ...(view.reason ? { reason: view.reason } : {}),
     phases: phases.rows,
     phasesOmitted: phases.omitted,
+    ...(dynamic.rows.length > 0 ? { dynamic: dynamic.rows } : {}),
+    ...(dynamic.omitted > 0 ? { dynamicOmitted: dynamic.omitted } : {}),
     agents: view.agents,
     elapsedMs: view.elapsedMs,
     ...(view.spend ? { spend: view.spend } : {}),
@@ -187,6 +214,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   ];
   const sections = [
     phasesText(phases.rows, phases.omitted),
+    dynamicText(dynamic),
     // With detail 'phases' each phase row carries its digest; the joined one would repeat them.
     digest && detail !== 'phases' ? `Digest:\n${digest}` : '',
     page ? agentsText(page) : '',
