@@ -241,7 +241,16 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
           path: `phases[${i}].dependsOn`,
           message: `a pipeline stage depends on exactly one phase (its previous stage), got ${deps.length === 0 ? 'none' : nameList(deps)}`,
         });
-      } else pipelineFrom = deps[0];
+      } else {
+        pipelineFrom = deps[0];
+        const prevStage = spec.phases.find((p) => p.id === pipelineFrom);
+        if (prevStage?.converge) {
+          issues.push({
+            path: `phases[${i}].dependsOn`,
+            message: `a pipeline stage follows the items of its previous stage, and '${pipelineFrom}' has none (it converges in rounds): use forEach: {from: ${pipelineFrom}} instead`,
+          });
+        }
+      }
       if (phase.converge) issues.push({ path: `phases[${i}].converge`, message: 'a pipeline stage cannot converge: its tasks follow the items of its previous stage' });
     }
     if (phase.converge && phase.forEach) {

@@ -142,7 +142,8 @@ describe('README: Dynamic workflows', () => {
     expect(readme).toContain('npm install && npm run demo');
     expect(readme).toMatch(/^npm test\s/m);
     expect(start).toBeGreaterThan(0);
-    expect(section).toContain('node dist/cli/main.js run examples/dynamic-demo.yaml');
+    expect(section).toContain('npm run demo:dynamic');
+    expect(JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts['demo:dynamic']).toContain('examples/dynamic-demo.yaml');
     for (const f of yamlFiles.filter((x) => x !== 'census.yaml')) expect(section, f).toContain(`examples/${f}`);
     for (const w of ['forEach', 'mode: pipeline', 'verify', 'gate', 'converge', 'isolation: worktree', 'maxAgents', 'droppedItems', 'fanfold resume', '.agent_workflows/<runId>/worktrees/']) {
       expect(section, w).toContain(w);

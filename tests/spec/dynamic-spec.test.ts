@@ -71,6 +71,13 @@ describe('dynamic phases: shape and references', () => {
     expect(issueAt(withPhases([list, { id: 'l2', agent: 'sh', prompt: 'y' }, { id: 'b', agent: 'sh', mode: 'pipeline', dependsOn: ['list', 'l2'], prompt: 'x' }]), 'phases[2].dependsOn')).toMatch(/exactly one phase.*'list', 'l2'/);
   });
 
+  it('a pipeline stage cannot follow a converge phase (it has rounds, not items)', () => {
+    expect(issueAt(withPhases([
+      { id: 'hunt', agent: 'sh', converge: {}, prompt: 'find' },
+      { id: 'next', agent: 'sh', mode: 'pipeline', dependsOn: ['hunt'], prompt: 'x' },
+    ]), 'phases[1].dependsOn')).toMatch(/'hunt' has none.*forEach: \{from: hunt\}/);
+  });
+
   it('a pipeline stage after a written phase has nothing to wait for at its start', () => {
     const plan = buildPlan(withPhases([
       { id: 'a', agent: 'sh', tasks: [{ id: 'x', prompt: '1' }, { id: 'y', prompt: '2' }] },
