@@ -13,7 +13,7 @@
  * The CLIs to run it with: FANFOLD_E2E_DYNAMIC_CLIS (comma list, default `codex`, the fastest to
  * start: ~1 s against claude's 2–7 s under load; `claude,codex` runs it once with each).
  */
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord, RunEvent, RunRecord } from '../../src/store/types.js';
@@ -26,7 +26,7 @@ import {
 } from './support/anthropic-server.js';
 import { ensureCli, REPO_ROOT } from './support/clis.js';
 import { workflowSandbox, type WorkflowSandbox } from './support/env.js';
-import { describeRun, runCli, type CliRun } from './support/run.js';
+import { describeRun, runCli, runJournal, runRecords, type CliRun } from './support/run.js';
 import {
   startResponsesServer,
   userInputText,
@@ -171,21 +171,8 @@ describe.skipIf(!ENABLED)('a dynamic workflow of real sub-agents: forEach over a
     }
   }
 
-  async function records(dir: string): Promise<Map<string, AgentRecord>> {
-    const out = new Map<string, AgentRecord>();
-    for (const f of await readdir(join(dir, 'agents'))) {
-      const rec = JSON.parse(await readFile(join(dir, 'agents', f), 'utf8')) as AgentRecord;
-      out.set(`${rec.phaseId}/${rec.taskId}#${rec.attempt}`, rec);
-    }
-    return out;
-  }
-
-  async function journal(dir: string): Promise<RunEvent[]> {
-    return (await readFile(join(dir, 'events.jsonl'), 'utf8'))
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as RunEvent);
-  }
+  const records = runRecords;
+  const journal = (dir: string) => runJournal<RunEvent>(dir);
 
   for (const kind of KINDS) {
     it(`${kind}: list → forEach check with 2 skeptics per finding (majority) → final synthesis of the verdicts`, async () => {

@@ -12,7 +12,7 @@
  * 3. The runners directly, with the real CLIs: invalid structured output refused and then fixed
  *    on a retry that carries the validation errors; sub-agents querying the finished run over MCP.
  */
-import { readFile, readdir, stat, writeFile, chmod, mkdir } from 'node:fs/promises';
+import { readFile, stat, writeFile, chmod, mkdir } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ import {
 import { ensureCli, REPO_ROOT, type InstalledCli } from './support/clis.js';
 import { workflowSandbox, type WorkflowSandbox } from './support/env.js';
 import type { RecordedRequest } from './support/http-util.js';
-import { describeRun, runCli, type CliRun } from './support/run.js';
+import { describeRun, runCli, runJournal, runRecords, type CliRun } from './support/run.js';
 import {
   functionOutputs,
   startResponsesServer,
@@ -319,21 +319,8 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (real CL
     return { run, view };
   }
 
-  async function records(dir: string): Promise<Map<string, AgentRecord>> {
-    const out = new Map<string, AgentRecord>();
-    for (const f of await readdir(join(dir, 'agents'))) {
-      const rec = JSON.parse(await readFile(join(dir, 'agents', f), 'utf8')) as AgentRecord;
-      out.set(`${rec.phaseId}/${rec.taskId}#${rec.attempt}`, rec);
-    }
-    return out;
-  }
-
-  async function journal(dir: string): Promise<JournalEvent[]> {
-    return (await readFile(join(dir, 'events.jsonl'), 'utf8'))
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as JournalEvent);
-  }
+  const records = runRecords;
+  const journal = (dir: string) => runJournal<JournalEvent>(dir);
 
   const task = (phase: string, id: string, agent: string, file: string, extra = ''): Record<string, unknown> => ({
     id,

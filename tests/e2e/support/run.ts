@@ -3,6 +3,9 @@
  * timeout), stdout/stderr collected.
  */
 import { spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentRecord, RunEvent } from '../../../src/store/types.js';
 
 export interface CliRun {
   code: number | null;
@@ -82,4 +85,22 @@ export function parseJsonl(text: string): { events: Array<Record<string, unknown
 /** Describe a run for assertion messages. */
 export function describeRun(run: CliRun): string {
   return `exit=${run.code} signal=${run.signal} timedOut=${run.timedOut}\n--- stdout ---\n${run.stdout.slice(-4000)}\n--- stderr ---\n${run.stderr.slice(-4000)}`;
+}
+
+/** Every agent record of a run directory, by `phase/task#attempt`. */
+export async function runRecords(dir: string): Promise<Map<string, AgentRecord>> {
+  const out = new Map<string, AgentRecord>();
+  for (const f of await readdir(join(dir, 'agents'))) {
+    const rec = JSON.parse(await readFile(join(dir, 'agents', f), 'utf8')) as AgentRecord;
+    out.set(`${rec.phaseId}/${rec.taskId}#${rec.attempt}`, rec);
+  }
+  return out;
+}
+
+/** The journal of a run directory, one parsed event per line. */
+export async function runJournal<E = RunEvent>(dir: string): Promise<E[]> {
+  return (await readFile(join(dir, 'events.jsonl'), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as E);
 }
