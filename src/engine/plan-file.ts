@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { buildPlan, loadSpecFile, RUNNER_KINDS } from '../spec/index.js';
 import { SpecError, type Plan, type RunnerKind, type SpecIssue } from '../spec/types.js';
-import { loadProfiles } from '../runners/profiles.js';
+import { defaultRunner, loadProfiles } from '../runners/profiles.js';
 import { compileSchema } from '../runners/structured.js';
 
 /** Options shared by `loadPlanFile` and `planFromInput`. */
@@ -33,7 +33,11 @@ export function planFromInput(input: unknown, opts: PlanOptions = {}): Plan {
     ...(opts.env ? { env: opts.env } : {}),
     ...specRunnerOf(input),
   });
-  const plan = buildPlan(input, { resolveAgent: (name) => profiles.resolve(name) });
+  const plan = buildPlan(input, {
+    resolveAgent: (name) => profiles.resolve(name),
+    // An agent defined without a runner runs on the host's agent CLI, as a profile would.
+    hostRunner: () => defaultRunner({ ...(opts.env ? { env: opts.env } : {}) }),
+  });
   checkSchemas(plan);
   return plan;
 }

@@ -10,6 +10,12 @@ import { didYouMean, nameList } from './suggest.js';
 /** Looks an agent up by name outside the spec (e.g. `.claude/agents/*.md` profiles). */
 export type ResolveAgent = (name: string) => AgentDef | undefined;
 
+/**
+ * The runner an agent the spec defines without one gets when the spec sets no defaults.runner:
+ * the host's agent CLI (FANFOLD_RUNNER, else the one installed). Throws with what to do when none.
+ */
+export type HostRunner = () => RunnerKind;
+
 /** Builds the AgentDef of a spec entry; `runner` falls back to `defaults.runner`. */
 function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef {
   const def: AgentDef = { name, runner, tier: spec.tier };
@@ -37,17 +43,30 @@ export class AgentBook {
   readonly #issues: SpecIssue[];
   readonly #warnings: string[];
 
-  constructor(spec: WorkflowSpec, resolve: ResolveAgent | undefined, issues: SpecIssue[], warnings: string[]) {
+  constructor(spec: WorkflowSpec, resolve: ResolveAgent | undefined, issues: SpecIssue[], warnings: string[], hostRunner?: HostRunner) {
     this.#resolve = resolve;
     this.#issues = issues;
     this.#warnings = warnings;
     const defaultRunner = spec.defaults?.runner;
+    // Asked at most once, and only for an agent that names no runner when the spec sets none.
+    let host: { runner?: RunnerKind; why?: string } | undefined;
+    const fromHost = () => {
+      if (!host) {
+        try {
+          host = hostRunner ? { runner: hostRunner() } : {};
+        } catch (e) {
+          host = { why: e instanceof Error ? e.message : String(e) };
+        }
+      }
+      return host;
+    };
     for (const [name, entry] of Object.entries(spec.agents ?? {})) {
-      const runner = entry.runner ?? defaultRunner;
+      const runner = entry.runner ?? defaultRunner ?? (entry.command === undefined ? fromHost().runner : undefined);
       if (runner === undefined) {
+        const why = entry.command === undefined ? fromHost().why : undefined;
         issues.push({
           path: `agents.${name}.runner`,
-          message: "required: expected one of 'command', 'claude', 'codex', 'pi' (or set defaults.runner)",
+          message: "required: expected one of 'command', 'claude', 'codex', 'pi' (or set defaults.runner)" + (why ? `; ${why}` : ''),
         });
       } else if (runner === 'command' && entry.command === undefined) {
         issues.push({

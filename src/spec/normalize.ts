@@ -8,7 +8,7 @@
  *
  * Pure: no I/O, no clock, no randomness; the only outside call is `opts.resolveAgent`.
  */
-import { AgentBook, type ResolveAgent } from './agents.js';
+import { AgentBook, type HostRunner, type ResolveAgent } from './agents.js';
 import { parseDuration } from './duration.js';
 import { criticalPath, findCycles, formatCycle, topologicalOrder, type DepGraph } from './graph.js';
 import { splitTaskDep, taskRef } from './ids.js';
@@ -23,6 +23,8 @@ import type { PhaseSpec, TaskSpec } from './schema.js';
 export interface BuildOptions {
   /** Finds agents the spec names but does not define (e.g. agent profiles); may return undefined. */
   resolveAgent?: ResolveAgent;
+  /** The runner of a defined agent that names none, when the spec sets no defaults.runner. */
+  hostRunner?: HostRunner;
 }
 
 /** Result of validateSpec: the plan, or every issue found. */
@@ -140,7 +142,7 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
   const issues: SpecIssue[] = [];
   const warnings: string[] = [];
   const limits = toLimits(spec.limits);
-  const agents = new AgentBook(spec, opts.resolveAgent, issues, warnings);
+  const agents = new AgentBook(spec, opts.resolveAgent, issues, warnings, opts.hostRunner);
   if (spec.defaults?.agent !== undefined) agents.lookup(spec.defaults.agent, 'defaults.agent');
   const fallback = (() => {
     let cached: ReturnType<AgentBook['fallback']> | null = null;

@@ -567,3 +567,30 @@ describe('all issues together', () => {
     expect(issues.at(-1)).toEqual({ path: '', message: '… and 30 more issues' });
   });
 });
+
+describe('agents defined without a runner', () => {
+  const spec = { version: 1, name: 't', agents: { auditor: { systemPrompt: 'audit' } }, phases: [{ id: 'p', agent: 'auditor', prompt: 'x' }] };
+
+  test('run on the host runner when the spec sets no defaults.runner', () => {
+    const r = validateSpec(spec, { hostRunner: () => 'codex' });
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.plan.agents['auditor']!.runner).toBe('codex');
+  });
+
+  test('say why when there is no host runner either', () => {
+    const r = validateSpec(spec, { hostRunner: () => { throw new Error('no agent CLI found to run it'); } });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toEqual([{ path: 'agents.auditor.runner', message: expect.stringMatching(/required: .*; no agent CLI found to run it/) }]);
+  });
+
+  test('a command agent never takes the host runner', () => {
+    const r = validateSpec({ ...spec, agents: { auditor: { command: ['true'] } } }, { hostRunner: () => 'claude' });
+    expect(r.ok).toBe(false);
+  });
+
+  test('planFromInput uses FANFOLD_RUNNER for them', async () => {
+    const { planFromInput } = await import('../../src/engine/plan-file.js');
+    const plan = planFromInput(spec, { env: { PATH: '', FANFOLD_RUNNER: 'pi' } });
+    expect(plan.agents['auditor']!.runner).toBe('pi');
+  });
+});
