@@ -22,8 +22,6 @@ export interface DynamicHost {
   plan: Plan;
   /** The latest succeeded record of a task whose key is current, when there is one. */
   record(ref: string): Promise<AgentRecord | undefined>;
-  /** Whether a succeeded record with this key exists (the task is reused, not run). */
-  reusable(ref: string, key: string): boolean;
   /** Adds made tasks to the live plan (and the owner's maps); returns the refs reused. */
   addTasks(tasks: PlanTask[]): Set<string>;
   /** Agents the run may still start under limits.maxAgents. */
@@ -35,6 +33,12 @@ export interface DynamicHost {
   applyPatches(items: MergeItem[], onApplied: (ref: string) => Promise<void>): Promise<MergeResult>;
   /** Refs whose patch an earlier owner already applied (journaled `merge.applied`). */
   mergedBefore: ReadonlySet<string>;
+  /**
+   * Refs of tasks made at run time that have an agent record from an earlier owner, by phase.
+   * Until a resume has made them again they keep their place under limits.maxAgents, so the share
+   * each phase gets does not depend on which phase happens to expand first.
+   */
+  recorded: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 const now = () => new Date().toISOString();
@@ -76,10 +80,15 @@ export class Dynamics {
   readonly #h: DynamicHost;
   readonly #runs = new Map<string, PhaseRun>();
   readonly #keys = new Map<string, string>();
+  /** Every task of the live plan by ref. */
+  readonly #tasks = new Map<string, PlanTask>();
 
   constructor(host: DynamicHost) {
     this.#h = host;
-    for (const t of host.plan.tasks) this.#keys.set(t.ref, t.key);
+    for (const t of host.plan.tasks) {
+      this.#keys.set(t.ref, t.key);
+      this.#tasks.set(t.ref, t);
+    }
     for (const p of host.plan.phases) {
       if (!p.dynamic) continue;
       this.#keys.set(p.dynamic.done, p.dynamic.doneKey);
@@ -97,7 +106,8 @@ export class Dynamics {
     const out: SchedTask[] = [];
     for (const r of this.#runs.values()) {
       out.push({ ref: r.d.start, phaseId: r.phase.id, deps: [...r.d.startDeps], virtual: true });
-      out.push({ ref: r.d.done, phaseId: r.phase.id, deps: [r.d.start], virtual: true });
+      // Plans stored before doneDeps existed end at their start node alone.
+      out.push({ ref: r.d.done, phaseId: r.phase.id, deps: [...(r.d.doneDeps ?? [r.d.start])], virtual: true });
     }
     return out;
   }
@@ -187,6 +197,24 @@ export class Dynamics {
 
   // ---- making tasks ------------------------------------------------------------------------
 
+  /** What a task of the live plan was made for (undefined for written tasks). */
+  #origin(ref: string): TaskOrigin | undefined {
+    return this.#tasks.get(ref)?.origin;
+  }
+
+  /**
+   * Agents phase `r` may still make: the run's room under limits.maxAgents, less the places kept
+   * for tasks other phases made under an earlier owner and have not made again yet.
+   */
+  #room(r: PhaseRun): number {
+    let kept = 0;
+    for (const [phaseId, refs] of this.#h.recorded) {
+      if (phaseId === r.phase.id) continue;
+      for (const ref of refs) if (!this.#tasks.has(ref)) kept++;
+    }
+    return this.#h.room() - kept;
+  }
+
   #agent(name: string): AgentDef {
     const a = this.#h.plan.agents[name];
     if (!a) throw new Error(`agent '${name}' is not in the plan`);
@@ -214,6 +242,7 @@ export class Dynamics {
   /** Adds made tasks and the next step (waiting for `waitFor`) to the graph. */
   #grow(r: PhaseRun, tasks: PlanTask[], next: string | undefined, waitFor: string[], label: string): Growth {
     const reused = this.#h.addTasks(tasks);
+    for (const t of tasks) this.#tasks.set(t.ref, t);
     const sched: SchedTask[] = tasks.map((t) => ({ ref: t.ref, phaseId: t.phaseId, deps: [...t.deps] }));
     const g: Growth = { tasks: sched, done: reused };
     if (next !== undefined) {
@@ -250,14 +279,17 @@ export class Dynamics {
     if (d.forEach) {
       const from = this.#h.plan.phases.find((p) => p.id === d.forEach!.from)!;
       // Fix tasks of a gated source report on repairs, not items.
-      const sourceRefs = (this.#runs.get(from.id)?.work ?? from.taskRefs).filter((ref) => !/\/fix-\d+$/.test(ref));
+      const sourceRefs = (this.#runs.get(from.id)?.work ?? from.taskRefs).filter((ref) => this.#origin(ref)?.kind !== 'fix');
       const seen = new Set<string>();
       for (const ref of sourceRefs) {
-        const rec = await this.#h.record(ref);
-        if (!rec) {
+        const raw = await this.#h.record(ref);
+        if (!raw) {
           problems.push(`${ref} has no succeeded answer`);
           continue;
         }
+        // A verified source hands on its confirmed findings only (it has ended: verdicts are in).
+        const { structured: _all, ...rest } = raw;
+        const rec: AgentRecord = { ...rest, ...this.withoutRefuted(raw) };
         const read = itemsOf(rec, d.forEach.items, false);
         if (read.problem) problems.push(read.problem);
         for (const item of read.items) {
@@ -286,7 +318,10 @@ export class Dynamics {
     const perItem = Math.max(1, templates.length);
     let cap = d.forEach?.max ?? Infinity;
     let dropReason = d.forEach?.max !== undefined ? `forEach.max ${d.forEach.max}` : undefined;
-    const roomItems = Math.floor(this.#h.room() / perItem);
+    // The gate's first check needs room after the items; skeptics take what is left (or leave
+    // findings unverified, reported).
+    const reserve = d.gate ? 1 : 0;
+    const roomItems = Math.floor(Math.max(0, this.#room(r) - reserve) / perItem);
     if (roomItems < Math.min(cap, found)) {
       cap = roomItems;
       dropReason = `limits.maxAgents ${this.#h.plan.limits.maxAgents} (room for ${roomItems} more item(s))`;
@@ -349,10 +384,13 @@ export class Dynamics {
     const c = r.d.converge!;
     let fresh = 0;
     const newFindings: { from: string; item: unknown }[] = [];
+    const problems: string[] = [];
     for (const ref of r.work.filter((x) => x.endsWith(`-r${round}`))) {
       const rec = await this.#h.record(ref);
       if (!rec) continue;
-      for (const item of itemsOf(rec, c.items, true).items) {
+      const read = itemsOf(rec, c.items, true);
+      if (read.problem) problems.push(read.problem);
+      for (const item of read.items) {
         const id = identityOf(item, c.key);
         if (r.seen.has(id)) continue;
         r.seen.add(id);
@@ -361,22 +399,24 @@ export class Dynamics {
         fresh++;
       }
     }
+    // A round whose answers cannot be read would count as dry and end the loop for a wrong reason.
+    if (problems.length > 0) return this.#unreadable(r, 'converge', problems);
+    // New findings are verified as they come; the next round does not wait for their skeptics.
+    const skeptics = r.d.verify ? this.#makeSkeptics(r, newFindings) : [];
     const prev = r.state.converge;
     const dryRounds = fresh === 0 ? (prev?.dryRounds ?? 0) + 1 : 0;
     const newPerRound = [...(prev?.newPerRound ?? []), fresh];
     let stopped: string | undefined;
     if (dryRounds >= c.untilDry) stopped = `dry: ${dryRounds} round(s) in a row found nothing new`;
     else if (round >= c.maxRounds) stopped = `converge.maxRounds ${c.maxRounds} reached`;
-    else if (this.#h.room() < this.#templates(r).length) stopped = `limits.maxAgents ${this.#h.plan.limits.maxAgents} reached`;
+    else if (this.#room(r) - skeptics.length < this.#templates(r).length) stopped = `limits.maxAgents ${this.#h.plan.limits.maxAgents} reached`;
     r.state.converge = { untilDry: c.untilDry, maxRounds: c.maxRounds, rounds: round, dryRounds, findings: r.seen.size, newPerRound, ...(stopped ? { stopped } : {}) };
     this.#h.update(r.phase.id, r.state);
     await this.#h.journal({ type: 'converge.round', t: now(), phaseId: r.phase.id, round, fresh, dryRounds });
-    // New findings are verified as they come; the next round does not wait for their skeptics.
-    const skeptics = r.d.verify ? this.#makeSkeptics(r, newFindings) : [];
     if (!stopped) {
       const g = this.#makeRound(r, round + 1);
       if (skeptics.length > 0) {
-        const more = this.#grow(r, skeptics, undefined, [], 'skeptics');
+        const more = this.#grow(r, skeptics, undefined, [], `skeptics of round ${round}`);
         g.tasks.unshift(...more.tasks);
         g.done = new Set([...(g.done ?? []), ...(more.done ?? [])]);
         g.extend!.push({ ref: r.d.done, deps: skeptics.map((t) => t.ref) });
@@ -386,7 +426,7 @@ export class Dynamics {
     // Rounds are over: the verdict waits for every skeptic made along the way.
     if (r.d.verify) {
       const all = r.findings.flatMap((f) => f.skeptics);
-      return { status: 'succeeded', retryable: false, grow: this.#grow(r, skeptics, 'verdict', all, 'skeptics') };
+      return { status: 'succeeded', retryable: false, grow: this.#grow(r, skeptics, 'verdict', all, `skeptics of round ${round}`) };
     }
     return this.#post(r, 'merge');
   }
@@ -396,11 +436,16 @@ export class Dynamics {
   async #post(r: PhaseRun, from: 'verify' | 'verdict' | 'merge' | 'gate'): Promise<AttemptOutcome> {
     if (from === 'verify' && r.d.verify && !r.d.converge) {
       const found: { from: string; item: unknown }[] = [];
+      const problems: string[] = [];
       for (const ref of r.work) {
         const rec = await this.#h.record(ref);
         if (!rec) continue;
-        for (const item of itemsOf(rec, r.d.verify.items, true).items) found.push({ from: ref, item });
+        const read = itemsOf(rec, r.d.verify.items, true);
+        if (read.problem) problems.push(read.problem);
+        for (const item of read.items) found.push({ from: ref, item });
       }
+      // A wrong verify.items would leave everything unverified while looking verified.
+      if (problems.length > 0) return this.#unreadable(r, 'verify', problems);
       const skeptics = this.#makeSkeptics(r, found);
       return { status: 'succeeded', retryable: false, grow: this.#grow(r, skeptics, 'verdict', skeptics.map((t) => t.ref), 'skeptics') };
     }
@@ -421,6 +466,14 @@ export class Dynamics {
     return { status: 'succeeded', retryable: false };
   }
 
+  /** The step fails naming the answers its findings could not be read from. */
+  #unreadable(r: PhaseRun, what: 'verify' | 'converge', problems: string[]): AttemptOutcome {
+    return {
+      status: 'failed', retryable: false,
+      cause: `${what} of phase ${r.phase.id} cannot read its findings: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
+    };
+  }
+
   #noRoom(r: PhaseRun, what: string): AttemptOutcome {
     return { status: 'failed', retryable: false, cause: `phase ${r.phase.id}: no room for ${what} under limits.maxAgents ${this.#h.plan.limits.maxAgents}` };
   }
@@ -436,7 +489,9 @@ export class Dynamics {
       const text = itemText(f.item);
       const finding: Finding = { id: `f${n}`, from: f.from, text, skeptics: [] };
       r.findings.push(finding);
-      if (n > max || this.#h.room() - tasks.length < v.skeptics) continue; // unverified, reported
+      // Unverified (reported) past verify.max or when the skeptics would not fit, the gate's first
+      // check kept in reserve.
+      if (n > max || this.#room(r) - tasks.length - (r.d.gate ? 1 : 0) < v.skeptics) continue;
       for (let k = 1; k <= v.skeptics; k++) {
         const prompt = v.prompt ?? skepticPrompt(this.#h.plan, r.phase);
         const t = this.#make(r, `skeptic-${n}-${k}`, prompt, v.agent, [f.from], { kind: 'skeptic', finding: text, findingId: finding.id, from: f.from, skeptic: k }, { schema: SKEPTIC_SCHEMA });
@@ -507,7 +562,7 @@ export class Dynamics {
   // ---- gate ----------------------------------------------------------------------------------
 
   #makeCheck(r: PhaseRun, iteration: number, deps: string[]): PlanTask | undefined {
-    if (this.#h.room() < 1) return undefined;
+    if (this.#room(r) < 1) return undefined;
     const g = r.d.gate!;
     if (g.kind === 'command') {
       return this.#make(r, `check-${iteration}`, `Gate of phase ${r.phase.id}, run ${iteration}: ${g.command}`, g.agent, deps, { kind: 'check', iteration });
@@ -537,13 +592,20 @@ export class Dynamics {
     await this.#h.journal({ type: 'gate.checked', t: now(), phaseId: r.phase.id, iteration, passed, summary: clip(failure.split('\n')[0] ?? '', 200) });
     if (passed) return { status: 'succeeded', retryable: false };
     if (iteration >= g.maxIterations) {
-      return { status: 'failed', retryable: false, cause: `gate of phase ${r.phase.id} still failing after ${iteration} run(s) (maxIterations ${g.maxIterations}): ${clip(failure.replace(/\s+/g, ' '), 300)}` };
+      return {
+        status: 'failed', retryable: false,
+        cause: `gate of phase ${r.phase.id} still failing after ${iteration} run(s) (maxIterations ${g.maxIterations}): ${clip(failure.replace(/\s+/g, ' '), 300)}` +
+          ' — to try again, raise maxIterations and run fanfold resume --spec (the checks and fixes done are kept)',
+      };
     }
-    if (this.#h.room() < 2) return this.#noRoom(r, `fix ${iteration} and gate run ${iteration + 1}`);
+    if (this.#room(r) < 2) return this.#noRoom(r, `fix ${iteration} and gate run ${iteration + 1}`);
     const fixPrompt = g.fixPrompt ?? fixPromptOf(this.#h.plan, r.phase, g.kind);
-    const fix = this.#make(r, `fix-${iteration}`, fixPrompt, g.fixAgent, [`${r.phase.id}/check-${iteration}`], { kind: 'fix', iteration, failure });
+    // The fix and the next check see the phase's work (a critic judges it, a fix repairs it), and
+    // each other's result: the failure the fix answers, the fix the check judges.
+    const work = r.work.filter((ref) => this.#origin(ref)?.kind !== 'fix');
+    const fix = this.#make(r, `fix-${iteration}`, fixPrompt, g.fixAgent, [...work, `${r.phase.id}/check-${iteration}`], { kind: 'fix', iteration, failure });
     r.work.push(fix.ref);
-    const check = this.#makeCheck(r, iteration + 1, [fix.ref])!;
+    const check = this.#makeCheck(r, iteration + 1, [...work, fix.ref])!;
     return { status: 'succeeded', retryable: false, grow: this.#grow(r, [fix, check], `gate-${iteration + 1}`, [check.ref], `fix ${iteration}`) };
   }
 }

@@ -221,6 +221,18 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       });
 
     const stepCause = new Map<string, string>();
+    /** Tasks made at run time that an earlier owner recorded, by phase (they keep their room). */
+    const recorded = new Map<string, Set<string>>();
+    for (const r of records) {
+      const ref = `${r.phaseId}/${r.taskId}`;
+      if (taskByRef.has(ref)) continue;
+      (recorded.get(r.phaseId) ?? recorded.set(r.phaseId, new Set()).get(r.phaseId)!).add(ref);
+    }
+    const DECISIONS = new Set(['verify.verdict', 'gate.checked', 'converge.round', 'merge.applied', 'merge.conflict', 'phase.expanded']);
+    const signature = (e: RunEvent) => JSON.stringify({ ...e, t: undefined });
+    const decidedBefore = new Set(events.filter((e) => DECISIONS.has(e.type)).map(signature));
+    const replayed = (e: RunEvent) =>
+      (e.type === 'phase.expanded' && e.made > 0 && e.made === e.reused) || (DECISIONS.has(e.type) && decidedBefore.has(signature(e)));
     const mergedBefore = new Set(events.flatMap((e) => (e.type === 'merge.applied' ? [e.ref] : [])));
     const recordCache = new Map<string, AgentRecord>();
     const dyn: Dynamics = new Dynamics({
@@ -234,7 +246,6 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         recordCache.set(file, rec);
         return rec;
       },
-      reusable: (ref, key) => succeededByKey.has(`${ref}\0${key}`),
       addTasks(tasks) {
         const reused = new Set<string>();
         const lines: { ref: string; key: string; file: string }[] = [];
@@ -261,10 +272,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         return reused;
       },
       room: () => plan.limits.maxAgents - plan.tasks.length,
-      journal: (e) => journal(e),
+      // Replayed steps decide what they decided before: their events are journaled once.
+      journal: (e) => (replayed(e) ? Promise.resolve() : journal(e)),
       update: () => changed(),
       applyPatches: (items, onApplied) => applyPatches(before.cwd, items, { onApplied }),
       mergedBefore,
+      recorded,
     });
 
     let status: RunStatus = 'running';

@@ -287,7 +287,10 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       .execute(task, { attempt, slot: -1, signal: outer })
       .then((outcome) => {
         virtualRunning--;
-        if (outcome.status === 'succeeded' && outcome.grow && !halted) grow(outcome.grow);
+        // A phase whose end node has already ended (skipped after a failure under onFailure:
+        // continue) takes no more tasks: the growth is dropped, not forced onto a finished node.
+        const g = outcome.grow;
+        if (outcome.status === 'succeeded' && g && !halted && !(g.extend ?? []).some((e) => final.has(e.ref))) grow(g);
         onAttemptEnd(task, attempt, { ...outcome, retryable: false });
         pump();
         maybeDone();

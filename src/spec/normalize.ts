@@ -94,6 +94,9 @@ interface Draft {
 /** Ids the engine gives tasks it makes in a verified or gated phase; a written task may not use them. */
 const RESERVED_TASK_ID = /^(?:skeptic|check|fix)-\d/;
 
+/** Template ids whose instances (`<id>-<n>`) could be taken for the engine's own tasks. */
+const RESERVED_TEMPLATE_ID = /^(?:skeptic|check|fix)(?:-|$)/;
+
 /** Longest template id in a phase whose tasks are made at run time (suffixes like `-123-r12` follow). */
 const MAX_TEMPLATE_ID = 40;
 
@@ -198,7 +201,7 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
   const phaseDeps = new Map<string, string[]>();
   const runTime = new Set(spec.phases.filter(madeAtRunTime).map((p) => p.id));
   /** Per dynamic phase: templates and dynamics without the refs and keys computed below. */
-  const dyn = new Map<string, Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneKey' | 'upstream'>>();
+  const dyn = new Map<string, Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneDeps' | 'doneKey' | 'upstream'>>();
   const taskAgent = (phase: PhaseSpec, phaseAgent: AgentDef | undefined, i: number, task: TaskSpec, k: number, agentless: string[]): AgentDef | undefined => {
     if (task.agent !== undefined) return agents.lookup(task.agent, `phases[${i}].tasks[${k}].agent`);
     if (phase.agent !== undefined) return phaseAgent;
@@ -255,6 +258,12 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       }
       if (phase.converge) issues.push({ path: `phases[${i}].converge`, message: 'a pipeline stage cannot converge: its tasks follow the items of its previous stage' });
     }
+    if (phase.mode === 'pipeline' && phase.forEach) {
+      warnings.push(`phases[${i}] has forEach and mode: pipeline: a forEach phase is the first stage of a pipeline, so mode: pipeline does nothing here (put it on the stages after it)`);
+    }
+    if (phase.converge && phase.verify?.items !== undefined) {
+      warnings.push(`phases[${i}].verify.items is not used on a converge phase: skeptics verify the findings converge reads (converge.items)`);
+    }
     if (phase.converge && phase.forEach) {
       issues.push({ path: `phases[${i}].converge`, message: 'expected forEach or converge on a phase, got both: converge repeats a fixed set of tasks' });
     }
@@ -288,6 +297,9 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         }
         if (task.dependsOn !== undefined && task.dependsOn.length > 0) {
           issues.push({ path: `phases[${i}].tasks[${k}].dependsOn`, message: 'tasks of a forEach, pipeline or converge phase are made at run time: put dependencies on the phase (dependsOn)' });
+        }
+        if ((phase.verify || phase.gate) && RESERVED_TEMPLATE_ID.test(task.id)) {
+          issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `'${task.id}' would name tasks like the engine's skeptic-N, check-N and fix-N in a verified or gated phase: rename it` });
         }
         if (agentDef) templates.push({ id: task.id, prompt: task.prompt, agent: agentDef.name, ...(schema ? { schema } : {}), ...(isolation ? { isolation } : {}) });
         return;
@@ -326,7 +338,7 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       });
     }
     if (!(templated || phase.verify || phase.gate || isolated)) return;
-    const d: Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneKey' | 'upstream'> = {};
+    const d: Omit<PhaseDynamics, 'start' | 'startDeps' | 'done' | 'doneDeps' | 'doneKey' | 'upstream'> = {};
     if (templated) d.templates = templates;
     if (phase.forEach) {
       d.forEach = { from: phase.forEach.from, ...(phase.forEach.items !== undefined ? { items: phase.forEach.items } : {}), ...(phase.forEach.max !== undefined ? { max: phase.forEach.max } : {}) };
@@ -435,7 +447,10 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       if (!d.templates) for (const r of staticRefs(id)) upstream.add(r);
       upstreamOf.set(id, [...upstream].sort(byDeclared));
       depsOf.set(startRef(id), [...startDeps].sort(byDeclared));
-      depsOf.set(doneRef(id), [startRef(id)]);
+      // A pipeline stage ends once its previous stage has ended too (its skeptics, merge, gate): what
+      // waits for this stage may read both, and the end node's key then covers the previous stage.
+      const prevExit = d.pipeline ? exitOf(d.pipeline.from) : [];
+      depsOf.set(doneRef(id), [startRef(id), ...prevExit]);
     }
     const graph: DepGraph = { nodes, deps: depsOf };
     for (const cycle of findCycles(graph)) {
@@ -473,9 +488,9 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
       // The end node's key: the phase's configuration, its written tasks and its upstream.
       const upstream = upstreamOf.get(phaseId) ?? [];
       const config = { ...d, templates: d.templates?.map((t) => ({ ...t, agent: planAgents[t.agent] })) };
-      const doneKey = nodeKey(ref, config, depKeys([...new Set([...depsOf.get(startRef(phaseId))!, ...upstream])]));
+      const doneKey = nodeKey(ref, config, depKeys([...new Set([...depsOf.get(startRef(phaseId))!, ...upstream, ...deps])]));
       keys.set(ref, doneKey);
-      dynamics.set(phaseId, { start: startRef(phaseId), startDeps: [...depsOf.get(startRef(phaseId))!], done: ref, doneKey, upstream, ...d });
+      dynamics.set(phaseId, { start: startRef(phaseId), startDeps: [...depsOf.get(startRef(phaseId))!], done: ref, doneDeps: [...deps], doneKey, upstream, ...d });
       continue;
     }
     const d = byRef.get(ref)!;

@@ -105,8 +105,9 @@ export interface PhaseDynamics {
   start: string;
   /** Refs the start node waits for. */
   startDeps: string[];
-  /** Ref of the virtual node later phases wait for (`<phase>/_done`), and its content key. */
+  /** Ref of the virtual node later phases wait for (`<phase>/_done`), what it waits for at first, and its content key. */
   done: string;
+  doneDeps: string[];
   doneKey: string;
   /** Refs every task made at run time depends on (the phase's upstream), with their keys. */
   upstream: string[];
