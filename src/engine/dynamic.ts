@@ -594,7 +594,7 @@ export class Dynamics {
     if (iteration >= g.maxIterations) {
       return {
         status: 'failed', retryable: false,
-        cause: `gate of phase ${r.phase.id} still failing after ${iteration} run(s) (maxIterations ${g.maxIterations}): ${clip(failure.replace(/\s+/g, ' '), 300)}` +
+        cause: `gate of phase ${r.phase.id} still failing after ${iteration} run(s) (maxIterations ${g.maxIterations}): ${clip(failure.replace(/\s+/g, ' ').trim(), 300)}` +
           ' — to try again, raise maxIterations and run fanfold resume --spec (the checks and fixes done are kept)',
       };
     }
