@@ -39,6 +39,8 @@ export interface DynamicHost {
    * each phase gets does not depend on which phase happens to expand first.
    */
   recorded: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Whether a virtual node has reached its final state (a phase's end skipped after a failure). */
+  ended(ref: string): boolean;
 }
 
 const now = () => new Date().toISOString();
@@ -80,6 +82,8 @@ export class Dynamics {
   readonly #h: DynamicHost;
   readonly #runs = new Map<string, PhaseRun>();
   readonly #keys = new Map<string, string>();
+  /** Phases whose start node has made its tasks under this owner. */
+  readonly #started = new Set<string>();
   /** Every task of the live plan by ref. */
   readonly #tasks = new Map<string, PlanTask>();
 
@@ -184,7 +188,14 @@ export class Dynamics {
     const step = task.ref.slice(task.ref.indexOf('/') + 2);
     try {
       if (task.ref === r.d.done) return { status: 'succeeded', retryable: false };
-      if (task.ref === r.d.start) return await this.#start(r);
+      // A phase that has ended (skipped after a failure under onFailure: continue) makes nothing more.
+      if (this.#h.ended(r.d.done)) return { status: 'succeeded', retryable: false };
+      if (task.ref === r.d.start) {
+        // Marked once its tasks are in the plan: until then its earlier tasks keep their room.
+        const out = await this.#start(r);
+        this.#started.add(r.phase.id);
+        return out;
+      }
       if (step === 'post') return await this.#post(r, 'verify');
       if (step.startsWith('round-')) return await this.#afterRound(r, Number(step.slice(6)));
       if (step === 'verdict') return await this.#post(r, 'verdict');
@@ -209,7 +220,9 @@ export class Dynamics {
   #room(r: PhaseRun): number {
     let kept = 0;
     for (const [phaseId, refs] of this.#h.recorded) {
-      if (phaseId === r.phase.id) continue;
+      // Once a phase has started again it makes what it makes; a phase the plan no longer has
+      // (resume --spec) keeps nothing.
+      if (phaseId === r.phase.id || this.#started.has(phaseId) || !this.#runs.has(phaseId)) continue;
       for (const ref of refs) if (!this.#tasks.has(ref)) kept++;
     }
     return this.#h.room() - kept;

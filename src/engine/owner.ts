@@ -225,7 +225,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const recorded = new Map<string, Set<string>>();
     for (const r of records) {
       const ref = `${r.phaseId}/${r.taskId}`;
-      if (taskByRef.has(ref)) continue;
+      if (taskByRef.has(ref) || !phaseById.get(r.phaseId)?.dynamic) continue;
       (recorded.get(r.phaseId) ?? recorded.set(r.phaseId, new Set()).get(r.phaseId)!).add(ref);
     }
     const DECISIONS = new Set(['verify.verdict', 'gate.checked', 'converge.round', 'merge.applied', 'merge.conflict', 'phase.expanded']);
@@ -278,6 +278,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       applyPatches: (items, onApplied) => applyPatches(before.cwd, items, { onApplied }),
       mergedBefore,
       recorded,
+      ended: (ref) => virtualFinal.has(ref) && ref.endsWith('/_done'),
     });
 
     let status: RunStatus = 'running';
@@ -410,6 +411,19 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             phaseFinished.add(phase.id);
             const st = phaseStates({ ...plan, phases: [phase] }, state, false, virtualFinal, dyn.states())[0]!;
             void journal({ type: 'phase.finished', t: now(), phaseId: phase.id, status: st.status });
+          }
+          changed();
+        },
+        onGrowDropped(g) {
+          // Made but never added to the graph: they leave the plan again, so nothing waits on them
+          // as pending and they take no room under limits.maxAgents.
+          const gone = new Set(g.tasks.filter((t) => !t.virtual).map((t) => t.ref));
+          if (gone.size === 0) return;
+          plan.tasks = plan.tasks.filter((t) => !gone.has(t.ref));
+          for (const p of plan.phases) p.taskRefs = p.taskRefs.filter((r) => !gone.has(r));
+          for (const ref of gone) {
+            taskByRef.delete(ref);
+            state.delete(ref);
           }
           changed();
         },

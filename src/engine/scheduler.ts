@@ -60,6 +60,8 @@ export interface SchedHooks {
   onFinal?(task: SchedTask, final: TaskFinal): void;
   /** Tasks were added by a virtual node. */
   onGrow?(growth: Growth): void;
+  /** A virtual node's growth was not added (the pass halted, or the phase had ended): its tasks never exist. */
+  onGrowDropped?(growth: Growth): void;
 }
 
 /** Inputs of one scheduler pass. */
@@ -290,7 +292,10 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
         // A phase whose end node has already ended (skipped after a failure under onFailure:
         // continue) takes no more tasks: the growth is dropped, not forced onto a finished node.
         const g = outcome.grow;
-        if (outcome.status === 'succeeded' && g && !halted && !(g.extend ?? []).some((e) => final.has(e.ref))) grow(g);
+        if (outcome.status === 'succeeded' && g) {
+          if (!halted && !(g.extend ?? []).some((e) => final.has(e.ref))) grow(g);
+          else hooks.onGrowDropped?.(g);
+        }
         onAttemptEnd(task, attempt, { ...outcome, retryable: false });
         pump();
         maybeDone();

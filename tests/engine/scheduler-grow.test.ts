@@ -151,6 +151,31 @@ describe('virtual nodes and growth', () => {
     expect(res.final.get('p/_done')).toBe('succeeded');
   });
 
+  it('a growth onto a phase end that has already ended is dropped and reported, never forced', async () => {
+    const dropped: Growth[] = [];
+    const res = await runDag({
+      tasks: [
+        { ref: 'p/_start', phaseId: 'p', deps: [], virtual: true },
+        { ref: 'p/bad', phaseId: 'p', deps: [] },
+        { ref: 'p/_done', phaseId: 'p', deps: ['p/_start', 'p/bad'], virtual: true },
+      ],
+      maxConcurrent: 1,
+      retries: 0,
+      backoffMs: 1,
+      onFailure: () => 'continue',
+      hooks: { onGrowDropped: (g) => dropped.push(g) },
+      execute: async (t) => {
+        if (t.ref === 'p/bad') return { status: 'failed', retryable: false, cause: 'boom' };
+        // The start node answers after p/bad failed and p/_done was skipped.
+        await sleep(30);
+        return { ...ok, grow: { tasks: [{ ref: 'p/late', phaseId: 'p', deps: [] }], extend: [{ ref: 'p/_done', deps: ['p/late'] }] } };
+      },
+    });
+    expect(res.final.get('p/_done')).toBe('skipped');
+    expect(res.final.has('p/late')).toBe(false);
+    expect(dropped.map((g) => g.tasks.map((t) => t.ref))).toEqual([['p/late']]);
+  });
+
   it('growing a task twice is an error, not a silent overwrite', async () => {
     await expect(runDag({
       tasks: fanGraph(),
