@@ -91,11 +91,21 @@ interface Draft {
   isolation: Isolation | undefined;
 }
 
-/** Ids the engine gives tasks it makes in a verified or gated phase; a written task may not use them. */
-const RESERVED_TASK_ID = /^(?:skeptic|check|fix)-\d/;
-
-/** Template ids whose instances (`<id>-<n>`) could be taken for the engine's own tasks. */
-const RESERVED_TEMPLATE_ID = /^(?:skeptic|check|fix)(?:-|$)/;
+/**
+ * The names the engine gives the tasks it makes: `skeptic-<f>-<k>` in a verified phase,
+ * `check-<i>` and `fix-<i>` in a gated one. A written task may not take them, nor a template
+ * whose instances (`<id>-<n>`) could.
+ */
+function reservedPrefixes(phase: PhaseSpec): string[] {
+  return [...(phase.verify ? ['skeptic'] : []), ...(phase.gate ? ['check', 'fix'] : [])];
+}
+function clashesAsTask(id: string, phase: PhaseSpec): string | undefined {
+  return reservedPrefixes(phase).find((p) => new RegExp(`^${p}-\\d`).test(id));
+}
+function clashesAsTemplate(id: string, phase: PhaseSpec): string | undefined {
+  return reservedPrefixes(phase).find((p) => id === p || id.startsWith(`${p}-`));
+}
+const ENGINE_NAMES = { skeptic: 'skeptic-<f>-<k> (verify)', check: 'check-<i> (gate)', fix: 'fix-<i> (gate)' } as const;
 
 /** Longest template id in a phase whose tasks are made at run time (suffixes like `-123-r12` follow). */
 const MAX_TEMPLATE_ID = 40;
@@ -298,14 +308,16 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         if (task.dependsOn !== undefined && task.dependsOn.length > 0) {
           issues.push({ path: `phases[${i}].tasks[${k}].dependsOn`, message: 'tasks of a forEach, pipeline or converge phase are made at run time: put dependencies on the phase (dependsOn)' });
         }
-        if ((phase.verify || phase.gate) && RESERVED_TEMPLATE_ID.test(task.id)) {
-          issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `'${task.id}' would name tasks like the engine's skeptic-N, check-N and fix-N in a verified or gated phase: rename it` });
+        const clash = clashesAsTemplate(task.id, phase);
+        if (clash) {
+          issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `template '${task.id}' would make tasks named like the engine's ${ENGINE_NAMES[clash as keyof typeof ENGINE_NAMES]}: rename it` });
         }
         if (agentDef) templates.push({ id: task.id, prompt: task.prompt, agent: agentDef.name, ...(schema ? { schema } : {}), ...(isolation ? { isolation } : {}) });
         return;
       }
-      if ((phase.verify || phase.gate) && RESERVED_TASK_ID.test(task.id)) {
-        issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `'${task.id}' is reserved in a verified or gated phase (the engine names its skeptic-N, check-N and fix-N tasks so): rename it` });
+      const clash = clashesAsTask(task.id, phase);
+      if (clash) {
+        issues.push({ path: `phases[${i}].tasks[${k}].id`, message: `'${task.id}' is reserved: the engine names its ${ENGINE_NAMES[clash as keyof typeof ENGINE_NAMES]} tasks so; rename it` });
       }
       const taskDeps: string[] = [];
       (task.dependsOn ?? []).forEach((dep, m) => {

@@ -149,6 +149,15 @@ describe('verify and gate', () => {
     expect(issueAt(withPhases([{ id: 'm', agent: 'sh', prompt: 'x', gate: { critic: { agent: 'judge' } } }]), 'phases[0].gate.critic.agent')).toMatch(/unknown agent 'judge'/);
   });
 
+  it('a template named like the engine\'s tasks is refused only where they would clash', () => {
+    const spec = (extra: Record<string, unknown>, id: string) => ({ ...withPhases([list, { id: 'e', agent: 'sh', forEach: { from: 'list' }, tasks: [{ id, prompt: 'x' }], ...extra }]), agents: skepticAgents });
+    expect(issueAt(spec({ gate: { command: 'true' } }, 'check'), 'phases[1].tasks[0].id')).toMatch(/check-<i> \(gate\)/);
+    expect(issueAt(spec({ verify: {} }, 'skeptic-a'), 'phases[1].tasks[0].id')).toMatch(/skeptic-<f>-<k> \(verify\)/);
+    // A verified phase makes no check-N tasks: a template 'check' is fine there.
+    expect(validateSpec(spec({ verify: {} }, 'check')).ok).toBe(true);
+    expect(validateSpec(spec({ gate: { command: 'true' } }, 'skeptic')).ok).toBe(true);
+  });
+
   it('ids the engine gives made tasks are reserved in verified and gated phases', () => {
     expect(issueAt(withPhases([{ id: 'm', agent: 'sh', tasks: [{ id: 'check-1', prompt: 'x' }], gate: { command: 'true' } }]), 'phases[0].tasks[0].id')).toMatch(/reserved/);
   });
