@@ -208,6 +208,11 @@ export class Dynamics {
 
   // ---- making tasks ------------------------------------------------------------------------
 
+  /** Reads the records of `refs` at once (the host caches them), before a loop reads them in order. */
+  async #prefetch(refs: readonly string[]): Promise<void> {
+    await Promise.all(refs.map((ref) => this.#h.record(ref)));
+  }
+
   /** What a task of the live plan was made for (undefined for written tasks). */
   #origin(ref: string): TaskOrigin | undefined {
     return this.#tasks.get(ref)?.origin;
@@ -294,6 +299,7 @@ export class Dynamics {
       // Fix tasks of a gated source report on repairs, not items.
       const sourceRefs = (this.#runs.get(from.id)?.work ?? from.taskRefs).filter((ref) => this.#origin(ref)?.kind !== 'fix');
       const seen = new Set<string>();
+      await this.#prefetch(sourceRefs);
       for (const ref of sourceRefs) {
         const raw = await this.#h.record(ref);
         if (!raw) {
@@ -398,7 +404,9 @@ export class Dynamics {
     let fresh = 0;
     const newFindings: { from: string; item: unknown }[] = [];
     const problems: string[] = [];
-    for (const ref of r.work.filter((x) => x.endsWith(`-r${round}`))) {
+    const roundRefs = r.work.filter((x) => x.endsWith(`-r${round}`));
+    await this.#prefetch(roundRefs);
+    for (const ref of roundRefs) {
       const rec = await this.#h.record(ref);
       if (!rec) continue;
       const read = itemsOf(rec, c.items, true);
@@ -450,6 +458,7 @@ export class Dynamics {
     if (from === 'verify' && r.d.verify && !r.d.converge) {
       const found: { from: string; item: unknown }[] = [];
       const problems: string[] = [];
+      await this.#prefetch(r.work);
       for (const ref of r.work) {
         const rec = await this.#h.record(ref);
         if (!rec) continue;
@@ -519,6 +528,8 @@ export class Dynamics {
     const v = r.d.verify!;
     const verdicts: Verdict[] = [];
     let unverified = 0;
+    await this.#prefetch(r.findings.flatMap((f) => f.skeptics));
+    const lines: Promise<void>[] = [];
     for (const f of r.findings) {
       if (f.skeptics.length === 0) {
         unverified++;
@@ -536,8 +547,10 @@ export class Dynamics {
       const verdict = refutedBy(v.refuteBy, refute, f.skeptics.length) ? 'refuted' : 'confirmed';
       f.refuted = verdict === 'refuted';
       verdicts.push({ id: f.id, from: f.from, finding: clip(f.text, 300), verdict, refute, of: f.skeptics.length, reasons });
-      await this.#h.journal({ type: 'verify.verdict', t: now(), phaseId: r.phase.id, finding: f.id, from: f.from, verdict, refute, of: f.skeptics.length });
+      // Appended in call order by the journal; awaited together below.
+      lines.push(this.#h.journal({ type: 'verify.verdict', t: now(), phaseId: r.phase.id, finding: f.id, from: f.from, verdict, refute, of: f.skeptics.length }));
     }
+    await Promise.all(lines);
     const confirmed = verdicts.filter((x) => x.verdict === 'confirmed').length;
     r.state.verify = {
       skeptics: v.skeptics, refuteBy: v.refuteBy, findings: r.findings.length, confirmed, refuted: verdicts.length - confirmed, unverified,
@@ -551,6 +564,7 @@ export class Dynamics {
   async #merge(r: PhaseRun): Promise<void> {
     const items: MergeItem[] = [];
     const already: string[] = [];
+    await this.#prefetch(r.work);
     for (const ref of r.work) {
       const rec = await this.#h.record(ref);
       if (!rec?.patch) continue;

@@ -612,8 +612,9 @@ describe('SIGKILL in the middle, then resume', () => {
     ));
     const { runId, pid } = runDetached(p);
     try {
-      await pidsOf(p, ['t3.pid']);
-      await until(() => ofType(p.journal(runId), 'agent.finished').length === 2, 20_000, 't1 and t2 finished');
+      // Generous waits: each attempt creates a git worktree, slow on a loaded 2-core machine.
+      await pidsOf(p, ['t3.pid'], 45_000);
+      await until(() => ofType(p.journal(runId), 'agent.finished').length === 2, 45_000, 't1 and t2 finished');
       const before = p.agents(runId);
       expect(latest(before, 'p/t1').patch.files).toEqual(['lines.txt']);
       expect(latest(before, 'p/t2').patch.files).toEqual(['lines.txt']);
@@ -635,7 +636,7 @@ describe('SIGKILL in the middle, then resume', () => {
     } finally {
       killPids([pid, ...(/^\d+/.test(p.read('t3.pid') ?? '') ? [Number(p.read('t3.pid'))] : [])]);
     }
-  });
+  }, 120_000);
 
   it('of the merge itself, after a patch was applied but before it was journaled: resume applies nothing twice', async () => {
     const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
