@@ -9,40 +9,8 @@ import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderProgress } from '../../src/cli/progress.js';
 import { makeProject, sh, type Project } from './project.js';
+import { AGENT_SH, SKEPTIC_SH, smokeSpec } from '../helpers/dynamic-smoke.js';
 
-const AGENT_SH = `p=$(cat)
-case "$p" in
-  LIST*) echo '{"files":["a.ts","b.ts","c.ts","d.ts","e.ts"]}';;
-  REVIEW*) f=$(echo "$p" | awk '{print $2}'); echo "{\\"findings\\":[\\"bug in $f\\",\\"style in $f\\"]}";;
-  POLISH*) echo "polished: $p";;
-  HUNT*) n=$(ls hunt-* 2>/dev/null | wc -l); touch hunt-$n; if [ $n -lt 2 ]; then echo "{\\"findings\\":[\\"h$n\\"]}"; else echo '{"findings":["h0"]}'; fi;;
-  FIXUP*) echo fixup;;
-  REPORT*) echo "report: $p" | head -c 3000;;
-  *) n=$(ls fixed-* 2>/dev/null | wc -l); touch fixed-$((n+1)); echo fixed;;
-esac
-`;
-const SKEPTIC_SH = `p=$(cat)
-if echo "$p" | grep -q "style in"; then echo '{"refuted": true, "reasons": "style is not a bug"}'; else echo '{"refuted": false, "reasons": "holds"}'; fi
-`;
-
-const SMOKE = {
-  version: 1,
-  name: 'dyn smoke',
-  limits: { maxConcurrent: 3, retries: 0, agentTimeout: '60s' },
-  agents: {
-    sh: { runner: 'command', command: ['bash', '-c', 'bash ./agent.sh'] },
-    skeptic: { runner: 'command', command: ['bash', '-c', 'bash ./skeptic.sh'] },
-  },
-  defaults: { agent: 'sh' },
-  phases: [
-    { id: 'list', prompt: 'LIST', schema: { type: 'object', properties: { files: { type: 'array' } }, required: ['files'] } },
-    { id: 'review', forEach: { from: 'list', items: 'files', max: 3 }, prompt: 'REVIEW {{item}}', verify: { skeptics: 3 } },
-    { id: 'polish', mode: 'pipeline', dependsOn: ['review'], prompt: 'POLISH {{item}} after {{prev}}' },
-    { id: 'hunt', dependsOn: ['polish'], converge: { untilDry: 1, maxRounds: 4 }, prompt: 'HUNT seen: {{seen}}' },
-    { id: 'fixup', dependsOn: ['hunt'], prompt: 'FIXUP', gate: { command: 'test -f fixed-2', maxIterations: 3 } },
-    { id: 'report', dependsOn: ['fixup'], prompt: 'REPORT {{digest}}', final: true },
-  ],
-};
 
 const LINES = {
   review: '    ↳ 3/5 items (2 dropped: forEach.max 3); verified 6 findings: 3 confirmed, 3 refuted',
@@ -63,7 +31,7 @@ describe('a dynamic run in the CLI', () => {
   let runId: string;
 
   beforeAll(() => {
-    p = makeProject(SMOKE, { 'agent.sh': AGENT_SH, 'skeptic.sh': SKEPTIC_SH });
+    p = makeProject(smokeSpec(), { 'agent.sh': AGENT_SH, 'skeptic.sh': SKEPTIC_SH });
     run = p.cli(['run', p.spec], { timeoutMs: 90_000 });
     runId = runIdOf(run.stdout);
   }, 120_000);

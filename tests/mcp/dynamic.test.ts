@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DynamicState, Verdict } from '../../src/store/types.js';
+import { AGENT_SH, SKEPTIC_SH, smokeSpec } from '../helpers/dynamic-smoke.js';
 import { bytes, call, connect, dataOf, fixtureRun, runDirs, textOf, type Connected } from './helpers.js';
 
 let open: Connected[] = [];
@@ -21,42 +22,6 @@ afterEach(async () => {
   open = [];
 });
 
-/** The scripted agents of the dynamic smoke spec: a list, reviews with findings, rounds, a gate fixed on the 2nd fix. */
-const AGENT_SH = `p=$(cat)
-case "$p" in
-  LIST*) echo '{"files":["a.ts","b.ts","c.ts","d.ts","e.ts"]}';;
-  REVIEW*) f=$(echo "$p" | awk '{print $2}'); echo "{\\"findings\\":[\\"bug in $f\\",\\"style in $f\\"]}";;
-  POLISH*) echo "polished: $p";;
-  HUNT*) n=$(ls hunt-* 2>/dev/null | wc -l); touch hunt-$n; if [ $n -lt 2 ]; then echo "{\\"findings\\":[\\"h$n\\"]}"; else echo '{"findings":["h0"]}'; fi;;
-  FIXUP*) echo fixup;;
-  REPORT*) echo "report: $p" | head -c 3000;;
-  *) n=$(ls fixed-* 2>/dev/null | wc -l); touch fixed-$((n+1)); echo fixed;;
-esac
-`;
-const SKEPTIC_SH = `p=$(cat)
-if echo "$p" | grep -q "style in"; then echo '{"refuted": true, "reasons": "style is not a bug"}'; else echo '{"refuted": false, "reasons": "holds"}'; fi
-`;
-
-function smokeSpec(): Record<string, unknown> {
-  return {
-    version: 1,
-    name: 'dyn smoke',
-    limits: { maxConcurrent: 3, retries: 0, agentTimeout: '60s' },
-    agents: {
-      sh: { runner: 'command', command: ['bash', '-c', 'bash ./agent.sh'] },
-      skeptic: { runner: 'command', command: ['bash', '-c', 'bash ./skeptic.sh'] },
-    },
-    defaults: { agent: 'sh' },
-    phases: [
-      { id: 'list', prompt: 'LIST', schema: { type: 'object', properties: { files: { type: 'array' } }, required: ['files'] } },
-      { id: 'review', forEach: { from: 'list', items: 'files', max: 3 }, prompt: 'REVIEW {{item}}', verify: { skeptics: 3 } },
-      { id: 'polish', mode: 'pipeline', dependsOn: ['review'], prompt: 'POLISH {{item}} after {{prev}}' },
-      { id: 'hunt', dependsOn: ['polish'], converge: { untilDry: 1, maxRounds: 4 }, prompt: 'HUNT seen: {{seen}}' },
-      { id: 'fixup', dependsOn: ['hunt'], prompt: 'FIXUP', gate: { command: 'test -f fixed-2', maxIterations: 3 } },
-      { id: 'report', dependsOn: ['fixup'], prompt: 'REPORT {{digest}}', final: true },
-    ],
-  };
-}
 
 /** A small plan: a read-only lister, then a forEach phase run by `agent`, plus optional extras. */
 function forEachSpec(o: { tier?: 'read_only' | 'edit'; max?: number; runner?: 'command' | 'claude'; phase?: Record<string, unknown>; extraPhases?: Record<string, unknown>[] } = {}): Record<string, unknown> {
