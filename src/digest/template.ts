@@ -32,7 +32,7 @@ export function missingDigestNote(phaseId: string): string {
 }
 
 /** Own property lookup along a dotted path (`a.b.0.c`); undefined when any step is missing. */
-function lookup(value: unknown, path: string[]): unknown {
+export function lookup(value: unknown, path: string[]): unknown {
   let cur = value;
   for (const key of path) {
     if (cur === null || typeof cur !== 'object') return undefined;

@@ -3,17 +3,12 @@
  * refute and what converge counts as new. Pure functions over stored records.
  */
 import { canonicalJson } from '../spec/key.js';
+import { lookup } from '../digest/template.js';
 import type { AgentRecord } from '../store/types.js';
 
-/** Own-property lookup along a dotted path; array indexes are path steps too. */
+/** Own-property lookup along a dotted path (`findings`, `result.files`, `list.0`). */
 export function atPath(value: unknown, path: string): unknown {
-  let cur = value;
-  for (const step of path.split('.')) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    if (!Object.prototype.hasOwnProperty.call(cur, step)) return undefined;
-    cur = (cur as Record<string, unknown>)[step];
-  }
-  return cur;
+  return lookup(value, path.split('.'));
 }
 
 /** The structured answer of a record; an answer that is JSON text counts too. */
