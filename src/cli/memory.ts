@@ -7,13 +7,13 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { readRef, searchStore } from '../search/index.js';
 import { RunStore } from '../store/index.js';
-import type { AgentStatus } from '../store/types.js';
+import { AGENT_STATUSES, type AgentStatus } from '../store/types.js';
 import { REPORT_HTML, REPORT_MD, writeReports } from '../engine/reports.js';
 import { readStatus } from '../engine/status.js';
 import { UsageError } from './errors.js';
 import { printJson, storeRoot } from './shared.js';
 
-const STATUSES: AgentStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
+const STATUSES: readonly AgentStatus[] = AGENT_STATUSES;
 
 function int(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;

@@ -2,7 +2,7 @@
  * Querying one or many run indexes: validation of the query and its options, filters, merging
  * of per-run results by score, paging, and hits with snippets and refs.
  */
-import type { AgentStatus } from '../store/types.js';
+import { AGENT_STATUSES, type AgentStatus } from '../store/types.js';
 import { MAX_TERM_LENGTH, queryTerms } from './analyze.js';
 import { SearchError } from './errors.js';
 import type { RankedTask, RunIndex, TermQuery } from './run-index.js';
@@ -19,7 +19,7 @@ export const MAX_QUERY_TERMS = 32;
 /** Largest integer edit distance for `fuzzy` (and the cap of a fractional one). */
 export const MAX_FUZZY_DISTANCE = 3;
 
-const STATUSES: readonly AgentStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'];
+const STATUSES: readonly AgentStatus[] = AGENT_STATUSES;
 
 /** Options of `search` (and `searchStore`). */
 export interface QueryOptions {

@@ -7,8 +7,11 @@ import type { Plan } from '../spec/types.js';
 /** Current schema version of every file fanfold writes. */
 export const SCHEMA_VERSION = 1 as const;
 
+/** Every final status of one agent attempt, in the order people read them. */
+export const AGENT_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'] as const;
+
 /** Final status of one agent attempt. */
-export type AgentStatus = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
 /**
  * Run status. `completed` only when every task succeeded; `budget_exhausted` when the engine

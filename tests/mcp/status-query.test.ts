@@ -247,6 +247,29 @@ describe('query_workflow', () => {
     expect(dataOf(await call(c.client, 'query_workflow', { query: 'nothingmatchesthis' })).hits).toEqual([]);
   });
 
+  it('takes prefix, fuzzy and status like `fanfold query`', async () => {
+    const c = await conn();
+    // t1 fails (exit 3) after writing; the others succeed. Every output says "injection".
+    const command = ['sh', '-c', 'echo "possible injection in $FANFOLD_TASK_ID"; [ "$FANFOLD_TASK_ID" != t1 ] || exit 3'];
+    const runId = await start(c, commandSpec(3, { command }), { wait: 30 });
+    const exact = dataOf(await call(c.client, 'query_workflow', { query: 'inj', runId }));
+    expect(exact.total).toBe(0);
+    const prefix = dataOf(await call(c.client, 'query_workflow', { query: 'inj', runId, prefix: true }));
+    expect(prefix.total).toBe(3);
+    const typo = dataOf(await call(c.client, 'query_workflow', { query: 'injecton', runId }));
+    expect(typo.total).toBe(0);
+    const fuzzy = dataOf(await call(c.client, 'query_workflow', { query: 'injecton', runId, fuzzy: true }));
+    expect(fuzzy.total).toBe(3);
+    const failed = await call(c.client, 'query_workflow', { query: 'injection', runId, status: 'failed' });
+    expect(dataOf(failed).hits.map((h: any) => h.ref)).toEqual([`${runId}/work/t1`]);
+    expect(textOf(failed)).toContain('status failed');
+    const ok = dataOf(await call(c.client, 'query_workflow', { query: 'injection', runId, status: 'succeeded' }));
+    expect(ok.hits.map((h: any) => h.taskId).sort()).toEqual(['t0', 't2']);
+    const bad = await call(c.client, 'query_workflow', { query: 'injection', status: 'broken' });
+    expect(bad.isError).toBe(true);
+    expect(textOf(bad)).toMatch(/status/);
+  });
+
   it("pages through one agent's whole output by ref, multi-byte text included", async () => {
     const c = await conn();
     const big = Array.from({ length: 3000 }, (_, i) => `line ${i} é漢字😀 ${'x'.repeat(i % 40)}`).join('\n');

@@ -6,7 +6,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { MAX_QUERY_CHARS, readRef, searchStore } from '../../search/index.js';
-import { assertId } from '../../store/index.js';
+import { AGENT_STATUSES, assertId } from '../../store/index.js';
 import { callText, okResult, prefixFitting, utf8Length } from '../answer.js';
 import type { ToolContext } from '../context.js';
 import { ToolInputError, toolError } from '../errors.js';
@@ -35,6 +35,12 @@ const InputSchema = z.strictObject({
   phaseId: z.string().optional().describe('only this phase'),
   limit: z.number().int().min(1).max(MAX_HITS).optional().describe(`hits per page, 1–${MAX_HITS} (default ${DEFAULT_HITS})`),
   offset: z.number().int().min(0).optional().describe('hits to skip; with ref: the character offset of the page (nextOffset of the previous page)'),
+  status: z
+    .enum(AGENT_STATUSES)
+    .optional()
+    .describe('only tasks whose latest attempt has this status (the same choices as `fanfold query --status`)'),
+  prefix: z.boolean().optional().describe('let each word (3+ letters) also match words it begins: "inj" finds "injection"'),
+  fuzzy: z.boolean().optional().describe('let each word (3+ letters) match words within a small edit distance (typos)'),
   ref: z.string().optional().describe("read one agent's whole output, paged: a ref '<runId>/<phaseId>/<taskId>' from a hit or a status row"),
 });
 
@@ -93,6 +99,9 @@ export function registerQueryWorkflowTool(server: McpServer, ctx: ToolContext): 
           offset,
           ...(args.runId !== undefined ? { runId: args.runId } : {}),
           ...(args.phaseId !== undefined ? { phaseId: args.phaseId } : {}),
+          ...(args.status !== undefined ? { status: args.status } : {}),
+          ...(args.prefix ? { prefix: true } : {}),
+          ...(args.fuzzy ? { fuzzy: true } : {}),
           signal: extra.signal,
         });
         const hits = page.hits.map((h) => ({ runId: h.runId, phaseId: h.phaseId, taskId: h.taskId, score: round(h.score), snippet: h.snippet, ref: h.ref, status: h.status }));
@@ -100,12 +109,12 @@ export function registerQueryWorkflowTool(server: McpServer, ctx: ToolContext): 
         const more = end < page.total;
         const nextStep =
           hits.length === 0
-            ? 'No hits: try other or fewer words, drop the phaseId/runId filter, or check the run finished (workflow_status).'
+            ? 'No hits: try other or fewer words, prefix: true or fuzzy: true, drop the phaseId/runId/status filter, or check the run finished (workflow_status).'
             : `Read one output in full with ${callText(QUERY_WORKFLOW, { ref: hits[0]!.ref })}` +
               (more ? `; more hits with offset ${end}.` : '.');
         const lines = [
           `${page.total} matching outputs for "${args.query}"${hits.length ? `, showing ${offset + 1}–${end}` : ''}` +
-            `${args.runId ? ` in run ${args.runId}` : ` across ${page.runsSearched} runs`}${args.phaseId ? `, phase ${args.phaseId}` : ''}:`,
+            `${args.runId ? ` in run ${args.runId}` : ` across ${page.runsSearched} runs`}${args.phaseId ? `, phase ${args.phaseId}` : ''}${args.status ? `, status ${args.status}` : ''}:`,
         ];
         hits.forEach((h, i) => {
           lines.push(`${offset + i + 1}. ref ${h.ref} — score ${h.score}, ${h.status}`);
