@@ -33,11 +33,16 @@ describe('discovery', () => {
       expect(t.inputSchema.additionalProperties, `${t.name} refuses unknown arguments`).toBe(false);
     }
     const ann = Object.fromEntries(tools.map((t) => [t.name, t.annotations]));
-    expect(ann['plan_workflow']?.readOnlyHint).toBe(true);
-    expect(ann['run_workflow']?.readOnlyHint).toBe(false);
-    expect(ann['run_workflow']?.openWorldHint).toBe(true);
-    expect(ann['workflow_status']?.readOnlyHint).toBe(true);
-    expect(ann['query_workflow']?.readOnlyHint).toBe(true);
+    expect(ann['plan_workflow']).toMatchObject({ readOnlyHint: true, destructiveHint: false, openWorldHint: false });
+    // run_workflow can start edit-tier and command agents: it says so (issue 13 item 9).
+    expect(ann['run_workflow']).toMatchObject({ readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true });
+    expect(ann['workflow_status']).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
+    expect(ann['query_workflow']).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
+    // query_workflow takes the same search options as `fanfold query` (issue 13 item 8).
+    const queryInput = tools.find((t) => t.name === 'query_workflow')!.inputSchema as any;
+    expect(queryInput.properties.prefix.type).toBe('boolean');
+    expect(queryInput.properties.fuzzy.type).toBe('boolean');
+    expect(queryInput.properties.status.enum).toEqual(['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped']);
     const runInput = tools.find((t) => t.name === 'run_workflow')!.inputSchema as any;
     expect(runInput.properties.wait.maximum).toBe(50);
 

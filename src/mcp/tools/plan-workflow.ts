@@ -84,6 +84,8 @@ export function registerPlanWorkflowTool(server: McpServer, ctx: ToolContext): v
         'isolation: worktree gives edit tasks their own git worktree. Pass planId to refine an earlier plan. Then start it with run_workflow.',
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
+      // Read-only toward the user's project: it only records the plan in fanfold's own store (nothing
+      // runs); not idempotent, since each call without planId stores a new plan.
       annotations: { title: 'Plan a workflow', readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     async (args) => {

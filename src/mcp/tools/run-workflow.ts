@@ -67,7 +67,11 @@ export function registerRunWorkflowTool(server: McpServer, ctx: ToolContext): vo
         'otherwise show the plan and pass approve: true. Returns the runId at once (or after `wait` seconds); follow with workflow_status.',
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
-      annotations: { title: 'Run a workflow', readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      // Why destructive: a spec may give agents the edit tier or run `command` agents, and either can
+      // change or delete files of the project (approval gates them, but the tool itself can do it).
+      // Not idempotent: each call starts a new run. Open world: agents call model APIs, and a spec may
+      // grant network.
+      annotations: { title: 'Run a workflow', readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     async (args, extra) => {
       try {
