@@ -105,6 +105,12 @@ export interface CliParser {
   line(text: string, truncated: boolean): void;
   /** Set once the CLI went past the agent's turn cap (for CLIs without their own); the run is killed. */
   readonly capExceeded?: string;
+  /**
+   * Set once the CLI reported a tool call it refused for want of permission. The run is killed at
+   * once and fails with this: the attempt cannot succeed without a change to the spec, and a child
+   * must never sit waiting for a person to approve anything.
+   */
+  readonly refused?: FailureInfo;
   /** True once the CLI printed its final event (result, turn end): only its exit is left. */
   readonly done: boolean;
   /** What the agent was doing, for timeout and crash messages (e.g. "3 model turns, last tool: Read"). */
@@ -189,7 +195,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       ...(input.onSpawn ? { onSpawn: input.onSpawn } : {}),
       onStdoutLine: (line, info) => {
         parser.line(line, info.truncated);
-        if (parser.capExceeded !== undefined && !cap.signal.aborted) cap.abort();
+        if ((parser.capExceeded !== undefined || parser.refused !== undefined) && !cap.signal.aborted) cap.abort();
         if (parser.done && lingerTimer === undefined) {
           lingerTimer = setTimeout(() => linger.abort(), options.exitGraceAfterDoneMs ?? EXIT_GRACE_AFTER_DONE_MS);
         } else if (!parser.done && lingerTimer !== undefined) {
@@ -269,6 +275,10 @@ function toResult(
       status: 'failed',
       error: { type: 'agent_cli_missing', message: `${c.title} CLI not available: ${where}; ${installHint(kind)}`, retryable: false },
     };
+  }
+  if (how.capped && parser.refused !== undefined && parser.capExceeded === undefined) {
+    const outcome = safeFinish(parser, proc);
+    return { ...base, ...bounded(outcome.text, input.maxOutputBytes), ...extras(outcome), status: 'failed', error: parser.refused };
   }
   if (how.capped) {
     const outcome = safeFinish(parser, proc);

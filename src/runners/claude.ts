@@ -109,6 +109,9 @@ export function claudeInvocation(input: RunnerInput): Invocation {
   args.push(`--tools=${perms.tools.join(',')}`);
   if (perms.allowed.length > 0) args.push(`--allowedTools=${perms.allowed.join(',')}`);
   args.push(`--permission-mode=${perms.mode}`);
+  // Why: nobody is there to answer a prompt. With `none` anything that would ask is refused at
+  // once (and the parser then fails the attempt naming the tool) instead of waiting for a person.
+  args.push('--permission-prompts=none');
   // The run's inputs (context file) may live outside the project when the store does.
   args.push(`--add-dir=${path.dirname(input.contextFile)}`);
   // Only the servers fanfold gives: a project's .mcp.json would otherwise load unasked in every
@@ -152,9 +155,17 @@ export class ClaudeParser implements CliParser {
   #mcpStatus: string | undefined;
   #lastText = '';
   #nonJson: string | undefined;
+  /** Inputs of the last tool calls by id, to name what a refusal was about (bounded). */
+  readonly #toolInputs = new Map<string, Record<string, unknown>>();
+  #refused: FailureInfo | undefined;
 
   constructor(agent: AgentDef) {
     this.#agent = agent;
+  }
+
+  /** The refusal of a tool call (a `permission_denied` event), once one happened. */
+  get refused(): FailureInfo | undefined {
+    return this.#refused;
   }
 
   /** True once the `result` event arrived. */
@@ -180,15 +191,23 @@ export class ClaudeParser implements CliParser {
         if (ev.subtype === 'init' && Array.isArray(ev.mcp_servers)) {
           const ours = (ev.mcp_servers as Array<{ name?: string; status?: string }>).find((s) => s?.name === 'fanfold');
           if (ours?.status) this.#mcpStatus = ours.status;
+        } else if (ev.subtype === 'permission_denied' && this.#refused === undefined) {
+          const id = typeof ev.tool_use_id === 'string' ? ev.tool_use_id : '';
+          const denial = { tool_name: typeof ev.tool_name === 'string' ? ev.tool_name : '?', tool_input: this.#toolInputs.get(id) ?? {} };
+          this.#refused = deniedFailure([denial], this.#agent);
         }
         break;
       case 'assistant': {
-        const msg = ev.message as { id?: string; content?: Array<{ type?: string; name?: string; text?: string }> } | undefined;
+        const msg = ev.message as { id?: string; content?: Array<{ type?: string; id?: string; name?: string; text?: string; input?: unknown }> } | undefined;
         if (msg?.id) this.#messageIds.add(msg.id);
         for (const block of msg?.content ?? []) {
           if (block?.type === 'tool_use') {
             this.#tools++;
             if (typeof block.name === 'string') this.#lastTool = block.name;
+            if (typeof block.id === 'string' && block.input && typeof block.input === 'object') {
+              if (this.#toolInputs.size >= 16) this.#toolInputs.delete(this.#toolInputs.keys().next().value!);
+              this.#toolInputs.set(block.id, block.input as Record<string, unknown>);
+            }
           } else if (block?.type === 'text' && typeof block.text === 'string') {
             this.#lastText = block.text;
           }

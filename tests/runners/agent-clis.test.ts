@@ -208,6 +208,22 @@ describe('claude, on recorded output of Claude Code 2.1.330', () => {
     expect(result.sessionId).toBeDefined();
   });
 
+  it('a refused tool call fails the attempt at once, naming the tool, even if the CLI would go on', async () => {
+    // The recording up to the permission_denied event, then a CLI that never finishes.
+    const lines = readFileSync(join(fixture('cli'), 'claude', 'permission-denied.stdout.jsonl'), 'utf8').split('\n');
+    const upTo = lines.findIndex((l) => l.includes('"subtype":"permission_denied"'));
+    expect(upTo).toBeGreaterThan(0);
+    const partial = join(dir, 'denied-then-hang.jsonl');
+    writeFileSync(partial, lines.slice(0, upTo + 1).join('\n') + '\n');
+    const t0 = Date.now();
+    const { result, started } = await replay('claude', 'permission-denied', input('claude', {}, { timeoutMs: 60_000 }), { REPLAY_STDOUT: partial, REPLAY_HANG: '1' });
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatchObject({ type: 'permission_denied', retryable: false });
+    expect(result.error!.message).toMatch(/refused 1 tool call: Bash \(echo x > out.txt\)/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(started.argv).toContain('--permission-prompts=none');
+  });
+
   it('structured-output retries exhausted inside claude → invalid_structured_output, retryable', async () => {
     const { result } = await replay('claude', 'structured-retries', input('claude', {}, { schema: SCHEMA }));
     expect(result.error).toMatchObject({ type: 'invalid_structured_output', retryable: true });

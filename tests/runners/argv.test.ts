@@ -44,6 +44,7 @@ describe('claude argv', () => {
       '--tools=Read,Grep,Glob',
       '--allowedTools=Read,Grep,Glob',
       '--permission-mode=dontAsk',
+      '--permission-prompts=none',
       '--add-dir=/work/project/.agent_workflows/r/inputs',
       '--strict-mcp-config',
     ]);
@@ -81,6 +82,8 @@ describe('claude argv', () => {
     expect(inv.args).toContain('--tools=Read,Grep,Glob,Edit,Write,Bash');
     expect(inv.args).toContain('--allowedTools=Read,Grep,Glob,Edit,Write,Bash');
     expect(inv.args).toContain('--permission-mode=acceptEdits');
+    // Nobody answers a prompt: whatever would ask is refused at once.
+    expect(inv.args).toContain('--permission-prompts=none');
   });
 
   it('MCP: the child server in --mcp-config, its two tools pre-approved, strict config', () => {
