@@ -101,14 +101,16 @@ export function registerInstallCommand(program: Command): void {
     .option('--dry-run', 'show the changes, write nothing')
     .option('--launcher <how>', "how the host starts the server: 'absolute' (this node + this package's path) or 'path' (fanfold on PATH)", 'absolute')
     .option('--legacy-skills', 'also copy the skill to $CODEX_HOME/skills, for Codex builds that do not read ~/.agents/skills')
+    .option('--headless', "for codex exec (no person to answer forms): set FANFOLD_APPROVAL_MODE=flag in the server's env, so the model's approve: true counts when the form is declined at once")
     .option('--json', 'print what was done as JSON')
-    .action(async (o: CommonOptions & { legacySkills?: boolean }) => {
+    .action(async (o: CommonOptions & { legacySkills?: boolean; headless?: boolean }) => {
       const root = packageRoot();
       const plan = await planCodexInstall({
         env: process.env,
         packageRoot: root,
         server: serverCommand({ launcher: launcherOf(o.launcher), packageRoot: root }),
         legacySkills: o.legacySkills === true,
+        headless: o.headless === true,
       });
       await finish(plan, o);
     });

@@ -15,6 +15,14 @@
  * Codex running with `approval_policy = "never"` refuses every call to the server. Approval of
  * what a workflow does is fanfold's own: run_workflow asks the user (form or `approve: true`)
  * before a big or edit-capable plan starts.
+ *
+ * With `--headless` it also writes
+ *
+ *   [mcp_servers.fanfold.env]
+ *   FANFOLD_APPROVAL_MODE = "flag"
+ *
+ * because `codex exec` declines every approval form at once, which under the default rule stands
+ * as a person's no (see mcp/approval.ts); in `flag` mode the model's `approve: true` decides then.
  */
 import path from 'node:path';
 import { readSkillFiles } from './assets.js';
@@ -43,7 +51,15 @@ export interface CodexInstallOptions extends LocationEnv {
   packageRoot: string;
   /** Also copy the skill to $CODEX_HOME/skills (older Codex builds read only that). */
   legacySkills?: boolean;
+  /**
+   * For `codex exec` and other runs without a person: set FANFOLD_APPROVAL_MODE=flag in the
+   * server's env, so an approval form declined at once lets the model's `approve: true` decide.
+   */
+  headless?: boolean;
 }
+
+/** The env fanfold sets in `[mcp_servers.fanfold.env]` for `--headless`. */
+export const CODEX_HEADLESS_ENV: ReadonlyArray<[string, TomlValue]> = [['FANFOLD_APPROVAL_MODE', 'flag']];
 
 /** The keys fanfold sets in `[mcp_servers.fanfold]`, in the order they are written. */
 export function codexServerEntries(server: ServerCommand): Array<[string, TomlValue]> {
@@ -66,6 +82,17 @@ export async function planCodexInstall(o: CodexInstallOptions): Promise<InstallP
   let edit;
   try {
     edit = upsertTomlTable(existing?.text ?? '', ['mcp_servers', SERVER_NAME], codexServerEntries(o.server));
+    if (o.headless) {
+      const env = upsertTomlTable(edit.text, ['mcp_servers', SERVER_NAME, 'env'], CODEX_HEADLESS_ENV);
+      edit = {
+        ...edit,
+        text: env.text,
+        changed: edit.changed || env.changed,
+        updated: [...edit.updated, ...env.updated.map((k) => `env.${k}`)],
+        added: [...edit.added, ...env.added.map((k) => `env.${k}`)],
+        warnings: [...edit.warnings, ...env.warnings],
+      };
+    }
   } catch (err) {
     if (err instanceof TomlEditError) {
       throw new InstallError(`${configFile}:${err.line}: ${err.message}; nothing was written.`, { cause: err });
@@ -73,6 +100,9 @@ export async function planCodexInstall(o: CodexInstallOptions): Promise<InstallP
     throw err;
   }
   notes.push(...edit.warnings);
+  if (o.headless) {
+    notes.push('headless: the server runs with FANFOLD_APPROVAL_MODE=flag, so when Codex declines an approval form at once (codex exec), the model\'s approve: true decides; a form a person answers still decides');
+  }
   const what = `MCP server '${SERVER_NAME}'`;
   const config: FileChange = edit.changed
     ? {

@@ -9,7 +9,7 @@ export { InstallError } from './errors.js';
 export { applyChanges, hasWrites, lineDiff, renderChanges, tildify, type ChangeAction, type FileChange } from './changes.js';
 export { packageRoot, readSkillFiles, readWorkflowCommand, frontMatter, SKILL_NAME, WORKFLOW_COMMAND_SOURCE, type SkillFile } from './assets.js';
 export { planClaudeInstall, CLAUDE_SCOPES, type ClaudeScope, type ClaudeInstallOptions } from './claude.js';
-export { planCodexInstall, codexServerEntries, CODEX_TOOL_TIMEOUT_SEC, CODEX_STARTUP_TIMEOUT_SEC, type CodexInstallOptions } from './codex.js';
+export { planCodexInstall, codexServerEntries, CODEX_HEADLESS_ENV, CODEX_TOOL_TIMEOUT_SEC, CODEX_STARTUP_TIMEOUT_SEC, type CodexInstallOptions } from './codex.js';
 export { upsertMcpServerJson, parseJsonConfig, type StdioServerEntry, type JsonEditResult } from './json-config.js';
 export { upsertTomlTable, readSimpleValue, tomlString, tomlValue, TomlEditError, type TomlValue, type TomlEditResult } from './toml-table.js';
 export { serverCommand, findOnPath, LAUNCHERS, type Launcher, type ServerCommand } from './server-command.js';

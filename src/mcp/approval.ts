@@ -3,6 +3,17 @@
  * threshold) or may change files (an agent of tier `edit`). With a client that supports
  * elicitation the user is asked directly with a form; otherwise the host must show the plan and
  * call again with `approve: true`. Nothing starts without one of the two.
+ *
+ * The rule (one function, {@link decideApproval}, for every approval fanfold asks — starts,
+ * resumes, and later checkpoints and restarts):
+ * - A person's answer on a form is final: `decline` (or a dismissed form) is never overridden by
+ *   the model's `approve: true`.
+ * - Only a form nobody could have answered — the client cancels it at once, as `claude -p` does,
+ *   or the form cannot be shown at all — falls back to the model's `approve: true` (the person
+ *   said yes in the chat).
+ * - Headless clients that *decline* at once (`codex exec`) look like a person saying no; the
+ *   model's `approve: true` counts for them only when the server runs with
+ *   `FANFOLD_APPROVAL_MODE=flag` (default `form`).
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { estimatePlan } from '../spec/index.js';
@@ -133,6 +144,65 @@ export type ApprovalOutcome =
   | { approved: false; kind: 'declined' | 'cancelled' | 'needs_flag'; message: string };
 
 /**
+ * How the server treats a form the client refuses at once. `form` (default): only an immediate
+ * `cancel` lets the model's `approve: true` decide; an immediate `decline` stands, as a person's
+ * would. `flag`: an immediate `decline` also lets `approve: true` decide — for headless clients
+ * that decline every form (`codex exec`), set by the user who runs them.
+ */
+export type ApprovalMode = 'form' | 'flag';
+
+/** Environment variable choosing the {@link ApprovalMode} of `fanfold serve`. */
+export const APPROVAL_MODE_ENV = 'FANFOLD_APPROVAL_MODE';
+
+/** Reads FANFOLD_APPROVAL_MODE (unset or empty: `form`); throws on anything but `form` or `flag`. */
+export function approvalModeFrom(env: NodeJS.ProcessEnv): ApprovalMode {
+  const raw = (env[APPROVAL_MODE_ENV] ?? '').trim();
+  if (raw === '') return 'form';
+  const v = raw.toLowerCase();
+  if (v === 'form' || v === 'flag') return v;
+  throw new Error(`mcp: ${APPROVAL_MODE_ENV} must be 'form' or 'flag', got '${raw}'`);
+}
+
+/** What came back from asking a person with a form. */
+export type FormAnswer =
+  /** No form was shown: the client cannot show one, or asking failed (`why` says which). */
+  | { shown: false; why: string }
+  /** The client answered: `yes` is the person's tick (accept with the box unticked is a no). */
+  | { shown: true; action: 'accept' | 'decline' | 'cancel'; yes: boolean; afterMs: number };
+
+/** The decision of {@link decideApproval}. */
+export type ApprovalDecision =
+  | { approved: true; by: 'elicitation' | 'approve_flag' }
+  /** A person said no on the form; final. */
+  | { approved: false; kind: 'declined' | 'cancelled' }
+  /** Nobody answered a form; the model's `approve: true` is needed (`headless`: one was refused at once). */
+  | { approved: false; kind: 'needs_flag'; headless?: { action: 'decline' | 'cancel'; afterMs: number } };
+
+/**
+ * The approval rule, in one place for every approval fanfold asks (starts, resumes, checkpoints,
+ * restarts). Why this shape: the form is the person speaking and `approve` is only the model's
+ * claim that the person agreed in the chat, so the claim counts only where no person could have
+ * answered the form — it was never shown, or it was cancelled (in `flag` mode also declined)
+ * faster than anyone reads it ({@link HEADLESS_ANSWER_MS}).
+ */
+export function decideApproval(
+  answer: FormAnswer,
+  opts: { approve: boolean | undefined; mode: ApprovalMode; headlessAnswerMs?: number },
+): ApprovalDecision {
+  const flag = (headless?: { action: 'decline' | 'cancel'; afterMs: number }): ApprovalDecision =>
+    opts.approve === true ? { approved: true, by: 'approve_flag' } : { approved: false, kind: 'needs_flag', ...(headless ? { headless } : {}) };
+  if (!answer.shown) return flag();
+  if (answer.action === 'accept') return answer.yes ? { approved: true, by: 'elicitation' } : { approved: false, kind: 'declined' };
+  const atOnce = answer.afterMs < (opts.headlessAnswerMs ?? HEADLESS_ANSWER_MS);
+  // Why a decline stands even at once in `form` mode: `codex exec` declines every form at once,
+  // but so may a person who clicks "no" quickly; only the user can say which kind of client this
+  // is (FANFOLD_APPROVAL_MODE=flag). A cancel at once is `claude -p`'s "nothing to show it on".
+  const headless = atOnce && (answer.action === 'cancel' || opts.mode === 'flag');
+  if (headless) return flag({ action: answer.action, afterMs: answer.afterMs });
+  return { approved: false, kind: answer.action === 'cancel' ? 'cancelled' : 'declined' };
+}
+
+/**
  * Most bytes of plan summary in the elicitation message. Why: the form is shown to a person in
  * the host's UI; a few screens of text are the most anyone reads before clicking.
  */
@@ -147,12 +217,9 @@ const ELICIT_TIMEOUT_MS = 10 * 60_000;
 /**
  * A form answered `cancel` or `decline` faster than this was not answered by a person. Why: both
  * `claude -p` and `codex exec` declare elicitation but, having no one to show the form to, answer
- * every form at once (claude: cancel, codex: decline). Nobody reads a plan in under a second, so
- * such an answer means "no form could be shown", and the approve flag decides, as for a client
- * without forms.
+ * every form at once (claude: cancel, codex: decline). Nobody reads a plan in under a second.
  */
 export const HEADLESS_ANSWER_MS = 1_500;
-
 
 /** Whether the connected client can show a form (elicitation in form mode). */
 export function clientCanElicit(server: McpServer): boolean {
@@ -162,9 +229,46 @@ export function clientCanElicit(server: McpServer): boolean {
 }
 
 /**
- * Gets approval for `plan` when it needs one. With elicitation, the user's answer decides —
- * `approve: true` from the host does not replace it, since the form is the user speaking and the
- * flag is the model's claim. If the form cannot be shown (the client errs), the flag decides.
+ * Asks the person a yes/no question with a form (one boolean field, ticked by default) and says
+ * what came back, timed. Never decides: pass the answer to {@link decideApproval}.
+ */
+export async function askWithForm(opts: {
+  server: McpServer;
+  message: string;
+  /** Label of the checkbox, e.g. `Start this workflow?`. */
+  title: string;
+  description: string;
+  extra: HandlerExtra;
+  log: (line: string) => void;
+}): Promise<FormAnswer> {
+  if (!clientCanElicit(opts.server)) return { shown: false, why: 'the client cannot show forms' };
+  const asked = Date.now();
+  try {
+    const res = await opts.server.server.elicitInput(
+      {
+        mode: 'form',
+        message: clipBytes(opts.message, MAX_ELICIT_MESSAGE_BYTES),
+        requestedSchema: {
+          type: 'object',
+          properties: { approve: { type: 'boolean', title: opts.title, description: opts.description, default: true } },
+          required: ['approve'],
+        },
+      },
+      { signal: opts.extra.signal, timeout: ELICIT_TIMEOUT_MS },
+    );
+    return { shown: true, action: res.action, yes: res.action === 'accept' && res.content?.approve !== false, afterMs: Date.now() - asked };
+  } catch (err) {
+    if (opts.extra.signal.aborted) throw err;
+    const why = err instanceof Error ? err.message : String(err);
+    opts.log(`approval form failed (${why}); falling back to the approve flag`);
+    return { shown: false, why: `the form failed: ${why}` };
+  }
+}
+
+/**
+ * Gets approval for `plan` when it needs one, under {@link decideApproval}'s rule: the form, when
+ * the client can show one, decides; the host's `approve: true` counts only where no person could
+ * answer it.
  */
 export async function obtainApproval(opts: {
   server: McpServer;
@@ -177,53 +281,43 @@ export async function obtainApproval(opts: {
   log: (line: string) => void;
   /** See HEADLESS_ANSWER_MS. */
   headlessAnswerMs?: number;
+  /** See ApprovalMode (default `form`). */
+  mode?: ApprovalMode;
 }): Promise<ApprovalOutcome> {
   const { plan, reasons } = opts;
   if (reasons.length === 0) return { approved: true, by: 'not_needed' };
-  if (clientCanElicit(opts.server)) {
-    const message = clipBytes(
+  const answer = await askWithForm({
+    server: opts.server,
+    message:
       `fanfold wants to ${opts.what} "${plan.name}" with ${plan.dynamic ? 'at least ' : ''}${plural(plan.agentCount, 'agent')}${plan.dynamic ? ' (more are made at run time)' : ''}.\n` +
-        `It needs your approval because ${reasons.join('; and ')}.\n\n${opts.rendered}`,
-      MAX_ELICIT_MESSAGE_BYTES,
-    );
-    const asked = Date.now();
-    try {
-      const res = await opts.server.server.elicitInput(
-        {
-          mode: 'form',
-          message,
-          requestedSchema: {
-            type: 'object',
-            properties: {
-              approve: { type: 'boolean', title: 'Start this workflow?', description: 'Check to start the run as planned.', default: true },
-            },
-            required: ['approve'],
-          },
-        },
-        { signal: opts.extra.signal, timeout: ELICIT_TIMEOUT_MS },
-      );
-      if (res.action === 'accept' && res.content?.approve !== false) return { approved: true, by: 'elicitation' };
-      const kind = res.action === 'cancel' ? 'cancelled' : 'declined';
-      const answeredMs = Date.now() - asked;
-      if (res.action !== 'accept' && answeredMs < (opts.headlessAnswerMs ?? HEADLESS_ANSWER_MS)) {
-        opts.log(`approval form answered '${res.action}' after ${answeredMs} ms: no person saw it (headless host); the approve flag decides`);
-        if (opts.approve === true) return { approved: true, by: 'approve_flag' };
-        return needsFlag(plan, reasons, opts.rendered, `The host answered the approval form at once (${answeredMs} ms), so no person saw it (a headless host). `);
-      }
-      return {
-        approved: false,
-        kind,
-        message:
-          `The user ${kind === 'cancelled' ? 'dismissed the approval form' : 'declined'} to start "${plan.name}"; nothing was started. ` +
-          'Ask the user what to change (fewer agents, read-only agents, a smaller scope), refine the plan with plan_workflow, and try again only if they want to.',
-      };
-    } catch (err) {
-      if (opts.extra.signal.aborted) throw err;
-      opts.log(`approval form failed (${err instanceof Error ? err.message : String(err)}); falling back to the approve flag`);
-    }
+      `It needs your approval because ${reasons.join('; and ')}.\n\n${opts.rendered}`,
+    title: 'Start this workflow?',
+    description: 'Check to start the run as planned.',
+    extra: opts.extra,
+    log: opts.log,
+  });
+  const mode = opts.mode ?? 'form';
+  const d = decideApproval(answer, { approve: opts.approve, mode, headlessAnswerMs: opts.headlessAnswerMs });
+  if (answer.shown && answer.action !== 'accept') {
+    opts.log(`approval form answered '${answer.action}' after ${answer.afterMs} ms (mode ${mode}): ${d.approved ? 'the approve flag decided' : d.kind === 'needs_flag' ? 'no person saw it; the approve flag decides' : "the person's answer stands"}`);
   }
-  if (opts.approve === true) return { approved: true, by: 'approve_flag' };
-  return needsFlag(plan, reasons, opts.rendered, '');
+  if (d.approved) return d;
+  if (d.kind === 'needs_flag') {
+    const preface = d.headless ? `The host ${d.headless.action === 'cancel' ? 'cancelled' : 'declined'} the approval form at once (${d.headless.afterMs} ms), so no person saw it (a headless host). ` : '';
+    return needsFlag(plan, reasons, opts.rendered, preface);
+  }
+  const kind = d.kind;
+  return {
+    approved: false,
+    kind,
+    message:
+      (kind === 'cancelled' ? `The user dismissed the approval form to ${opts.what} "${plan.name}"; nothing was started. ` : `The user declined to ${opts.what} "${plan.name}"; nothing was started. `) +
+      "A person's answer on the form is final: approve: true does not override it. " +
+      'Ask the user what to change (fewer agents, read-only agents, a smaller scope), refine the plan with plan_workflow, and try again only if they want to.' +
+      (answer.shown && answer.afterMs < (opts.headlessAnswerMs ?? HEADLESS_ANSWER_MS) && answer.action === 'decline'
+        ? ` (The form was declined at once, in ${answer.afterMs} ms. If this host cannot show forms — codex exec declines every form — the user can start fanfold serve with ${APPROVAL_MODE_ENV}=flag, e.g. fanfold install codex --headless, so that approve: true counts.)`
+        : ''),
+  };
 }
 
 /** The refusal that tells the host to show the plan and call again with `approve: true`. */

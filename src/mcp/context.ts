@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchOwner } from '../engine/lifecycle.js';
+import { approvalModeFrom, HEADLESS_ANSWER_MS, type ApprovalMode } from './approval.js';
 
 /** Inputs of createServer. Defaults come from `process`. */
 export interface ServerDeps {
@@ -31,6 +32,12 @@ export interface ServerDeps {
    */
   headlessAnswerMs?: number;
   /**
+   * Whether a form the client declines at once lets the model's `approve: true` decide (`flag`,
+   * for headless clients such as `codex exec`) or stands as a person's no (`form`, the default;
+   * env FANFOLD_APPROVAL_MODE). See approval.ts.
+   */
+  approvalMode?: ApprovalMode;
+  /**
    * Starts a detached run owner and resolves once it holds the lease (default: engine's
    * launchOwner). Tests running the TypeScript sources pass the built one, since the owner entry
    * point is a `.js` file next to the engine module in dist/.
@@ -40,7 +47,7 @@ export interface ServerDeps {
   examplesDir?: string;
   /** Log sink for diagnostics (default: stderr — never stdout, which carries JSON-RPC). */
   log?: (line: string) => void;
-  /** Environment to read FANFOLD_APPROVAL_AGENTS from (default `process.env`). */
+  /** Environment to read FANFOLD_APPROVAL_* from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -53,6 +60,7 @@ export interface ToolContext {
   approvalUsdThreshold: number;
   approveCommands: boolean;
   headlessAnswerMs: number;
+  approvalMode: ApprovalMode;
   launch: typeof launchOwner;
   examplesDir: string;
   log: (line: string) => void;
@@ -102,7 +110,8 @@ export function resolveContext(deps: ServerDeps): ToolContext {
     approvalAgentThreshold: agents,
     approvalUsdThreshold: usd,
     approveCommands: deps.approveCommands ?? !['0', 'false', 'no', 'off'].includes((env[APPROVAL_COMMANDS_ENV] ?? '').trim().toLowerCase()),
-    headlessAnswerMs: deps.headlessAnswerMs ?? 1_500,
+    headlessAnswerMs: deps.headlessAnswerMs ?? HEADLESS_ANSWER_MS,
+    approvalMode: deps.approvalMode ?? approvalModeFrom(env),
     launch: deps.launch ?? launchOwner,
     examplesDir: deps.examplesDir ?? fileURLToPath(new URL('../../examples/', import.meta.url)),
     log: deps.log ?? ((line) => void process.stderr.write(`fanfold mcp: ${line}\n`)),

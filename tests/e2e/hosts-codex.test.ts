@@ -190,19 +190,32 @@ describe.skipIf(!ENABLED)('Codex hosts fanfold serve (real CLIs)', () => {
     expect(o.lastMessage.trim()).toBe(finalAnswer(facts.ref));
   }, 60_000);
 
-  it('headless approval: codex exec declines the elicitation form at once, so the approve flag decides and the run starts', async () => {
-    const script: ResponsesScript = async (body) => {
-      const history = exchangesFromResponses(body);
-      await codexSearchPause(history);
-      return responsesReply(nextApprovalProbeStep(history, { discovery: CODEX_DISCOVERY }));
-    };
-    const o = await hostRun({ script });
+  const approvalProbe: ResponsesScript = async (body) => {
+    const history = exchangesFromResponses(body);
+    await codexSearchPause(history);
+    return responsesReply(nextApprovalProbeStep(history, { discovery: CODEX_DISCOVERY }));
+  };
+
+  it('headless approval, default mode: codex exec declines the form at once, which stands as a no against approve: true', async () => {
+    const o = await hostRun({ script: approvalProbe });
+    expect(o.run.code, describeRun(o.run)).toBe(0);
+    const history = exchangesFromResponses(o.requests.at(-1)!).filter((e) => e.tool !== 'tool_search');
+    expect(history.map((e) => e.tool)).toEqual(['plan_workflow', 'run_workflow']);
+    expect(history[1]!.args).toMatchObject({ approve: true });
+    expect(history[1]!.result).toMatch(/declined to start/);
+    expect(history[1]!.result).toMatch(/FANFOLD_APPROVAL_MODE=flag/);
+    expect(o.lastMessage.trim()).toBe('Not started');
+    expect(runDirs(o.store)).toEqual([]);
+  }, 60_000);
+
+  it('headless approval with FANFOLD_APPROVAL_MODE=flag (install codex --headless): the decline at once lets the approve flag decide and the run starts', async () => {
+    const o = await hostRun({ script: approvalProbe, serverEnv: { FANFOLD_APPROVAL_MODE: 'flag' } });
     expect(o.run.code, describeRun(o.run)).toBe(0);
     const history = exchangesFromResponses(o.requests.at(-1)!).filter((e) => e.tool !== 'tool_search');
     expect(history.map((e) => e.tool)).toEqual(['plan_workflow', 'run_workflow']);
     expect(readResult('plan_workflow', history[0]!.result!).requiresApproval).toBe(true);
     expect(history[1]!.args).toMatchObject({ approve: true });
-    // `codex exec` declines every form at once; no person answers that fast, so the approve flag decides.
+    // `codex exec` declines every form at once; in flag mode that lets the approve flag decide.
     const runId = readResult('run_workflow', history[1]!.result!).runId;
     expect(runId).toMatch(/^[a-z0-9]{12}$/);
     const runItem = o.items.find((i) => i.type === 'mcp_tool_call' && i.tool === 'run_workflow');

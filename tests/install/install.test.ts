@@ -340,6 +340,31 @@ describe('fanfold install codex', () => {
     );
   });
 
+  it('--headless sets FANFOLD_APPROVAL_MODE=flag in [mcp_servers.fanfold.env], beside env keys the user set; again changes nothing', () => {
+    const b = box();
+    const fresh = run(b, ['codex', '--headless']);
+    expect(fresh.status, fresh.stderr).toBe(0);
+    expect(fresh.stdout).toMatch(/FANFOLD_APPROVAL_MODE=flag/);
+    const file = path.join(b.home, '.codex/config.toml');
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/default_tools_approval_mode = "approve"\n\n\[mcp_servers\.fanfold\.env\]\nFANFOLD_APPROVAL_MODE = "flag"\n$/);
+    expect(run(b, ['codex', '--headless']).stdout).toMatch(/nothing to change/);
+
+    const c = box();
+    const other = path.join(c.home, '.codex/config.toml');
+    write(other, `${BUSY_TOML}\n[mcp_servers.fanfold]\ncommand = "node"\n\n[mcp_servers.fanfold.env]\nFANFOLD_APPROVAL_AGENTS = "40"\nFANFOLD_APPROVAL_MODE = "form"\n`);
+    const r = run(c, ['codex', '--headless']);
+    expect(r.status, r.stderr).toBe(0);
+    const after = fs.readFileSync(other, 'utf8');
+    expect(after).toMatch(/\[mcp_servers\.fanfold\.env\]\nFANFOLD_APPROVAL_AGENTS = "40"\nFANFOLD_APPROVAL_MODE = "flag"\n$/);
+    if (hasTomlOracle()) {
+      const [z] = parseTomlAll([after]);
+      expect(z!.ok).toBe(true);
+      if (z!.ok) expect(z!.value.mcp_servers.fanfold.env).toEqual({ FANFOLD_APPROVAL_AGENTS: '40', FANFOLD_APPROVAL_MODE: 'flag' });
+    }
+    // Without --headless the env the user chose is left alone.
+    expect(run(c, ['codex']).stdout).toMatch(/nothing to change/);
+  });
+
   it('--dry-run shows the table and writes nothing', () => {
     const b = box();
     write(path.join(b.home, '.codex/config.toml'), BUSY_TOML);

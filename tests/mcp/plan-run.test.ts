@@ -408,7 +408,7 @@ describe('approval by elicitation', () => {
     const { planId } = dataOf(await call(client, 'plan_workflow', { spec: commandSpec(1, { tier: 'edit' }) }));
     const refused = await call(client, 'run_workflow', { planId });
     expect(refused.isError).toBe(true);
-    expect(textOf(refused)).toMatch(/answered the approval form at once \(\d+ ms\), so no person saw it/);
+    expect(textOf(refused)).toMatch(/cancelled the approval form at once \(\d+ ms\), so no person saw it/);
     expect(runDirs(root)).toEqual([]);
     const started = await call(client, 'run_workflow', { planId, approve: true });
     expect(started.isError).toBeFalsy();

@@ -66,7 +66,7 @@ export function planText(planId: string, revision: number, s: PlanSummary): stri
  */
 export function planNextStep(planId: string, s: PlanSummary): string {
   return s.requiresApproval
-    ? `show this plan (the 'rendered' text) to the user; once they agree, call ${callText('run_workflow', { planId, approve: true })}.`
+    ? `show this plan (the 'rendered' text) to the user; once they agree, call ${callText('run_workflow', { planId, approve: true })} (if fanfold shows them an approval form, their answer there is final).`
     : `call ${callText('run_workflow', { planId })} to start it (show the plan to the user first if they asked to review it).`;
 }
 

@@ -25,7 +25,13 @@ export const RUN_WORKFLOW = 'run_workflow';
 const InputSchema = z.strictObject({
   planId: z.string().optional().describe('a plan from plan_workflow'),
   spec: SpecInputSchema.optional(),
-  approve: z.boolean().optional().describe("true once the user has approved the plan (needed for big or edit-capable plans when the client cannot show an approval form)"),
+  approve: z
+    .boolean()
+    .optional()
+    .describe(
+      'true once the user said yes in the chat. It counts only where no person could answer an approval form (the client shows none, ' +
+        'or cancels it at once); a person\'s answer on the form is final and approve: true never overrides a decline.',
+    ),
   resumeRunId: z.string().optional().describe('resume this stopped, failed or interrupted run; finished agents are reused'),
   wait: z.number().min(0).max(MAX_WAIT_SECONDS).optional().describe(`seconds to wait for the run to finish before answering (0–${MAX_WAIT_SECONDS}; default 0)`),
 });
@@ -63,8 +69,9 @@ export function registerRunWorkflowTool(server: McpServer, ctx: ToolContext): vo
       title: 'Run a fanfold workflow',
       description:
         'Start a planned workflow (planId from plan_workflow, or an inline spec) as many parallel sub-agents in the background, or resume a ' +
-        'run (resumeRunId). Big or edit-capable plans need the user\'s approval: the user is asked with a form when the client supports it, ' +
-        'otherwise show the plan and pass approve: true. Returns the runId at once (or after `wait` seconds); follow with workflow_status.',
+        'run (resumeRunId). Big or edit-capable plans (and their resumes) need the user\'s approval: the user is asked with a form when the client ' +
+        'supports it, and their answer is final (approve: true never overrides a decline); where no form can be answered, show the plan and ' +
+        'pass approve: true once the user agreed. Returns the runId at once (or after `wait` seconds); follow with workflow_status.',
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
       // Why destructive: a spec may give agents the edit tier or run `command` agents, and either can
@@ -130,6 +137,7 @@ async function runWorkflow(server: McpServer, ctx: ToolContext, args: z.infer<ty
     what: resumeId ? `resume run ${resumeId} of` : 'start',
     log: ctx.log,
     headlessAnswerMs: ctx.headlessAnswerMs,
+    mode: ctx.approvalMode,
   });
   if (!approval.approved) {
     const again = resumeId ? { resumeRunId: resumeId, approve: true } : { planId, approve: true };
