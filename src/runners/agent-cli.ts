@@ -18,6 +18,7 @@ import { cutUtf8 } from './buffers.js';
 import { formatDuration, lastStderrLine, parseWholeJson, processFailure } from './command.js';
 import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { checkStructured, type JsonSchema } from './structured.js';
+import { isQuotaText, quotaFailure, retryAfterMsIn } from './limits.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
 /** The agent CLIs fanfold drives. */
@@ -188,6 +189,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       env: agentEnv(baseEnv, input),
       stdin: inv.stdin,
       timeoutMs: input.timeoutMs,
+      ...(input.idleTimeoutMs ? { idleTimeoutMs: input.idleTimeoutMs } : {}),
       maxOutputBytes: RAW_STDOUT_BYTES,
       // A final answer (or Pi's whole message list) arrives on one line: room for it, bounded.
       maxLineBytes: Math.max(8 * 1024 * 1024, 4 * input.maxOutputBytes),
@@ -211,7 +213,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       bin,
       fromEnv,
       capped: cap.signal.aborted && !outer,
-      lingered: linger.signal.aborted && !cap.signal.aborted && !outer && !proc.timedOut,
+      lingered: linger.signal.aborted && !cap.signal.aborted && !outer && !proc.timedOut && proc.stalledAfterMs === undefined,
     });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -296,8 +298,8 @@ function toResult(
   }
   // The CLI printed its final event but did not exit: it was stopped; its answer stands.
   const failure = how.lingered ? undefined : processFailure(proc, input.timeoutMs);
-  if (failure && (failure.status !== 'failed' || proc.spawnError)) {
-    // Timed out, cancelled, or never started: say what the agent was doing when it was stopped.
+  if (failure && (failure.status !== 'failed' || proc.spawnError || proc.stalledAfterMs !== undefined)) {
+    // Timed out, stalled, cancelled, or never started: say what the agent was doing when it was stopped.
     const activity = parser.activity();
     const outcome = proc.spawnError ? undefined : safeFinish(parser, proc);
     return {
@@ -359,8 +361,10 @@ export interface ApiFailureHints {
 
 /**
  * Classifies an error an agent CLI reported about its model API, from the HTTP status when known
- * and the message otherwise. Auth problems and bad requests are not retryable; rate limits,
- * overload, server errors and network trouble are.
+ * and the message otherwise. Auth problems (`auth`) and usage limits (`quota`, whatever the
+ * status: providers send them as 429, 402 or 400) are not retryable and pause the run (see
+ * engine/breaker.ts); bad requests are not retryable; rate limits (with their retry-after when the
+ * text gives one), overload, server errors and network trouble are.
  */
 export function apiFailure(kind: AgentCliKind, status: number | undefined, message: string, hints: ApiFailureHints): FailureInfo {
   const text = oneLine(readableApiError(message)).replace(/[.;:,\s]+$/, '');
@@ -369,8 +373,11 @@ export function apiFailure(kind: AgentCliKind, status: number | undefined, messa
   if (code === 401 || code === 403 || (code === undefined && authText.test(text))) {
     return { type: 'auth', message: `${kind} cannot use its model: ${text}; ${hints.auth}`, retryable: false };
   }
+  if (isQuotaText(text)) return quotaFailure(kind, text);
+  const retryAfterMs = retryAfterMsIn(text);
+  const wait = retryAfterMs !== undefined ? { retryAfterMs } : {};
   if (code === 408 || code === 409 || code === 429 || (code !== undefined && code >= 500)) {
-    return { type: 'model_api', message: `${kind}: the model API failed (${code}): ${text}`, retryable: true };
+    return { type: 'model_api', message: `${kind}: the model API failed (${code}): ${text}`, retryable: true, ...wait };
   }
   if (code !== undefined && code >= 400) {
     return {
@@ -380,7 +387,8 @@ export function apiFailure(kind: AgentCliKind, status: number | undefined, messa
     };
   }
   const transient = /overload|rate.?limit|too many requests|timed? ?out|timeout|temporar|high demand|disconnect|connection|network|econn|socket|unavailable|try again/i;
-  return { type: 'model_api', message: `${kind}: ${text}`, retryable: transient.test(text) };
+  const retryable = transient.test(text);
+  return { type: 'model_api', message: `${kind}: ${text}`, retryable, ...(retryable ? wait : {}) };
 }
 
 /**

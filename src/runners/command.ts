@@ -5,6 +5,7 @@
 import type { FailureInfo } from '../store/types.js';
 import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { checkStructured, invalid } from './structured.js';
+import { isQuotaText, quotaFailure } from './limits.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
 
 /** Construction options of `CommandRunner`; defaults come from `process`. */
@@ -58,6 +59,7 @@ export class CommandRunner implements Runner {
       env,
       stdin: input.prompt,
       timeoutMs: input.timeoutMs,
+      ...(input.idleTimeoutMs ? { idleTimeoutMs: input.idleTimeoutMs } : {}),
       maxOutputBytes: input.maxOutputBytes,
       signal: input.signal,
       ...(input.onSpawn ? { onSpawn: input.onSpawn } : {}),
@@ -129,6 +131,17 @@ export function processFailure(
       error: { type: 'cancelled', message: 'cancelled: the run was stopped; process group killed', retryable: false },
     };
   }
+  if (result.stalledAfterMs !== undefined) {
+    return {
+      status: 'failed',
+      error: {
+        type: 'stalled',
+        message: `stalled: no output and no CPU time for ${formatDuration(result.stalledAfterMs)} (idle timeout); process group killed`,
+        // Why retryable: a hang (a lost connection, a prompt nobody answers) is rarely the task's fault.
+        retryable: true,
+      },
+    };
+  }
   if (result.timedOut) {
     return {
       status: 'timed_out',
@@ -149,6 +162,10 @@ export function processFailure(
     };
   }
   if (result.exitCode !== 0) {
+    // A command that wraps a model CLI may say it hit a usage limit: pause like an agent CLI would.
+    // Only the last few lines: a limit is what made it exit, not something a test printed earlier.
+    const limit = result.stderrTail.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(-5).reverse().find(isQuotaText);
+    if (limit !== undefined) return { status: 'failed', error: quotaFailure('command', limit.slice(0, MAX_QUOTED_STDERR)) };
     return {
       status: 'failed',
       error: { type: 'exit_code', message: `exited with code ${result.exitCode}${suffix}`, retryable: true },

@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import type { FailureInfo } from '../store/types.js';
 import type { RunnerInput } from './types.js';
 import { HeadBuffer, LineSplitter, TailRing } from './buffers.js';
+import { IDLE_CPU_FLOOR_MS, IDLE_CPU_SHARE, groupCpuMs } from './idle.js';
 
 export { cutUtf8 } from './buffers.js';
 
@@ -34,6 +35,12 @@ export interface ProcessOptions {
   timeoutMs: number;
   /** Time between SIGTERM and SIGKILL (default 2000). */
   killGraceMs?: number;
+  /**
+   * Idle watchdog (0 or absent: off): when the child wrote nothing to stdout or stderr and its
+   * process group used no noticeable CPU time (see idle.ts) for this long, the group is killed like
+   * on a timeout and the result says `stalled`.
+   */
+  idleTimeoutMs?: number;
   /**
    * After the main child exits, how long to wait for its stdout/stderr to close before killing the
    * group (a grandchild may still hold them open). Default 1000.
@@ -81,6 +88,8 @@ export interface ProcessResult {
   timedOut: boolean;
   /** The abort signal fired and the process group was killed. */
   cancelled: boolean;
+  /** Set when the idle watchdog killed the group: the idle timeout that ran out (ms). */
+  stalledAfterMs?: number;
   /** Set when the child could not be started at all. */
   spawnError?: FailureInfo;
   /** First error thrown by `onStdout` / `onStdoutLine` (later chunks still reach the hooks). */
@@ -271,6 +280,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
   const timeoutMs = checkDuration('timeoutMs', opts.timeoutMs);
   const killGraceMs = checkDuration('killGraceMs', opts.killGraceMs ?? 2000);
   const exitGraceMs = checkDuration('exitGraceMs', opts.exitGraceMs ?? 1000);
+  const idleMs = checkDuration('idleTimeoutMs', opts.idleTimeoutMs ?? 0);
   checkByteCount('maxOutputBytes', opts.maxOutputBytes);
   if (opts.stderrTailBytes !== undefined) checkByteCount('stderrTailBytes', opts.stderrTailBytes);
   if (opts.maxLineBytes !== undefined) checkByteCount('maxLineBytes', opts.maxLineBytes);
@@ -332,6 +342,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
 
   let timedOut = false;
   let cancelled = false;
+  let stalled = false;
   let exited = false;
   let exitCode: number | null = null;
   let exitSignal: NodeJS.Signals | null = null;
@@ -380,23 +391,49 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
 
   const onAbort = (): void => {
     // Once the main child has exited the attempt is over; the exit grace cleans up the rest.
-    if (exited || timedOut) return;
+    if (exited || timedOut || stalled) return;
     cancelled = true;
     terminate();
   };
   const onTimeout = (): void => {
     timeoutTimer = undefined;
-    if (exited || cancelled) return;
+    if (exited || cancelled || stalled) return;
     timedOut = true;
     terminate();
   };
 
+  // The idle watchdog: a sign of life is output or CPU time of the group; see idle.ts for why CPU.
+  let lastSign = Date.now();
+  let lastCheck = lastSign;
+  let cpuMark = 0; // a group just created has used no CPU time yet
+  const checkEveryMs = Math.min(30_000, Math.max(50, Math.floor(idleMs / 4)));
+  const onIdleCheck = (): void => {
+    if (exited || terminating || pid === undefined) return;
+    const at = Date.now();
+    const cpu = groupCpuMs(pid);
+    if (cpu !== undefined) {
+      if (cpu - cpuMark >= Math.max(IDLE_CPU_FLOOR_MS, (at - lastCheck) * IDLE_CPU_SHARE)) lastSign = at;
+      cpuMark = cpu;
+    }
+    lastCheck = at;
+    if (at - lastSign >= idleMs) {
+      stalled = true;
+      terminate();
+      return;
+    }
+    later(checkEveryMs, onIdleCheck);
+  };
+
   const onStdoutData = (chunk: Buffer): void => {
+    lastSign = Date.now();
     stdout.push(chunk);
     if (opts.onStdout) callHook(() => opts.onStdout?.(chunk));
     lines?.push(chunk);
   };
-  const onStderrData = (chunk: Buffer): void => stderr.push(chunk);
+  const onStderrData = (chunk: Buffer): void => {
+    lastSign = Date.now();
+    stderr.push(chunk);
+  };
 
   try {
     await new Promise<void>((resolve) => {
@@ -435,6 +472,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
 
       if (pid !== undefined) {
         timeoutTimer = later(timeoutMs, onTimeout);
+        if (idleMs > 0) later(checkEveryMs, onIdleCheck);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
       }
     });
@@ -482,6 +520,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
     stderrBytes: stderr.total,
     timedOut,
     cancelled,
+    ...(stalled ? { stalledAfterMs: idleMs } : {}),
     ...(hookError !== undefined ? { hookError } : {}),
     durationMs: Date.now() - started,
     pid,

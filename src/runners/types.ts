@@ -21,6 +21,11 @@ export interface RunnerInput {
   /** JSON file with dependency outputs (exported as FANFOLD_CONTEXT_FILE). */
   contextFile: string;
   timeoutMs: number;
+  /**
+   * Idle watchdog in ms (0 or absent: off): no output and no CPU time of the process group for
+   * this long kills the group; the attempt fails with `error.type = 'stalled'` (retryable).
+   */
+  idleTimeoutMs?: number;
   maxOutputBytes: number;
   /** Aborted when the run stops: the child's process group is killed, status `cancelled`. */
   signal: AbortSignal;

@@ -27,6 +27,10 @@ export interface FailureInfo {
   message: string;
   /** Whether another attempt could succeed. */
   retryable: boolean;
+  /** `quota`: when the limit resets, as the CLI said (ISO time). */
+  resumeAfter?: string;
+  /** A rate limit's own wait before the next attempt (ms), when the CLI reported one. */
+  retryAfterMs?: number;
 }
 
 /** Token usage as reported by an agent CLI. */
