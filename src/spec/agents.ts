@@ -6,6 +6,7 @@
 import type { AgentSpec, WorkflowSpec } from './schema.js';
 import type { AgentDef, RunnerKind, SpecIssue } from './types.js';
 import { didYouMean, nameList } from './suggest.js';
+import { parseDuration } from './duration.js';
 
 /** Looks an agent up by name outside the spec (e.g. `.claude/agents/*.md` profiles). */
 export type ResolveAgent = (name: string) => AgentDef | undefined;
@@ -23,6 +24,10 @@ function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef
   if (spec.model !== undefined) def.model = spec.model;
   if (spec.tools !== undefined) def.tools = [...spec.tools];
   if (spec.maxTurns !== undefined) def.maxTurns = spec.maxTurns;
+  if (spec.idleTimeout !== undefined) {
+    const ms = parseDuration(spec.idleTimeout);
+    if (typeof ms === 'number') def.idleTimeoutMs = ms; // the schema has checked it
+  }
   if (spec.systemPrompt !== undefined) def.systemPrompt = spec.systemPrompt;
   if (spec.env !== undefined) def.env = { ...spec.env };
   if (spec.isolation !== undefined) def.isolation = spec.isolation;

@@ -46,6 +46,17 @@ export interface TaskKeyInput {
   isolation?: string;
 }
 
+/**
+ * The agent as far as it decides what a task is. Why without `idleTimeoutMs`: how long fanfold
+ * waits for a silent agent does not change its work, and a changed watchdog must not make a
+ * resume run finished tasks again.
+ */
+function keyedAgent(agent: AgentDef): AgentDef {
+  if (agent.idleTimeoutMs === undefined) return agent;
+  const { idleTimeoutMs: _watchdog, ...rest } = agent;
+  return rest;
+}
+
 /** The content key of a task: first KEY_LENGTH hex chars of sha256 over its canonical JSON. */
 export function taskKey(input: TaskKeyInput): string {
   const deps = [...input.deps]
@@ -56,7 +67,7 @@ export function taskKey(input: TaskKeyInput): string {
     phaseId: input.phaseId,
     taskId: input.taskId,
     prompt: input.prompt,
-    agent: input.agent,
+    agent: keyedAgent(input.agent),
     deps,
     // undefined members are dropped by canonicalJson: keys of tasks without a schema are unchanged.
     schema: input.schema,

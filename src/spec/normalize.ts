@@ -67,6 +67,7 @@ function toLimits(l: WorkflowSpec['limits']): Limits {
     maxAgents: l.maxAgents,
     agentTimeoutMs: msOf(l.agentTimeout),
     runTimeoutMs: msOf(l.runTimeout),
+    ...(l.agentIdleTimeout !== undefined ? { agentIdleTimeoutMs: msOf(l.agentIdleTimeout) } : {}),
     retries: l.retries,
     retryBackoffMs: msOf(l.retryBackoff),
     maxOutputBytes: l.maxOutputBytes,

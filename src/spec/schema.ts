@@ -64,6 +64,11 @@ export const LimitsSchema = z.strictObject({
   maxAgents: intRange(1, 1000).default(64),
   agentTimeout: durationSchema(1).default('10m'),
   runTimeout: durationSchema(1).default('60m'),
+  /**
+   * Kill an agent that showed no sign of life (no output, no CPU time of its process group) for
+   * this long; `0` turns it off. Absent: 15m for claude/codex/pi agents, off for `command`.
+   */
+  agentIdleTimeout: durationSchema(0).optional(),
   retries: intRange(0, 10).default(1),
   retryBackoff: durationSchema(0).default('1s'),
   maxOutputBytes: intRange(1024, 64 * 1024 * 1024).default(262_144),
@@ -111,6 +116,8 @@ export const AgentSpecSchema = z.strictObject({
   /** `worktree`: every task of this agent runs in its own git worktree (see phases[].isolation). */
   isolation: z.enum(['worktree', 'none']).optional(),
   maxTurns: z.number().int().positive().optional(),
+  /** This agent's idle watchdog (see limits.agentIdleTimeout); `0` turns it off. */
+  idleTimeout: durationSchema(0).optional(),
   systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
   env: z
     .record(

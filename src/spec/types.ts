@@ -25,6 +25,8 @@ export interface AgentDef {
   tier: Tier;
   /** Turn cap for agent CLIs. */
   maxTurns?: number;
+  /** Idle watchdog of this agent in ms (0 = off); over `Limits.agentIdleTimeoutMs` and the runner's default. */
+  idleTimeoutMs?: number;
   /** Appended to the agent CLI's system prompt. */
   systemPrompt?: string;
   /** Extra environment variables for the child. */
@@ -49,6 +51,11 @@ export interface Limits {
   agentTimeoutMs: number;
   /** Whole-run timeout (default 60 min). */
   runTimeoutMs: number;
+  /**
+   * Idle watchdog in ms (0 = off) for every agent that sets none itself; absent: 15 min for
+   * claude/codex/pi, off for `command` (see `idleTimeoutFor`).
+   */
+  agentIdleTimeoutMs?: number;
   /** Extra attempts after a transient failure (default 1). */
   retries: number;
   /** First back-off delay; doubles per attempt (default 1 s). */
