@@ -5,7 +5,7 @@
  */
 import { createLogUpdate } from 'log-update';
 import type { Counts, DynamicState, RunRecord } from '../store/types.js';
-import { fmtMs } from '../engine/owner.js';
+import { fmtMs } from '../engine/say.js';
 import { dynamicSummaries, dynamicSummary } from '../digest/report-md.js';
 
 /** What the view draws; both an owner snapshot and a status answer fit. */

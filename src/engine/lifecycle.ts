@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Plan } from '../spec/types.js';
 import { RunStore, newRunId, readLease, leaseState } from '../store/index.js';
 import { SCHEMA_VERSION, type RunRecord } from '../store/types.js';
-import { emptyCounts } from './owner.js';
+import { emptyCounts } from './phases.js';
 import { TERMINAL, readStatus, type RunStatusView } from './status.js';
 
 /** Creates a new run directory with its run.json; nothing runs yet. Returns the run id. */

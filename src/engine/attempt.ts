@@ -1,0 +1,215 @@
+/**
+ * One attempt of one agent task, from inputs to record, in the order the durability contract asks:
+ * inputs written → journal `agent.started` → child spawned (`agent.spawned` with its pid) → agent
+ * file written atomically → journal `agent.finished`. Also the record of a task skipped because a
+ * dependency failed.
+ */
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
+import type { AgentRecord, RunEvent } from '../store/types.js';
+import { SCHEMA_VERSION } from '../store/types.js';
+import type { RunStore } from '../store/index.js';
+import type { Runner, RunnerResult } from '../runners/types.js';
+import type { AttemptOutcome } from './scheduler.js';
+import type { TaskInputs } from './inputs.js';
+import type { Spend } from './spend.js';
+import { procStartTicks } from './leftovers.js';
+import { collectPatch, createWorktree, removeWorktree, type Worktree } from './worktree.js';
+import { errText, now, warn } from './say.js';
+
+/** What attempts need from their owner. */
+export interface AttemptDeps {
+  store: RunStore;
+  plan: Plan;
+  /** Store root (sub-agents' read-only MCP server reads it). */
+  root: string;
+  /** The run's working folder. */
+  cwd: string;
+  /** Where worktrees of isolated tasks are made. */
+  worktreesDir: string;
+  inputs: TaskInputs;
+  spend: Spend;
+  runners: (kind: RunnerKind) => Runner;
+  journal: (e: RunEvent) => Promise<void>;
+  /** An attempt's record is on disk under `file`. */
+  onRecord: (ref: string, file: string, rec: AgentRecord) => void;
+}
+
+/** Runs the attempts of a run's agent tasks and writes their records. */
+export class Attempts {
+  readonly #d: AttemptDeps;
+  /** Why the last attempt of a task was refused, when the next attempt should be told. */
+  readonly #feedback = new Map<string, string>();
+  /** Files of refused attempts whose reasons are read when the task runs again. */
+  readonly #feedbackFrom = new Map<string, string>();
+
+  constructor(deps: AttemptDeps) {
+    this.#d = deps;
+  }
+
+  /** An earlier owner's attempt of `ref` (in `file`) was refused: the next attempt is told why. */
+  refusedBefore(ref: string, file: string): void {
+    this.#feedbackFrom.set(ref, file);
+  }
+
+  /** Runs attempt `attempt` of task `t` in `slot` to its record. */
+  async run(t: PlanTask, attempt: number, slot: number, signal: AbortSignal): Promise<AttemptOutcome> {
+    const { store, plan } = this.#d;
+    const agent = plan.agents[t.agent]!;
+    const earlier = this.#feedbackFrom.get(t.ref);
+    if (earlier !== undefined && !this.#feedback.has(t.ref)) {
+      const old = await store.readAgentRecord(earlier).catch(() => undefined);
+      if (old?.error) this.#feedback.set(t.ref, old.error.message);
+    }
+    this.#feedbackFrom.delete(t.ref);
+    const prepared = await this.#d.inputs.prepare(t, attempt, this.#feedback.get(t.ref));
+    const startedAt = new Date();
+    await this.#d.journal({ type: 'agent.started', t: startedAt.toISOString(), ref: t.ref, key: t.key, attempt, slot });
+    let result: RunnerResult;
+    let wt: Worktree | undefined;
+    let patch: AgentRecord['patch'];
+    try {
+      if (t.isolation === 'worktree') {
+        wt = await createWorktree({ cwd: this.#d.cwd, dir: path.join(this.#d.worktreesDir, `${t.phaseId}.${t.taskId}.${attempt}`), signal });
+      }
+      const remainingUsd = this.#d.spend.remainingUsd();
+      result = await this.#d.runners(agent.runner).run({
+        runId: store.runId,
+        phaseId: t.phaseId,
+        taskId: t.taskId,
+        attempt,
+        prompt: prepared.prompt,
+        agent,
+        cwd: wt ? wt.cwd : this.#d.cwd,
+        promptFile: prepared.promptFile,
+        contextFile: prepared.contextFile,
+        timeoutMs: plan.limits.agentTimeoutMs,
+        maxOutputBytes: plan.limits.maxOutputBytes,
+        signal,
+        onSpawn: (pid) => {
+          const startTicks = procStartTicks(pid);
+          void this.#d.journal({ type: 'agent.spawned', t: now(), ref: t.ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) });
+        },
+        ...(t.schema ? { schema: t.schema } : {}),
+        ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),
+        // Agents that speak MCP and build on earlier phases may look those outputs up (read-only).
+        ...((agent.runner === 'claude' || agent.runner === 'codex') && t.deps.length > 0 ? { mcp: childServer(this.#d.root) } : {}),
+      });
+      if (wt) patch = await collectPatch(wt, { maxBytes: 8 * 1024 * 1024 });
+    } catch (e) {
+      // A runner should never throw; if one does, it is this task's failure, not the run's.
+      const isolation = e instanceof Error && e.name === 'IsolationError';
+      result = {
+        status: 'failed', output: '', outputBytes: 0, truncated: false, exitCode: null, signal: null, stderrTail: '',
+        error: isolation
+          ? { type: 'isolation', message: errText(e), retryable: (e as { retryable?: boolean }).retryable ?? false }
+          : { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false },
+      };
+    } finally {
+      if (wt) await removeWorktree(wt.repo, wt.dir).catch((e) => warn(`cannot remove worktree ${wt!.dir}: ${errText(e)}`));
+    }
+    // A gate's command that ran and exited has done its job: its exit code is the gate's
+    // verdict, read by the gate step; only a check that could not run (timeout, missing
+    // command) is a failed task.
+    if (t.origin?.kind === 'check' && result.status === 'failed' && result.error?.type === 'exit_code') {
+      const { error: _verdict, ...rest } = result;
+      result = { ...rest, status: 'succeeded' };
+    }
+    const rec = agentRecord(store.runId, t, attempt, agent.runner, prepared.prompt, result, startedAt, new Date(), patch);
+    const file = await store.writeAgentRecord(rec);
+    this.#d.spend.account(rec);
+    // Invalid structured output is retried with the validation errors fed back (bounded by retries).
+    if (rec.error?.type === 'invalid_structured_output') this.#feedback.set(t.ref, rec.error.message);
+    else this.#feedback.delete(t.ref);
+    this.#d.onRecord(t.ref, file, rec);
+    await this.#d.journal({
+      type: 'agent.finished', t: rec.endedAt, ref: t.ref, key: t.key, attempt, status: rec.status, durationMs: rec.durationMs, file,
+      census: { ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}) },
+    });
+    return {
+      status: rec.status === 'skipped' ? 'failed' : rec.status,
+      retryable: rec.error?.retryable ?? false,
+      ...(rec.error ? { cause: rec.error.message } : {}),
+    };
+  }
+
+  /** Records attempt `attempt` of `t` as skipped: a dependency failed (`cause`). */
+  async skip(t: PlanTask, attempt: number, cause: string): Promise<void> {
+    const { store, plan } = this.#d;
+    const at = now();
+    const rec = skippedRecord(store.runId, plan, t, attempt, cause, at);
+    const file = store.agentFileName(t.phaseId, t.taskId, attempt);
+    await store.writeAgentRecord(rec);
+    this.#d.onRecord(t.ref, file, rec);
+    await this.#d.journal({ type: 'agent.skipped', t: at, ref: t.ref, cause, file });
+  }
+}
+
+function agentRecord(runId: string, t: PlanTask, attempt: number, runner: RunnerKind, prompt: string, result: RunnerResult,
+  startedAt: Date, endedAt: Date, patch: AgentRecord['patch']): AgentRecord {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId,
+    phaseId: t.phaseId,
+    taskId: t.taskId,
+    key: t.key,
+    attempt,
+    status: result.status,
+    agent: t.agent,
+    runner,
+    prompt,
+    output: result.output,
+    outputBytes: result.outputBytes,
+    truncated: result.truncated,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    stderrTail: result.stderrTail,
+    startedAt: startedAt.toISOString(),
+    endedAt: endedAt.toISOString(),
+    durationMs: endedAt.getTime() - startedAt.getTime(),
+    ...(result.error ? { error: result.error } : {}),
+    ...(result.structured !== undefined ? { structured: result.structured } : {}),
+    ...(result.usage ? { usage: result.usage } : {}),
+    ...(result.costUsd !== undefined ? { costUsd: result.costUsd } : {}),
+    ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+    ...(patch ? { patch } : {}),
+  };
+}
+
+function skippedRecord(runId: string, plan: Plan, t: PlanTask, attempt: number, cause: string, at: string): AgentRecord {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId,
+    phaseId: t.phaseId,
+    taskId: t.taskId,
+    key: t.key,
+    attempt,
+    status: 'skipped',
+    agent: t.agent,
+    runner: plan.agents[t.agent]?.runner ?? 'unknown',
+    prompt: t.prompt,
+    output: '',
+    outputBytes: 0,
+    truncated: false,
+    exitCode: null,
+    signal: null,
+    stderrTail: '',
+    startedAt: at,
+    endedAt: at,
+    durationMs: 0,
+    error: { type: 'dependency_failed', message: cause, retryable: false },
+  };
+}
+
+/**
+ * How a sub-agent starts fanfold's read-only MCP server for this store: this very CLI, so the
+ * child server matches the owner's version. It offers only workflow_status and query_workflow.
+ */
+export function childServer(root: string): { command: string; args: string[] } {
+  let cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  // From the TypeScript sources (tests), the runnable CLI is the built one.
+  if (!existsSync(cli)) cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+  return { command: process.execPath, args: [cli, 'serve', '--child', '--store', path.resolve(root)] };
+}
