@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { renderPlan } from '../spec/index.js';
+import { planEnvViews, renderEnvViews } from '../runners/env.js';
 import { loadPlanFile } from '../engine/plan-file.js';
 import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
 import { ownRun } from '../engine/owner.js';
@@ -22,8 +23,10 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print the plan as JSON')
     .action(async (specPath: string, o: { json?: boolean }) => {
       const plan = await loadPlanFile(specPath);
-      if (o.json) printJson({ ...plan, taskCount: plan.tasks.length });
-      else process.stdout.write(renderPlan(plan) + '\n');
+      // Names only, never values: what each agent's child will receive from this environment.
+      const env = planEnvViews(plan.agents, process.env);
+      if (o.json) printJson({ ...plan, taskCount: plan.tasks.length, env });
+      else process.stdout.write([renderPlan(plan), ...renderEnvViews(env)].join('\n') + '\n');
     });
 
   program

@@ -12,6 +12,7 @@ import type { FailureInfo } from '../store/types.js';
 import type { RunnerInput } from './types.js';
 import { HeadBuffer, LineSplitter, TailRing } from './buffers.js';
 import { IDLE_CPU_FLOOR_MS, IDLE_CPU_SHARE, groupCpuMs } from './idle.js';
+import { childEnv } from './env.js';
 
 export { cutUtf8 } from './buffers.js';
 
@@ -528,19 +529,23 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
 }
 
 /**
- * The env of a task's child, for every runner: the parent's (scrubbed), the agent's, the task's
- * ids and files (FANFOLD_RUN_ID, _PHASE_ID, _TASK_ID, _ATTEMPT, _PROMPT_FILE, _CONTEXT_FILE), then
- * the input's own extra env.
+ * The env of a task's child, for every runner: the allowlist of `env.ts` (the owner's env reduced
+ * to what the runner needs, the agent's `env` and `passEnv`), the task's ids and files
+ * (FANFOLD_RUN_ID, _PHASE_ID, _TASK_ID, _ATTEMPT, _PROMPT_FILE, _CONTEXT_FILE), then the input's
+ * own extra env.
  */
 export function taskEnv(base: NodeJS.ProcessEnv, input: RunnerInput): NodeJS.ProcessEnv {
-  return buildChildEnv(base, {
-    ...input.agent.env,
-    FANFOLD_RUN_ID: input.runId,
-    FANFOLD_PHASE_ID: input.phaseId,
-    FANFOLD_TASK_ID: input.taskId,
-    FANFOLD_ATTEMPT: String(input.attempt),
-    FANFOLD_PROMPT_FILE: input.promptFile,
-    FANFOLD_CONTEXT_FILE: input.contextFile,
-    ...input.env,
+  return childEnv({
+    agent: input.agent,
+    base,
+    task: {
+      FANFOLD_RUN_ID: input.runId,
+      FANFOLD_PHASE_ID: input.phaseId,
+      FANFOLD_TASK_ID: input.taskId,
+      FANFOLD_ATTEMPT: String(input.attempt),
+      FANFOLD_PROMPT_FILE: input.promptFile,
+      FANFOLD_CONTEXT_FILE: input.contextFile,
+    },
+    ...(input.env ? { extra: input.env } : {}),
   });
 }

@@ -47,6 +47,8 @@ export interface Profile {
   /** The body: appended to the CLI's system prompt. */
   systemPrompt?: string;
   env?: Record<string, string>;
+  /** Names of the owner's environment variables the child receives (see AgentDef.passEnv). */
+  passEnv?: string[];
   /** argv, for a profile of runner `command`. */
   command?: string[];
   /** The file it came from. */
@@ -163,6 +165,14 @@ export function parseProfile(text: string, file: string, source: ProfileSource, 
       out[k] = v;
     }
     p.env = out;
+  }
+  const passEnv = f.passEnv;
+  if (passEnv !== undefined && passEnv !== null) {
+    const names = typeof passEnv === 'string' ? passEnv.split(',').map((n) => n.trim()).filter((n) => n !== '') : passEnv;
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n) && !n.startsWith('FANFOLD_'))) {
+      fail(file, `passEnv: expected a list of environment variable names (not FANFOLD_*), got ${show(passEnv)}`);
+    }
+    p.passEnv = names as string[];
   }
   const command = f.command;
   if (command !== undefined && command !== null) {
@@ -337,6 +347,7 @@ export function toAgentDef(p: Profile, runner: RunnerKind): AgentDef {
   if (p.maxTurns !== undefined) def.maxTurns = p.maxTurns;
   if (p.systemPrompt !== undefined) def.systemPrompt = p.systemPrompt;
   if (p.env !== undefined) def.env = { ...p.env };
+  if (p.passEnv !== undefined) def.passEnv = [...p.passEnv];
   if (p.command !== undefined) def.command = [...p.command];
   return def;
 }

@@ -30,6 +30,7 @@ function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef
   }
   if (spec.systemPrompt !== undefined) def.systemPrompt = spec.systemPrompt;
   if (spec.env !== undefined) def.env = { ...spec.env };
+  if (spec.passEnv !== undefined) def.passEnv = [...new Set(spec.passEnv)];
   if (spec.isolation !== undefined) def.isolation = spec.isolation;
   return def;
 }

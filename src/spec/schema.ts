@@ -94,6 +94,12 @@ export const DefaultsSchema = z.strictObject({
   runner: z.enum(RUNNER_KINDS).optional(),
 });
 
+/** An environment variable name. */
+const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, {
+  error: (iss) =>
+    `expected an environment variable name (letters, digits and '_', not starting with a digit), got ${showValue(iss.input)}`,
+});
+
 /**
  * One entry of `agents`. `runner` may be left out when `defaults.runner` is set; `command` is
  * required (non-empty) for runner `command` — checked in normalize, where defaults are known.
@@ -121,10 +127,7 @@ export const AgentSpecSchema = z.strictObject({
   systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
   env: z
     .record(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, {
-        error: (iss) =>
-          `expected an environment variable name (letters, digits and '_', not starting with a digit), got ${showValue(iss.input)}`,
-      }),
+      envNameSchema,
       z.string({
         error: (iss) =>
           `expected a string, got ${describeValue(iss.input)}` +
@@ -133,6 +136,24 @@ export const AgentSpecSchema = z.strictObject({
             : ''),
       }),
     )
+    .optional(),
+  /**
+   * Names of the owner's environment variables the agent's child receives; the values are read
+   * when the child starts and never stored. Secrets belong here rather than in `env`.
+   */
+  passEnv: z
+    .array(
+      envNameSchema.refine((n) => !n.startsWith('FANFOLD_'), {
+        error: (iss) => `expected a variable of your own, got ${showValue(iss.input)}: fanfold's own FANFOLD_* settings never pass to a child`,
+      }),
+      {
+      error: (iss) =>
+        iss.code === 'invalid_type' && typeof iss.input === 'string'
+          ? `expected a list of environment variable names, got a string; write [${JSON.stringify(iss.input)}]`
+          : undefined,
+      },
+    )
+    .max(200, { error: (iss) => `expected at most 200 names, got ${(iss.input as unknown[]).length}` })
     .optional(),
 });
 

@@ -31,6 +31,11 @@ export interface AgentDef {
   systemPrompt?: string;
   /** Extra environment variables for the child. */
   env?: Record<string, string>;
+  /**
+   * Names of the owner's environment variables the child receives (values read at run time, never
+   * stored): the place for secrets. Everything else of the owner's env is withheld (runners/env.ts).
+   */
+  passEnv?: string[];
   /** `worktree`: the agent's tasks run in their own git worktree. */
   isolation?: Isolation;
 }

@@ -54,6 +54,27 @@ describe('fanfold plan', () => {
     expect(fs.existsSync(path.join(p.dir, '.agent_workflows'))).toBe(false);
   });
 
+  it('lists per agent the names (never the values) of the env its child will receive', () => {
+    const spec: Spec = {
+      ...good,
+      agents: { a: { ...sh('cat'), env: { MODE: 'fast' }, passEnv: ['MY_TOKEN', 'NOT_SET_ANYWHERE'] } },
+    };
+    const p = makeProject(spec);
+    const env = { MY_TOKEN: 'tok-value-123456', GITHUB_TOKEN: 'ghp-owner-value', NOT_SET_ANYWHERE: undefined };
+    const r = p.cli(['plan', p.spec], { env });
+    expect(r.status, r.stderr).toBe(0);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('  a (command): '))!;
+    expect(line).toBeDefined();
+    const names = line.slice('  a (command): '.length).split(', ');
+    expect(names).toEqual(expect.arrayContaining(['PATH', 'MODE', 'MY_TOKEN', 'FANFOLD_PROMPT_FILE']));
+    expect(names).not.toContain('GITHUB_TOKEN');
+    expect(r.stdout).toContain('passEnv not set here, so not passed: NOT_SET_ANYWHERE');
+    expect(r.stdout).not.toContain('tok-value-123456');
+    const j = p.cli(['plan', p.spec, '--json'], { env }).json();
+    expect(j.env[0]).toMatchObject({ agent: 'a', runner: 'command', missingPassEnv: ['NOT_SET_ANYWHERE'] });
+    expect(j.env[0].names).toContain('MY_TOKEN');
+  });
+
   it('--json gives phases in order, taskCount and criticalPath', () => {
     const p = makeProject(good);
     const r = p.cli(['plan', p.spec, '--json']);

@@ -82,9 +82,14 @@ async function replay(
     CLAUDECODE: '1',
     CLAUDE_CODE_ENTRYPOINT: 'cli',
     FANFOLD_OUTER_RUN: 'x',
+    FANFOLD_REDIS_URL: 'redis://:hunter2hunter2@127.0.0.1:6379',
+    GITHUB_TOKEN: 'ghp_notreallyatokenbutlongenough000000000',
+    AWS_SECRET_ACCESS_KEY: 'not-a-real-aws-secret-key-0000000000000',
     ...extraEnv,
   };
-  const result = await RUNNERS[kind](env).run(inp);
+  // The stand-in reads its REPLAY_* settings from the env: declared through passEnv, as a spec would.
+  const passEnv = [...(inp.agent.passEnv ?? []), ...Object.keys(env).filter((k) => k.startsWith('REPLAY_'))];
+  const result = await RUNNERS[kind](env).run({ ...inp, agent: { ...inp.agent, passEnv } });
   let started: Started;
   try {
     started = JSON.parse(readFileSync(record, 'utf8')) as Started;
@@ -105,6 +110,13 @@ describe('every agent runner', () => {
       expect(started.env.CLAUDE_CODE_ENTRYPOINT).toBeUndefined();
       expect(started.env.FANFOLD_OUTER_RUN).toBeUndefined();
       expect(started.env[`FANFOLD_${kind.toUpperCase()}_BIN`]).toBeUndefined();
+      // The environment is an allowlist: the owner's other secrets and fanfold settings stay behind.
+      expect(started.env.FANFOLD_REDIS_URL).toBeUndefined();
+      expect(started.env.GITHUB_TOKEN).toBeUndefined();
+      expect(started.env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
+      expect(started.env.PATH).toBe(process.env.PATH);
+      expect(started.env.REPLAY_RECORD).toBeDefined(); // declared through passEnv
+      expect(started.env.CLAUDE_CODE_SUBPROCESS_ENV_SCRUB).toBe(kind === 'claude' ? '1' : undefined);
       expect(started.env).toMatchObject({
         FANFOLD_RUN_ID: 'run-1',
         FANFOLD_PHASE_ID: 'scan',

@@ -210,12 +210,13 @@ describe('executables and env', () => {
 
   it('the child env: parent scrubbed of CLAUDECODE and FANFOLD_*, then agent env, ids, task env', () => {
     const env = agentEnv(
-      { PATH: '/bin', CLAUDECODE: '1', CLAUDE_CODE_ENTRYPOINT: 'x', FANFOLD_CLAUDE_BIN: '/c', ANTHROPIC_API_KEY: 'k' },
+      { PATH: '/bin', CLAUDECODE: '1', CLAUDE_CODE_ENTRYPOINT: 'x', FANFOLD_CLAUDE_BIN: '/c', ANTHROPIC_API_KEY: 'k', GITHUB_TOKEN: 'g' },
       input({ runner: 'claude', env: { A: '1', FANFOLD_TASK_ID: 'spoofed' } }, { env: { B: '2' } }),
     );
     expect(env).toEqual({
       PATH: '/bin',
       ANTHROPIC_API_KEY: 'k',
+      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1',
       A: '1',
       B: '2',
       FANFOLD_RUN_ID: 'r',

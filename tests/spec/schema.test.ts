@@ -214,6 +214,16 @@ describe('shape errors: path and message', () => {
     expect(issueAt(spec, 'agents.sh.env.BAD-NAME')).toMatch(/^invalid key 'BAD-NAME': expected an environment variable name/);
   });
 
+  test('passEnv: a list of variable names of your own, with clear errors', () => {
+    const bad = { ...one(), agents: { sh: { runner: 'command', command: ['true'], passEnv: 'GITHUB_TOKEN' } } };
+    expect(issueAt(bad, 'agents.sh.passEnv')).toBe('expected a list of environment variable names, got a string; write ["GITHUB_TOKEN"]');
+    const names = { ...one(), agents: { sh: { runner: 'command', command: ['true'], passEnv: ['OK_NAME', 'BAD-NAME', 'FANFOLD_STORE'] } } };
+    expect(issueAt(names, 'agents.sh.passEnv[1]')).toMatch(/^expected an environment variable name .*got "BAD-NAME"/);
+    expect(issueAt(names, 'agents.sh.passEnv[2]')).toMatch(/^expected a variable of your own, got "FANFOLD_STORE": fanfold's own FANFOLD_\* settings never pass to a child/);
+    const good = { ...one(), agents: { sh: { runner: 'command', command: ['true'], passEnv: ['GITHUB_TOKEN'] } } };
+    expect(() => issuesOf(good)).toThrow(/valid/);
+  });
+
   test('maxTurns must be a positive integer', () => {
     const spec = { ...one(), agents: { sh: { runner: 'claude', maxTurns: 0 } } };
     expect(issueAt(spec, 'agents.sh.maxTurns')).toBe('expected a positive integer, got 0');
