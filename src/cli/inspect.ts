@@ -8,7 +8,7 @@ import { TERMINAL, listStatuses, readStatus, waitForStatus, type RunStatusView }
 import { dynamicSummary } from '../digest/report-md.js';
 import { ProgressView, fmtClock, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
-import { printJson, storeRoot, summaryText } from './shared.js';
+import { commandHint, printJson, storeRoot, summaryText } from './shared.js';
 import { seconds } from './run.js';
 
 /** Registers status, list and show. */
@@ -21,7 +21,7 @@ export function registerInspectCommands(program: Command): void {
     .option('--wait <seconds>', 'wait up to this long for the run to end, showing progress')
     .action(async (runId: string | undefined, o: { json?: boolean; wait?: string }) => {
       const root = storeRoot(program);
-      const id = runId ?? (await newestRunId(root));
+      const id = runId ?? (await newestRunId(root, commandHint(program)(['run'])));
       let s: RunStatusView;
       if (o.wait !== undefined) {
         const view = o.json ? undefined : new ProgressView(process.stderr);
@@ -32,7 +32,7 @@ export function registerInspectCommands(program: Command): void {
       }
       const run = await readRunRecord(root, id);
       if (o.json) printJson(withDynamicJson(s, run));
-      else process.stdout.write(withDynamicLines(summaryText(s), run) + '\n');
+      else process.stdout.write(withDynamicLines(summaryText(s, commandHint(program)), run) + '\n');
       process.exitCode = s.status === 'completed' || s.status === 'running' ? 0 : 1;
     });
 
@@ -123,10 +123,10 @@ export function withDynamicJson(s: RunStatusView, run: RunRecord): RunStatusView
   return dynamic.length > 0 ? { ...s, dynamic } : s;
 }
 
-async function newestRunId(root: string): Promise<string> {
+async function newestRunId(root: string, runCommand: string): Promise<string> {
   const runs = await RunStore.listRuns(root);
   const first = runs[0];
-  if (!first) throw new UsageError(`no runs in ${root}; start one with 'fanfold run <spec>'`);
+  if (!first) throw new UsageError(`no runs in ${root}; start one with '${runCommand}' and a spec file`);
   return first.runId;
 }
 

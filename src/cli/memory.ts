@@ -11,7 +11,7 @@ import { AGENT_STATUSES, type AgentStatus } from '../store/types.js';
 import { REPORT_HTML, REPORT_MD, writeReports } from '../engine/reports.js';
 import { readStatus } from '../engine/status.js';
 import { UsageError } from './errors.js';
-import { printJson, storeRoot } from './shared.js';
+import { commandHint, printJson, storeRoot } from './shared.js';
 
 const STATUSES: readonly AgentStatus[] = AGENT_STATUSES;
 
@@ -44,7 +44,7 @@ export function registerMemoryCommands(program: Command): void {
         const page = await readRef(root, o.ref, { ...(offset !== undefined ? { offset } : {}), limit: int(o.limit, '--limit', 1, 40_000) ?? 40_000 });
         if (o.json) return printJson(page);
         process.stdout.write(page.text + (page.text.endsWith('\n') ? '' : '\n'));
-        if (page.nextOffset !== null) process.stderr.write(`(more: fanfold query --ref ${page.ref} --offset ${page.nextOffset})\n`);
+        if (page.nextOffset !== null) process.stderr.write(`(more: ${commandHint(program)(['query', '--ref', page.ref, '--offset', String(page.nextOffset)])})\n`);
         return;
       }
       const text = words.join(' ').trim();
@@ -71,7 +71,7 @@ export function registerMemoryCommands(program: Command): void {
       for (const h of page.hits) {
         process.stdout.write(`${h.ref}  [${h.status}, score ${h.score.toFixed(2)}]\n  ${h.snippet.replace(/\n/g, ' ')}\n\n`);
       }
-      process.stdout.write(`read one whole: fanfold query --ref <ref>\n`);
+      process.stdout.write(`read one whole:\n  ${commandHint(program)(['query', '--ref', page.hits[0]!.ref])}\n`);
       for (const s of page.skipped) process.stderr.write(`fanfold: run ${s.runId} not searched: ${s.error}\n`);
     });
 

@@ -10,9 +10,11 @@ import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
 import { ownRun } from '../engine/owner.js';
 import { TERMINAL, readStatus, statusView } from '../engine/status.js';
 import { readLease, leaseState, RunStore } from '../store/index.js';
+import type { RunRecord } from '../store/types.js';
+import { latestAttempts } from '../digest/index.js';
 import { ProgressView, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
-import { printJson, storeRoot, summaryText } from './shared.js';
+import { commandHint, printJson, storeRoot, summaryText, type CommandHint } from './shared.js';
 
 /** Registers plan, run, resume and stop. */
 export function registerRunCommands(program: Command): void {
@@ -41,9 +43,9 @@ export function registerRunCommands(program: Command): void {
       const runId = await createRun({ root, plan, cwd: process.cwd(), specPath: path.resolve(specPath) });
       if (o.detach) {
         const { pid } = await launchOwner({ root, runId });
-        return detached(root, runId, pid, o.json);
+        return detached(root, runId, pid, o.json, commandHint(program));
       }
-      await foreground(root, runId, { json: o.json });
+      await foreground(root, runId, { json: o.json, hint: commandHint(program) });
     });
 
   program
@@ -59,7 +61,7 @@ export function registerRunCommands(program: Command): void {
       const lease = await readLease(store.dir);
       await store.close();
       if (leaseState(lease) === 'live') {
-        throw new UsageError(`run '${runId}' is running (owner pid ${lease!.pid} on ${lease!.host}); stop it first with 'fanfold stop ${runId}'`);
+        throw new UsageError(`run '${runId}' is running (owner pid ${lease!.pid} on ${lease!.host}); stop it first with: ${commandHint(program)(['stop', runId])}`);
       }
       if (!o.spec && (await readStatus(root, runId)).status === 'completed') {
         throw new UsageError(`run '${runId}' already completed: nothing to resume (to run a changed spec on it, add --spec FILE)`);
@@ -68,9 +70,9 @@ export function registerRunCommands(program: Command): void {
       const plan = o.spec ? await loadPlanFile(o.spec) : undefined;
       if (o.detach) {
         const { pid } = await launchOwner({ root, runId, ...(o.spec ? { specPath: o.spec } : {}) });
-        return detached(root, runId, pid, o.json);
+        return detached(root, runId, pid, o.json, commandHint(program));
       }
-      await foreground(root, runId, { json: o.json, ...(plan ? { plan } : {}) });
+      await foreground(root, runId, { json: o.json, hint: commandHint(program), ...(plan ? { plan } : {}) });
     });
 
   program
@@ -82,27 +84,27 @@ export function registerRunCommands(program: Command): void {
     .action(async (runId: string, o: { wait: string; json?: boolean }) => {
       const s = await requestStop(storeRoot(program), runId, seconds(o.wait, '--wait') * 1000);
       if (o.json) printJson(s);
-      else process.stdout.write(summaryText(s) + '\n');
+      else process.stdout.write(summaryText(s, commandHint(program)) + '\n');
       process.exitCode = TERMINAL.has(s.status) ? 0 : 1;
     });
 }
 
-async function detached(root: string, runId: string, pid: number, json?: boolean) {
+async function detached(root: string, runId: string, pid: number, json: boolean | undefined, hint: CommandHint) {
   const s = await readStatus(root, runId);
   if (json) printJson({ runId, status: s.status, pid, dir: s.dir });
   else {
     process.stdout.write(
       `${runId}\n` +
         `started run ${runId} (${s.name}) in the background\n` +
-        `  watch:  fanfold status ${runId} --wait 60\n` +
-        `  stop:   fanfold stop ${runId}\n` +
+        `  watch:  ${hint(['status', runId, '--wait', '60'])}\n` +
+        `  stop:   ${hint(['stop', runId])}\n` +
         `  files:  ${s.dir}\n`,
     );
   }
   process.exitCode = 0;
 }
 
-async function foreground(root: string, runId: string, o: { json?: boolean; plan?: import('../spec/types.js').Plan }) {
+async function foreground(root: string, runId: string, o: { json?: boolean; hint: CommandHint; plan?: import('../spec/types.js').Plan }) {
   const view = new ProgressView(process.stderr);
   const ctl = new AbortController();
   const onSigint = () => {
@@ -116,7 +118,10 @@ async function foreground(root: string, runId: string, o: { json?: boolean; plan
     view.done();
     const s = statusView(run, path.join(root, runId));
     if (o.json) printJson(s);
-    else process.stdout.write('\n' + withDynamicLines(summaryText(s), run) + '\n');
+    else {
+      const final = await finalOutput(root, run, o.hint);
+      process.stdout.write('\n' + (final ? final + '\n\n' : '') + withDynamicLines(summaryText(s, o.hint), run) + '\n');
+    }
     process.exitCode = run.status === 'completed' ? 0 : 1;
   } finally {
     view.done();
@@ -130,4 +135,31 @@ export function seconds(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag}: expected a number of seconds ≥ 0, got '${v}'`);
   return n;
+}
+
+/** Most characters of the final phase's output printed at the end of a foreground run. */
+const FINAL_PRINT_CHARS = 6000;
+
+/**
+ * The output of the run's `final: true` phase (what the workflow was for), to print when a
+ * foreground run ends; cut at FINAL_PRINT_CHARS with the command that shows it whole.
+ */
+async function finalOutput(root: string, run: RunRecord, hint: CommandHint): Promise<string | undefined> {
+  const phase = run.plan.phases.find((p) => p.final);
+  if (!phase) return undefined;
+  const store = await RunStore.open(root, run.runId);
+  try {
+    const { records } = await store.listAgentRecords();
+    const latest = latestAttempts(records.filter((r) => r.phaseId === phase.id && r.status === 'succeeded'));
+    const order = run.plan.tasks.filter((t) => t.phaseId === phase.id).map((t) => t.taskId);
+    latest.sort((a, b) => order.indexOf(a.taskId) - order.indexOf(b.taskId));
+    const parts = latest.filter((r) => r.output.trim()).map((r) => {
+      const text = r.output.trimEnd();
+      if (text.length <= FINAL_PRINT_CHARS) return text;
+      return `${text.slice(0, FINAL_PRINT_CHARS)}\n… (cut; the whole output: ${hint(['show', run.runId, `${r.phaseId}/${r.taskId}`])})`;
+    });
+    return parts.length > 0 ? parts.join('\n\n') : undefined;
+  } finally {
+    await store.close();
+  }
 }

@@ -1,10 +1,28 @@
 /**
  * Small helpers shared by the CLI commands: the store root, JSON printing, status text.
  */
+import path from 'node:path';
 import type { Command } from 'commander';
 import { resolveStoreRoot } from '../store/index.js';
 import type { RunStatusView } from '../engine/status.js';
 import { fmtClock } from './progress.js';
+import { cliCommand } from '../install/invocation.js';
+
+/** Builds a command line to print for the user: runnable as printed from where they are. */
+export type CommandHint = (args: readonly string[]) => string;
+
+/**
+ * The hint builder of this invocation: `npx fanfold …`, `fanfold …` or `node …/main.js …` (see
+ * install/invocation.ts), with `--store DIR` added when this command was pointed at a store the
+ * printed one would not find by itself.
+ */
+export function commandHint(program: Command): CommandHint {
+  const root = storeRoot(program);
+  const byDefault = resolveStoreRoot({ env: process.env, cwd: process.cwd() });
+  const rel = path.relative(process.cwd(), root);
+  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : root;
+  return (args) => cliCommand(args, { store: shown, defaultStore: byDefault });
+}
 
 /** The store root from `--store`, `$FANFOLD_STORE` or `./.agent_workflows`. */
 export function storeRoot(program: Command): string {
@@ -17,8 +35,8 @@ export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 }
 
-/** A few lines saying where a run stands and where its files are. */
-export function summaryText(s: RunStatusView): string {
+/** A few lines saying where a run stands and where its files are, and what to run next (one command a line). */
+export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fanfold', ...args].join(' ')): string {
   const a = s.agents;
   const lines = [
     `run ${s.runId} (${s.name}): ${s.status}${s.reason ? ` — ${s.reason}` : ''}`,
@@ -31,7 +49,11 @@ export function summaryText(s: RunStatusView): string {
   lines.push(`  files: ${s.dir}`);
   if (s.status !== 'running') {
     lines.push(`  report: ${s.dir}/report.md (timeline: report.html)`);
-    lines.push(`  next:   fanfold report ${s.runId}  ·  fanfold query <words> --run ${s.runId}${s.status === 'completed' ? '' : `  ·  fanfold resume ${s.runId}`}`);
+    lines.push('  next:');
+    lines.push(`    ${hint(['report', s.runId])}`);
+    if (s.status !== 'completed') lines.push(`    ${hint(['resume', s.runId])}`);
+  } else {
+    lines.push(`  watch:  ${hint(['status', s.runId, '--wait', '60'])}`);
   }
   return lines.join('\n');
 }

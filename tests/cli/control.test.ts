@@ -130,7 +130,7 @@ describe('stop, resume', () => {
       const refused = p.cli(['resume', runId]);
       expect(refused.status).toBe(2);
       expect(refused.stderr).toContain(`run '${runId}' is running`);
-      expect(refused.stderr).toContain(`fanfold stop ${runId}`);
+      expect(refused.stderr).toMatch(new RegExp(`stop it first with: (npx fanfold|fanfold|node \\S+main\\.js) stop ${runId}( |$)`, "m"));
 
       const t0 = Date.now();
       const stopped = p.cli(['stop', runId, '--json']);

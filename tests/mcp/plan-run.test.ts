@@ -104,12 +104,12 @@ describe('plan_workflow', () => {
     expect(d.revision).toBe(1);
     expect(d.name).toBe('source-census');
     expect(d.phases).toEqual([
-      { id: 'census', title: 'Census per source folder', tasks: 12, dependsOn: [] },
+      { id: 'census', title: 'Census per folder', tasks: 8, dependsOn: [] },
       { id: 'assemble', title: 'Assemble the census into one ranked table', tasks: 1, dependsOn: ['census'] },
     ]);
-    expect(d.agentCount).toBe(13);
+    expect(d.agentCount).toBe(9);
     expect(d.criticalPath.length).toBe(2);
-    expect(d.estimate).toMatchObject({ agents: 13, slots: 4, rounds: 4, tokens: null, costUsd: null, maxWallClockMs: 600_000 });
+    expect(d.estimate).toMatchObject({ agents: 9, slots: 4, rounds: 3, tokens: null, costUsd: null, maxWallClockMs: 600_000 });
     expect(d.estimate.note).toMatch(/not estimated: set limits\.budget/);
     expect(d.estimate).toMatchObject({ budget: { usd: null, tokens: null }, overBudget: false });
     expect(d.requiresApproval).toBe(false);
@@ -121,7 +121,7 @@ describe('plan_workflow', () => {
     expect(text).toContain(`run_workflow {"planId":"${d.planId}"}`);
     const stored = JSON.parse(fs.readFileSync(path.join(root, '.plans', `${d.planId}.json`), 'utf8'));
     expect(stored).toMatchObject({ schemaVersion: 1, planId: d.planId, revision: 1 });
-    expect(stored.plan.tasks).toHaveLength(13);
+    expect(stored.plan.tasks).toHaveLength(9);
     expect(runDirs(root)).toEqual([]); // planning starts nothing
   });
 
