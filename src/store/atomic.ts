@@ -62,9 +62,21 @@ const queues = new Map<string, Promise<void>>();
  * wherever they point. This function makes five round trips and never follows a link.
  */
 export function writeTextAtomic(file: string, text: string | Buffer, opts: WriteTextOptions = {}): Promise<void> {
+  return queued(file, (key) => replaceFile(key, text, opts));
+}
+
+/**
+ * Like writeTextAtomic, with the content given as chunks written one after another (each awaited),
+ * so a caller can produce a large file piece by piece without holding or encoding it at once.
+ */
+export function writeChunksAtomic(file: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, opts: WriteTextOptions = {}): Promise<void> {
+  return queued(file, (key) => replaceFile(key, chunks, opts));
+}
+
+function queued(file: string, job: (key: string) => Promise<void>): Promise<void> {
   const key = path.resolve(file);
   const prev = queues.get(key) ?? Promise.resolve();
-  const run = prev.then(() => replaceFile(key, text, opts));
+  const run = prev.then(() => job(key));
   const tail = run.then(
     () => {},
     () => {},
@@ -76,7 +88,7 @@ export function writeTextAtomic(file: string, text: string | Buffer, opts: Write
   return run;
 }
 
-async function replaceFile(file: string, data: string | Buffer, opts: WriteTextOptions): Promise<void> {
+async function replaceFile(file: string, data: string | Buffer | AsyncIterable<Buffer> | Iterable<Buffer>, opts: WriteTextOptions): Promise<void> {
   // Why a random suffix and O_EXCL: a fixed temp name would be shared by two writers (or clobbered
   // by a crashed one); the same folder keeps the rename on one filesystem, hence atomic.
   const tmp = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
@@ -90,7 +102,12 @@ async function replaceFile(file: string, data: string | Buffer, opts: WriteTextO
     throw ioError('writing', file, err);
   }
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+    else {
+      for await (const chunk of data) {
+        for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+    }
     // Why fsync before rename: otherwise a power loss can leave the new name pointing at an empty
     // or partial file — the rename reaches the disk before the data does.
     if (opts.fsync ?? true) await fh.sync();
@@ -108,8 +125,8 @@ async function replaceFile(file: string, data: string | Buffer, opts: WriteTextO
 export interface ReadJsonOptions {
   /** What the file is, for messages (`run record`, `lease`, `agent record`). */
   kind: string;
-  /** When set, the file must be a JSON object whose `schemaVersion` equals this. */
-  expectVersion?: number;
+  /** When set, the file must be a JSON object whose `schemaVersion` equals this (or is one of these). */
+  expectVersion?: number | readonly number[];
   /** Refuse files larger than this many bytes (default DEFAULT_MAX_JSON_BYTES). */
   maxBytes?: number;
 }
@@ -136,12 +153,14 @@ export async function readJsonFile<T>(file: string, opts: ReadJsonOptions): Prom
       throw new StoreError('corrupt', `${opts.kind} ${file} is not a JSON object`);
     }
     const found = (value as { schemaVersion?: unknown }).schemaVersion;
-    if (found !== opts.expectVersion) {
+    const accepted: readonly number[] = typeof opts.expectVersion === 'number' ? [opts.expectVersion] : opts.expectVersion;
+    if (!accepted.includes(found as number)) {
       const shown = found === undefined ? 'none' : JSON.stringify(found);
+      const newest = Math.max(...accepted);
       throw new StoreError(
         'bad_version',
-        `${opts.kind} ${file} has schemaVersion ${shown}, expected ${opts.expectVersion}` +
-          (typeof found === 'number' && found > opts.expectVersion ? ' (written by a newer fanfold?)' : ''),
+        `${opts.kind} ${file} has schemaVersion ${shown}, expected ${accepted.join(' or ')}` +
+          (typeof found === 'number' && found > newest ? ' (written by a newer fanfold?)' : ''),
       );
     }
   }

@@ -20,6 +20,7 @@ export {
   DEFAULT_MAX_JSON_BYTES,
   writeJsonAtomic,
   writeTextAtomic,
+  writeChunksAtomic,
   readJsonFile,
   readTextFile,
   type WriteJsonOptions,
@@ -70,3 +71,11 @@ export {
   type RunListEntry,
   type UnreadableAgentFile,
 } from './run-store.js';
+export {
+  OUTPUT_INLINE_MAX_BYTES,
+  OUTPUT_HEAD_BYTES,
+  OUTPUT_FILE_EXT,
+  outputFileName,
+  utf8Head,
+  utf8Length,
+} from './agent-output.js';

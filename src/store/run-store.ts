@@ -11,10 +11,12 @@
  * Every path is built with safeJoinReal/SafeRoot from checked ids and names.
  */
 import fs from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import os from 'node:os';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import { SCHEMA_VERSION, type AgentRecord, type AttemptSummary, type ControlRecord, type RunEvent, type RunRecord } from './types.js';
+import { AGENT_RECORD_VERSION, AGENT_RECORD_VERSIONS, SCHEMA_VERSION, type AgentRecord, type AttemptSummary, type ControlRecord, type RunEvent, type RunRecord } from './types.js';
 import { StoreError, errnoCode, ioError, isStoreError, quote } from './errors.js';
 import { ID_PATTERN, assertFileName, assertId, isId } from './ids.js';
 import { SafeRoot, safeJoinReal } from './paths.js';
@@ -22,6 +24,16 @@ import { readJsonFile, writeJsonAtomic, writeTextAtomic } from './atomic.js';
 import { Journal, readEvents, readJournal, type JournalContents, type JournalOptions, type NewRunEvent } from './journal.js';
 import { AtomicJsonFile } from './lowdb-adapter.js';
 import { acquireLease, type Lease, type LeaseOptions } from './lease.js';
+import {
+  OUTPUT_HEAD_BYTES,
+  OUTPUT_INLINE_MAX_BYTES,
+  outputFileName,
+  readOutputHead,
+  readOutputPage,
+  utf8Head,
+  utf8Length,
+  writeOutputFile,
+} from './agent-output.js';
 
 /** File and folder names inside a run directory. */
 export const RUN_FILE = 'run.json';
@@ -427,19 +439,98 @@ export class RunStore {
 
   /**
    * Writes one agent attempt atomically to `agents/<phaseId>.<taskId>.<attempt>.json` (owner only)
-   * and returns the file name. Rewriting the same attempt replaces it. Throws StoreError
-   * 'invalid_argument' for a record of another run, 'invalid_id' for bad ids.
+   * and returns the file name. Rewriting the same attempt replaces it. The record is written at
+   * AGENT_RECORD_VERSION whatever version it arrives with. An output over 1 MiB goes first to
+   * `<phaseId>.<taskId>.<attempt>.out` (atomically, encoded in slices) and the record keeps its
+   * first 256 KiB (see agent-output.ts); its structured answer, the output's own JSON, is then not
+   * copied into the record. Throws StoreError 'invalid_argument' for a record of another run,
+   * 'invalid_id' for bad ids.
    */
   writeAgentRecord(rec: AgentRecord): Promise<string> {
     return this.#track(async () => {
       if (rec.runId !== this.runId) {
         throw new StoreError('invalid_argument', `agent record of run ${quote(rec.runId)} cannot be written to run ${quote(this.runId)}`);
       }
-      checkRecordVersion('agent record', rec);
+      if (!AGENT_RECORD_VERSIONS.includes(rec.schemaVersion)) {
+        throw new StoreError('bad_version', `agent record to write has schemaVersion ${JSON.stringify(rec.schemaVersion)}, expected ${AGENT_RECORD_VERSION}`);
+      }
       const name = agentFileName(rec.phaseId, rec.taskId, rec.attempt);
-      await writeJsonAtomic(await this.#paths.join(AGENTS_DIR, name), rec, { fsync: this.#fsync });
+      const { outputFile: _f, storedBytes: _b, structuredIn: _s, indexedBytes: _i, ...rest } = rec;
+      const output = typeof rec.output === 'string' ? rec.output : '';
+      let toWrite: AgentRecord = { ...rest, schemaVersion: AGENT_RECORD_VERSION };
+      const bytes = await utf8Length(output, OUTPUT_INLINE_MAX_BYTES);
+      if (bytes > OUTPUT_HEAD_BYTES) toWrite.indexedBytes = OUTPUT_HEAD_BYTES;
+      if (bytes > OUTPUT_INLINE_MAX_BYTES) {
+        this.#assertLease();
+        const outName = outputFileName(name);
+        await writeOutputFile(await this.#paths.join(AGENTS_DIR, outName), output, { fsync: this.#fsync });
+        const { structured, ...noStructured } = toWrite;
+        toWrite = {
+          ...noStructured,
+          output: utf8Head(output, OUTPUT_HEAD_BYTES),
+          outputFile: outName,
+          storedBytes: await utf8Length(output),
+          ...(structured !== undefined ? { structuredIn: 'output' as const } : {}),
+        };
+      }
+      // Why check again: encoding a big output yields to the event loop many times, and the lease
+      // may have been lost meanwhile; the record is what makes the attempt count.
+      this.#assertLease();
+      await writeJsonAtomic(await this.#paths.join(AGENTS_DIR, name), toWrite, { fsync: this.#fsync });
       return name;
     });
+  }
+
+  /**
+   * Up to `maxBytes` UTF-8 bytes of an agent's stored output (never a split character), from the
+   * record or from its `.out` file, and whether there was more. Bounded memory whatever the size.
+   */
+  async readAgentOutput(rec: AgentRecord, maxBytes: number): Promise<{ text: string; complete: boolean; storedBytes: number }> {
+    if (rec.outputFile === undefined) {
+      const output = typeof rec.output === 'string' ? rec.output : '';
+      const storedBytes = await utf8Length(output);
+      if (storedBytes <= maxBytes) return { text: output, complete: true, storedBytes };
+      return { text: utf8Head(output, maxBytes), complete: false, storedBytes };
+    }
+    const head = await readOutputHead(await this.#outputPath(rec), maxBytes);
+    return { text: head.text, complete: !head.more, storedBytes: head.fileBytes };
+  }
+
+  /**
+   * Characters [offset, offset + limit) of an agent's stored output (UTF-16 offsets, as
+   * String#slice counts them) and the whole output's length in characters; reads an `.out` file
+   * as a stream, holding only the page.
+   */
+  async readAgentOutputPage(rec: AgentRecord, offset: number, limit: number): Promise<{ text: string; totalChars: number }> {
+    if (rec.outputFile === undefined) {
+      const output = typeof rec.output === 'string' ? rec.output : '';
+      return { text: output.slice(offset, offset + limit), totalChars: output.length };
+    }
+    return readOutputPage(await this.#outputPath(rec), offset, limit);
+  }
+
+  /**
+   * The whole stored output as a stream of UTF-8 bytes (the record's `output`, or its `.out` file
+   * read in chunks), for a front that prints or copies all of it without holding it.
+   */
+  async agentOutputStream(rec: AgentRecord): Promise<Readable> {
+    if (rec.outputFile === undefined) return Readable.from([Buffer.from(typeof rec.output === 'string' ? rec.output : '', 'utf8')]);
+    const file = await this.#outputPath(rec);
+    // O_NOFOLLOW, as every read in the store: a symlink swapped in for the file is not followed.
+    const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: unknown) => {
+      throw ioError('reading agent output', file, err);
+    });
+    return fh.createReadStream();
+  }
+
+  /** Absolute path of the `.out` file a record names; its name must be the record's own. */
+  async #outputPath(rec: AgentRecord): Promise<string> {
+    const own = outputFileName(agentFileName(rec.phaseId, rec.taskId, rec.attempt));
+    // Why insist on the name: it comes from a file on disk; only the record's own sidecar may be read.
+    if (rec.outputFile !== own) {
+      throw new StoreError('corrupt', `agent record ${quote(own.replace(/\.out$/, '.json'))} names output file ${quote(rec.outputFile)}, expected ${quote(own)}`);
+    }
+    return this.#paths.join(AGENTS_DIR, own);
   }
 
   /**
@@ -450,7 +541,7 @@ export class RunStore {
   async readAgentRecord(file: string): Promise<AgentRecord> {
     const parts = parseAgentFileName(checkAgentFile(file))!;
     const full = await this.#paths.join(AGENTS_DIR, file);
-    const rec = await readJsonFile<AgentRecord>(full, { kind: 'agent record', expectVersion: SCHEMA_VERSION });
+    const rec = await readJsonFile<AgentRecord>(full, { kind: 'agent record', expectVersion: AGENT_RECORD_VERSIONS });
     // Why cross-check: the file name is what resume and search trust; a record that disagrees with
     // it was copied or edited by hand and would silently stand in for another attempt.
     if (rec.phaseId !== parts.phaseId || rec.taskId !== parts.taskId || rec.attempt !== parts.attempt) {

@@ -10,6 +10,16 @@ export const SCHEMA_VERSION = 1 as const;
 /** Every final status of one agent attempt, in the order people read them. */
 export const AGENT_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'skipped'] as const;
 
+/**
+ * Schema version of the agent records written now. 2: an output over 1 MiB lives beside its record
+ * (`outputFile`) and its structured answer is not copied into the record (`structuredIn`).
+ * Records of version 1 (the whole output inline) are still read.
+ */
+export const AGENT_RECORD_VERSION = 2 as const;
+
+/** Agent record versions this code reads. */
+export const AGENT_RECORD_VERSIONS: readonly number[] = [SCHEMA_VERSION, AGENT_RECORD_VERSION];
+
 /** Final status of one agent attempt. */
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
@@ -42,7 +52,8 @@ export interface Usage {
 
 /** `agents/<phaseId>.<taskId>.<attempt>.json`: one file per agent attempt. */
 export interface AgentRecord {
-  schemaVersion: typeof SCHEMA_VERSION;
+  /** 2 when written by this code; 1 for records of older runs (same fields, output always inline). */
+  schemaVersion: typeof SCHEMA_VERSION | typeof AGENT_RECORD_VERSION;
   runId: string;
   phaseId: string;
   taskId: string;
@@ -56,8 +67,29 @@ export interface AgentRecord {
   runner: string;
   /** The prompt after templating, as the child received it. */
   prompt: string;
-  /** Stored output (stdout or final message), at most `maxOutputBytes` bytes. */
+  /**
+   * Stored output (stdout or final message), at most `maxOutputBytes` bytes — or, when `outputFile`
+   * is set, only the first 256 KiB of it (the whole is in that file).
+   */
   output: string;
+  /**
+   * File under agents/ (`<phase>.<task>.<attempt>.out`, plain UTF-8) holding the whole stored
+   * output, when it is over 1 MiB. Written atomically before the record. Read it through
+   * RunStore.readAgentOutput / readAgentOutputPage, never whole into one string.
+   */
+  outputFile?: string;
+  /** UTF-8 bytes of the whole stored output (set with `outputFile`). */
+  storedBytes?: number;
+  /**
+   * `output`: the structured answer is the JSON the output carries (the runners parse it from
+   * there), so it is not copied into the record; a reader that needs it parses the output file.
+   */
+  structuredIn?: 'output';
+  /**
+   * Set when the output is longer than what search indexes: only its first `indexedBytes` bytes
+   * are in the search index (hits say so too).
+   */
+  indexedBytes?: number;
   /** Bytes the child produced in all, stored or not. */
   outputBytes: number;
   /** True when `output` holds less than `outputBytes`. */

@@ -13,7 +13,7 @@ import {
 } from '../../src/store/run-store.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
 import { readLease } from '../../src/store/lease.js';
-import type { AgentRecord, RunRecord } from '../../src/store/types.js';
+import { AGENT_RECORD_VERSION, type AgentRecord, type RunRecord } from '../../src/store/types.js';
 import { cleanupTmp, killChildren, ls, makeAgent, makeRun, sleep, spawnNode, storeModule, tmpDir } from './helpers.js';
 
 const open: RunStore[] = [];
@@ -367,7 +367,7 @@ describe('agent records', () => {
     const rec = makeAgent('run1', 'map', 'core', 3);
     expect(await s.writeAgentRecord(rec)).toBe('map.core.3.json');
     expect(ls(path.join(s.dir, 'agents'))).toEqual(['map.core.3.json']);
-    expect(await s.readAgentRecord('map.core.3.json')).toEqual(rec);
+    expect(await s.readAgentRecord('map.core.3.json')).toEqual({ ...rec, schemaVersion: AGENT_RECORD_VERSION });
     expect(s.agentFileName('map', 'core', 3)).toBe('map.core.3.json');
     expect(await s.agentPath('map.core.3.json')).toBe(path.join(s.dir, 'agents', 'map.core.3.json'));
   });
@@ -385,7 +385,7 @@ describe('agent records', () => {
     const root = await tmpDir();
     const s = await create(root);
     await expectCode(s.writeAgentRecord(makeAgent('run2', 'map', 'a', 1)), 'invalid_argument');
-    await expectCode(s.writeAgentRecord({ ...makeAgent('run1', 'map', 'a', 1), schemaVersion: 2 } as unknown as AgentRecord), 'bad_version');
+    await expectCode(s.writeAgentRecord({ ...makeAgent('run1', 'map', 'a', 1), schemaVersion: 3 } as unknown as AgentRecord), 'bad_version');
     await expectCode(s.writeAgentRecord(makeAgent('run1', '../..', 'a', 1)), 'invalid_id');
     await expectCode(s.writeAgentRecord(makeAgent('run1', 'map', 'a/b', 1)), 'invalid_id');
     await expectCode(s.writeAgentRecord(makeAgent('run1', 'map', 'a', 0)), 'invalid_argument');
@@ -409,7 +409,7 @@ describe('agent records', () => {
     await expectCode(s.readAgentRecord('map.a.1.json'), 'not_found');
     await fs.writeFile(path.join(dir, 'map.a.1.json'), '{"schemaVersion":1,"phaseId":');
     await expectCode(s.readAgentRecord('map.a.1.json'), 'corrupt');
-    await fs.writeFile(path.join(dir, 'map.a.1.json'), JSON.stringify({ ...makeAgent('run1', 'map', 'a', 1), schemaVersion: 2 }));
+    await fs.writeFile(path.join(dir, 'map.a.1.json'), JSON.stringify({ ...makeAgent('run1', 'map', 'a', 1), schemaVersion: 3 }));
     await expectCode(s.readAgentRecord('map.a.1.json'), 'bad_version');
     await fs.writeFile(path.join(dir, 'map.a.1.json'), JSON.stringify(makeAgent('run1', 'map', 'b', 1)));
     expect((await expectCode(s.readAgentRecord('map.a.1.json'), 'corrupt')).message).toMatch(/does not match its file name/);
@@ -451,7 +451,7 @@ describe('agent records', () => {
       await s.writeAgentRecord(makeAgent('run1', p, t, a));
     }
     await fs.writeFile(path.join(dir, 'map.c.1.json'), '{"schemaVersion":1,'); // corrupt
-    await fs.writeFile(path.join(dir, 'map.d.1.json'), JSON.stringify({ ...makeAgent('run1', 'map', 'd', 1), schemaVersion: 2 }));
+    await fs.writeFile(path.join(dir, 'map.d.1.json'), JSON.stringify({ ...makeAgent('run1', 'map', 'd', 1), schemaVersion: 3 }));
     await fs.writeFile(path.join(dir, 'notes.json'), '{}'); // not an agent record name
     await fs.writeFile(path.join(dir, 'map.e.1.json.2837465'), 'half'); // temp file of an interrupted write
     await fs.writeFile(path.join(dir, 'README.txt'), 'hi');
@@ -460,7 +460,7 @@ describe('agent records', () => {
     expect(records.map((r) => `${r.phaseId}.${r.taskId}.${r.attempt}`)).toEqual(['map.a.1', 'map.b.1', 'map.b.2', 'map.b.10', 'reduce.all.1']);
     expect(unreadable.map((u) => u.file)).toEqual(['map.c.1.json', 'map.d.1.json', 'map.f.1.json', 'notes.json']);
     expect(unreadable[0]!.error).toMatch(/not valid JSON/);
-    expect(unreadable[1]!.error).toMatch(/schemaVersion 2, expected 1/);
+    expect(unreadable[1]!.error).toMatch(/schemaVersion 3, expected 1 or 2/);
     expect(unreadable[3]!.error).toMatch(/not an agent record file name/);
   });
 
