@@ -69,7 +69,8 @@ export function registerMemoryCommands(program: Command): void {
       const from = (offset ?? 0) + 1;
       process.stdout.write(`${page.total} match(es); showing ${from}–${from + page.hits.length - 1}\n\n`);
       for (const h of page.hits) {
-        process.stdout.write(`${h.ref}  [${h.status}, score ${h.score.toFixed(2)}]\n  ${h.snippet.replace(/\n/g, ' ')}\n\n`);
+        const cut = h.indexedBytes !== undefined ? `, only the first ${Math.round(h.indexedBytes / 1024)} KiB searched` : '';
+        process.stdout.write(`${h.ref}  [${h.status}, score ${h.score.toFixed(2)}${cut}]\n  ${h.snippet.replace(/\n/g, ' ')}\n\n`);
       }
       process.stdout.write(`read one whole:\n  ${commandHint(program)(['query', '--ref', page.hits[0]!.ref])}\n`);
       for (const s of page.skipped) process.stderr.write(`fanfold: run ${s.runId} not searched: ${s.error}\n`);

@@ -5,6 +5,9 @@
  */
 
 /** Version of the tokenizer, term processing and indexed fields; stored in index.json. */
+// Not bumped when outputs began to be indexed up to OUTPUT_HEAD_BYTES only: an older index stays
+// valid (its documents simply lack `indexedBytes`), and readers never rewrite it, so a bump would
+// make every cold query of an older store rebuild all of it.
 export const ANALYZER_VERSION = 'fanfold-1';
 
 /**

@@ -5,6 +5,7 @@
  */
 import type { Options } from 'minisearch';
 import type { AgentRecord, AgentStatus } from '../store/types.js';
+import { OUTPUT_HEAD_BYTES, utf8Head } from '../store/agent-output.js';
 import { processIndexTerm, queryTerm, tokenize } from './analyze.js';
 
 /** Fields kept with each document, enough to filter and to build hits. */
@@ -14,8 +15,10 @@ export interface IndexedTask {
   /** Attempt whose output is indexed (the latest one added). */
   attempt: number;
   status: AgentStatus;
-  /** The stored output text of that attempt (for snippets). */
+  /** The indexed text of that attempt's output (for snippets): at most its first OUTPUT_HEAD_BYTES. */
   output: string;
+  /** Set when the output was longer: only its first `indexedBytes` UTF-8 bytes are indexed. */
+  indexedBytes?: number;
 }
 
 /** One indexed document: the latest attempt of one task. */
@@ -41,7 +44,7 @@ export const BOOST: Record<(typeof FIELDS)[number], number> = {
 };
 
 /** Fields stored with each document (returned with results, kept in index.json). */
-const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'output'];
+const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'output', 'indexedBytes'];
 
 /** The minisearch options of every run index (loading an index needs the same ones). */
 export const MINISEARCH_OPTIONS: Options<IndexDoc> = {
@@ -77,15 +80,24 @@ export function latestAttempts(records: readonly AgentRecord[]): Map<string, Age
   return latest;
 }
 
-/** The document of one agent attempt. */
+/**
+ * The document of one agent attempt. Only the first OUTPUT_HEAD_BYTES of the output are indexed
+ * (the head a record keeps when its output lives beside it): why a bound — one `add` is one
+ * synchronous step of the owner's event loop, and every open index holds its documents' text in
+ * memory; both must not grow with the largest output an agent may print (64 MiB).
+ */
 export function toDoc(record: AgentRecord, phaseTitle: string | undefined): IndexDoc {
+  const full = typeof record.output === 'string' ? record.output : '';
+  const output = full.length > OUTPUT_HEAD_BYTES / 4 ? utf8Head(full, OUTPUT_HEAD_BYTES) : full;
+  const cut = output.length < full.length || record.outputFile !== undefined;
   return {
     id: taskRef(record.phaseId, record.taskId),
     phaseId: record.phaseId,
     taskId: record.taskId,
     attempt: record.attempt,
     status: record.status,
-    output: typeof record.output === 'string' ? record.output : '',
+    output,
+    ...(cut ? { indexedBytes: Buffer.byteLength(output, 'utf8') } : {}),
     prompt: typeof record.prompt === 'string' ? record.prompt : '',
     phaseTitle: phaseTitle ?? '',
   };

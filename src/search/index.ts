@@ -12,10 +12,13 @@ export {
   MAX_QUERY_TERMS,
   prepareQuery,
   runPrepared,
+  queryRun,
+  mergeMatches,
   search,
   type Hit,
   type PreparedQuery,
   type QueryOptions,
+  type RunMatches,
   type SearchPage,
 } from './query.js';
 export { REF_URI_PREFIX, formatRef, parseRef, refToUri, type RefParts } from './ref.js';
@@ -35,6 +38,7 @@ export { SNIPPET_CHARS, buildSnippet, type SnippetOptions } from './snippet.js';
 export {
   INDEX_FILE_NAME,
   MAX_CACHED_RUNS,
+  MAX_CACHED_BYTES,
   READ_REF_DEFAULT_LIMIT,
   READ_REF_MAX_LIMIT,
   clearSearchCache,

@@ -61,6 +61,8 @@ export interface Hit {
   snippet: string;
   /** `<runId>/<phaseId>/<taskId>`: pass to `readRef` for the whole output. */
   ref: string;
+  /** Set when the output is longer than what search covers: only its first `indexedBytes` bytes were searched. */
+  indexedBytes?: number;
 }
 
 /** One page of hits. */
@@ -178,20 +180,47 @@ export function search(indexes: readonly RunIndex[], query: string, opts: QueryO
   return runPrepared(indexes, prepareQuery(query, opts));
 }
 
+/** One run's best matches for a query (see `queryRun`), ready to merge with other runs'. */
+export interface RunMatches {
+  runId: string;
+  /** Matching tasks in the run (all pages). */
+  total: number;
+  /** The run's best `offset + limit` tasks, best first. */
+  results: RankedTask[];
+}
+
+/**
+ * Runs a validated query on one run's index and keeps only what a page can need from it, so a
+ * caller searching many runs can let go of each index as soon as it was queried (memory bounded
+ * by the index cache, not by the number of runs).
+ */
+export function queryRun(index: RunIndex, prepared: PreparedQuery): RunMatches {
+  const { total, top } = index.query(prepared.termQuery, prepared.offset + prepared.limit);
+  return { runId: index.runId, total, results: top };
+}
+
 /** Runs an already validated query (see `prepareQuery`) on the given indexes. */
 export function runPrepared(indexes: readonly RunIndex[], prepared: PreparedQuery): SearchPage {
-  const lists: { runId: string; results: RankedTask[]; at: number }[] = [];
   const seen = new Set<string>();
-  const want = prepared.offset + prepared.limit;
-  let total = 0;
+  const matches: RunMatches[] = [];
   for (const index of indexes) {
     if (prepared.runId !== undefined && index.runId !== prepared.runId) continue;
     if (seen.has(index.runId)) continue; // the same run passed twice counts once
     seen.add(index.runId);
     // Each run ranks its own best `offset + limit`: the page cannot need more from any one run.
-    const { total: matched, top } = index.query(prepared.termQuery, want);
-    total += matched;
-    if (top.length > 0) lists.push({ runId: index.runId, results: top, at: 0 });
+    matches.push(queryRun(index, prepared));
+  }
+  return mergeMatches(matches, prepared);
+}
+
+/** Merges per-run matches (see `queryRun`) into one page, best first. */
+export function mergeMatches(matches: readonly RunMatches[], prepared: PreparedQuery): SearchPage {
+  const lists: { runId: string; results: RankedTask[]; at: number }[] = [];
+  const want = prepared.offset + prepared.limit;
+  let total = 0;
+  for (const m of matches) {
+    total += m.total;
+    if (m.results.length > 0) lists.push({ runId: m.runId, results: m.results, at: 0 });
   }
   lists.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
 
@@ -216,6 +245,7 @@ export function runPrepared(indexes: readonly RunIndex[], prepared: PreparedQuer
       score: Math.round(r.score * 1000) / 1000,
       snippet: buildSnippet(r.output, r.terms),
       ref: `${best.runId}/${r.phaseId}/${r.taskId}`,
+      ...(typeof r.indexedBytes === 'number' ? { indexedBytes: r.indexedBytes } : {}),
     });
   }
   return { hits, total };

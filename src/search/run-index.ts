@@ -9,6 +9,7 @@
  * query latency does not depend on the disk, and loading a run costs one file read instead of one
  * per agent. `readRef` (store-search.ts) still reads the agent file for the full, paged output.
  */
+import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import MiniSearch, { type SearchResult } from 'minisearch';
 import { StoreError, readJsonFile } from '../store/index.js';
@@ -50,6 +51,13 @@ const SLICE_MS = 8;
 const VACUUM_MIN_DIRT = 20;
 /** …and they are at least this share of the documents (minisearch's own defaults). */
 const VACUUM_MIN_DIRT_FACTOR = 0.1;
+
+/**
+ * Memory per character of indexed text (the stored UTF-16 output plus its share of postings and
+ * term tree), and per byte of a loaded index.json: rough, measured on bench B5's corpus.
+ */
+const DOC_BYTES_PER_CHAR = 6;
+const LOADED_BYTES_FACTOR = 3;
 
 /** Agent records read at once when catching up. */
 const READ_CONCURRENCY = 16;
@@ -188,6 +196,8 @@ export class RunIndex {
   /** Task ref → attempt of the held records. */
   #heldAttempts = new Map<string, number>();
   #lastSaveMs = 0;
+  /** Rough bytes this index holds in memory (see approxBytes). */
+  #approxBytes = 0;
 
   private constructor(
     runId: string,
@@ -231,6 +241,7 @@ export class RunIndex {
       reason = err.code === 'not_found' ? 'missing' : `${err.code === 'corrupt' ? 'corrupt' : 'unreadable'}: ${err.message}`;
     }
     if (envelope !== undefined) {
+      const fileBytes = await stat(indexFile).then((st) => st.size, () => 0);
       const loaded = await loadEnvelope(envelope, runId);
       envelope = undefined; // let the parsed JSON go before building anything else
       if ('ms' in loaded) {
@@ -246,6 +257,7 @@ export class RunIndex {
         const { behind, ahead } = compare(loaded.ms, latest);
         if (ahead === null) {
           const index = new RunIndex(runId, indexFile, loaded.ms, phaseTitles, debounceMs);
+          index.#approxBytes = fileBytes * LOADED_BYTES_FACTOR;
           let caughtUp = 0;
           if (behind.length > 0) {
             // The index lags (the owner saves at most once a second, and a crash loses the last
@@ -280,7 +292,9 @@ export class RunIndex {
     const index = new RunIndex(runId, indexFile, cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS)), phaseTitles, debounceMs);
     let sliceStart = performance.now();
     for (const record of latestAttempts(records).values()) {
-      index.#ms.add(toDoc(record, phaseTitles[record.phaseId]));
+      const doc = toDoc(record, phaseTitles[record.phaseId]);
+      index.#ms.add(doc);
+      index.#approxBytes += (doc.output.length + doc.prompt.length) * DOC_BYTES_PER_CHAR;
       if (performance.now() - sliceStart >= SLICE_MS) {
         await yieldToLoop();
         signal?.throwIfAborted();
@@ -303,6 +317,15 @@ export class RunIndex {
     } catch (err) {
       this.#backgroundError = err;
     }
+  }
+
+  /**
+   * Rough bytes this index holds in memory: its documents' text and postings, estimated from
+   * what was added (or from the size of the index.json it was loaded from). A cache that must
+   * bound memory by bytes rather than by run count weighs indexes with it.
+   */
+  get approxBytes(): number {
+    return this.#approxBytes;
   }
 
   /** Number of documents (tasks) indexed. */
@@ -366,7 +389,9 @@ export class RunIndex {
     // discard (not remove): remove needs the exact old document, which we do not keep; the
     // discarded postings are cleaned by the vacuum that runs before a save.
     if (this.#ms.has(ref)) this.#ms.discard(ref);
-    this.#ms.add(toDoc(record, this.#phaseTitles[record.phaseId]));
+    const doc = toDoc(record, this.#phaseTitles[record.phaseId]);
+    this.#ms.add(doc);
+    this.#approxBytes += (doc.output.length + doc.prompt.length) * DOC_BYTES_PER_CHAR;
   }
 
   /**

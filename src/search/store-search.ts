@@ -25,7 +25,7 @@ import {
   type RunRecord,
 } from '../store/index.js';
 import { SearchError } from './errors.js';
-import { prepareQuery, runPrepared, type QueryOptions, type SearchPage } from './query.js';
+import { mergeMatches, prepareQuery, queryRun, type QueryOptions, type RunMatches, type SearchPage } from './query.js';
 import { formatRef, parseRef } from './ref.js';
 import { RunIndex } from './run-index.js';
 
@@ -34,6 +34,13 @@ export const INDEX_FILE_NAME = INDEX_FILE;
 
 /** Runs whose index is kept open in the cache; the least recently used beyond this are dropped. */
 export const MAX_CACHED_RUNS = 256;
+
+/**
+ * Rough bytes of indexes kept open in the cache (RunIndex.approxBytes); the least recently used
+ * beyond this are dropped. Why a byte bound and not only a run count: one run may hold one huge
+ * index; a long-lived MCP server must stay small however the store grows.
+ */
+export const MAX_CACHED_BYTES = 192 * 1024 * 1024;
 
 /** Runs opened at the same time when a search spans many runs. */
 const OPEN_CONCURRENCY = 8;
@@ -225,7 +232,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
       cacheLoads++;
       cache.delete(runDir);
       cache.set(runDir, { ...opened, agentsMtime: mtime, syncedAt });
-      while (cache.size > MAX_CACHED_RUNS) cache.delete(cache.keys().next().value!);
+      trimCache(runDir);
       return opened.index;
     } finally {
       pending.delete(runDir);
@@ -233,6 +240,18 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
   })();
   pending.set(runDir, work);
   return untilAborted(work, signal);
+}
+
+/** Drops least recently used indexes beyond MAX_CACHED_RUNS or MAX_CACHED_BYTES, never `keep`. */
+function trimCache(keep: string): void {
+  let bytes = 0;
+  for (const e of cache.values()) bytes += e.index.approxBytes;
+  for (const [dir, e] of cache) {
+    if (cache.size <= MAX_CACHED_RUNS && bytes <= MAX_CACHED_BYTES) break;
+    if (dir === keep) continue;
+    cache.delete(dir);
+    bytes -= e.index.approxBytes;
+  }
 }
 
 /** `work`'s outcome, or the signal's reason as soon as it aborts. */
@@ -307,15 +326,20 @@ export async function searchStore(root: string, query: string, opts: StoreSearch
     runIds = await listRunIds(root);
   }
 
-  const indexes: RunIndex[] = [];
+  const matches: RunMatches[] = [];
   const skipped: { runId: string; error: string }[] = [];
+  let searched = 0;
   let next = 0;
+  const seen = new Set<string>();
   const worker = async (): Promise<void> => {
     while (next < runIds.length) {
       const runId = runIds[next++]!;
+      if (seen.has(runId)) continue;
+      seen.add(runId);
       opts.signal?.throwIfAborted();
+      let index: RunIndex;
       try {
-        indexes.push(await cachedIndex(root, runId, opts.signal));
+        index = await cachedIndex(root, runId, opts.signal);
       } catch (err) {
         if (prepared.runId !== undefined) {
           if (err instanceof StoreError && err.code === 'unknown_run') {
@@ -325,12 +349,17 @@ export async function searchStore(root: string, query: string, opts: StoreSearch
         }
         if (opts.signal?.aborted) throw err;
         skipped.push({ runId, error: err instanceof Error ? err.message : String(err) });
+        continue;
       }
+      // Queried at once and let go: only its best few tasks stay, so the memory of a search over
+      // many runs is bounded by the index cache, not by the number of runs.
+      matches.push(queryRun(index, prepared));
+      searched++;
     }
   };
   await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, runIds.length) }, worker));
-  const page = runPrepared(indexes, prepared);
-  return { ...page, runsSearched: indexes.length, skipped };
+  const page = mergeMatches(matches, prepared);
+  return { ...page, runsSearched: searched, skipped };
 }
 
 /** Options of `readRef`. */
@@ -399,17 +428,19 @@ export async function readRef(root: string, ref: string, opts: ReadRefOptions = 
   if (typeof record.output !== 'string') {
     throw new StoreError('corrupt', `agent record ${agentFileName(phaseId, taskId, attempt)} of run '${runId}' has no output text`);
   }
-  const text = record.output;
-  const totalChars = text.length;
+  // An output beside its record (over 1 MiB) is streamed: only this page is held in memory.
+  const page = await store.readAgentOutputPage(record, offset, limit + 1);
+  const totalChars = page.totalChars;
   if (offset > totalChars) {
     throw new SearchError('bad_option', `expected \`offset\` to be 0–${totalChars} (the output's length), got \`${offset}\``);
   }
   let end = Math.min(totalChars, offset + limit);
   // Never split a surrogate pair (an emoji, a rare CJK character) between two pages.
   if (end < totalChars && end > offset + 1) {
-    const c = text.charCodeAt(end - 1);
+    const c = page.text.charCodeAt(end - offset - 1);
     if (c >= 0xd800 && c <= 0xdbff) end--;
   }
+  const text = page.text.slice(0, end - offset);
   return {
     ref: formatRef(parts),
     runId,
@@ -417,7 +448,7 @@ export async function readRef(root: string, ref: string, opts: ReadRefOptions = 
     taskId,
     attempt: record.attempt,
     status: record.status,
-    text: text.slice(offset, end),
+    text,
     offset,
     nextOffset: end < totalChars ? end : null,
     totalChars,

@@ -52,6 +52,7 @@ const HitSchema = z.object({
   snippet: z.string(),
   ref: z.string(),
   status: z.string(),
+  indexedBytes: z.number().int().optional().describe('set when the output is longer than search covers: only its first indexedBytes bytes were searched (read it all with ref)'),
 });
 
 const OutputSchema = z.object({
@@ -104,7 +105,8 @@ export function registerQueryWorkflowTool(server: McpServer, ctx: ToolContext): 
           ...(args.fuzzy ? { fuzzy: true } : {}),
           signal: extra.signal,
         });
-        const hits = page.hits.map((h) => ({ runId: h.runId, phaseId: h.phaseId, taskId: h.taskId, score: round(h.score), snippet: h.snippet, ref: h.ref, status: h.status }));
+        const hits = page.hits.map((h) => ({ runId: h.runId, phaseId: h.phaseId, taskId: h.taskId, score: round(h.score), snippet: h.snippet, ref: h.ref, status: h.status,
+          ...(h.indexedBytes !== undefined ? { indexedBytes: h.indexedBytes } : {}) }));
         const end = offset + hits.length;
         const more = end < page.total;
         const nextStep =
@@ -117,7 +119,8 @@ export function registerQueryWorkflowTool(server: McpServer, ctx: ToolContext): 
             `${args.runId ? ` in run ${args.runId}` : ` across ${page.runsSearched} runs`}${args.phaseId ? `, phase ${args.phaseId}` : ''}${args.status ? `, status ${args.status}` : ''}:`,
         ];
         hits.forEach((h, i) => {
-          lines.push(`${offset + i + 1}. ref ${h.ref} — score ${h.score}, ${h.status}`);
+          lines.push(`${offset + i + 1}. ref ${h.ref} — score ${h.score}, ${h.status}` +
+            (h.indexedBytes !== undefined ? ` (long output: only its first ${Math.round(h.indexedBytes / 1024)} KiB are searched)` : ''));
           lines.push(`   ${h.snippet.replace(/\n/g, ' ')}`);
         });
         if (page.skipped.length) lines.push(`(${page.skipped.length} runs could not be searched: ${page.skipped.slice(0, 3).map((s) => s.runId).join(', ')})`);
