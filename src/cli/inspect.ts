@@ -91,11 +91,19 @@ export function registerInspectCommands(program: Command): void {
           `${rec.phaseId}/${rec.taskId} attempt ${rec.attempt}: ${rec.status} in ${rec.durationMs} ms (agent ${rec.agent}, runner ${rec.runner})`,
           rec.exitCode !== null || rec.signal ? `exit: ${rec.signal ?? rec.exitCode}` : '',
           rec.error ? `cause: ${rec.error.message}` : '',
-          rec.truncated ? `output: ${rec.output.length} chars stored of ${rec.outputBytes} bytes (truncated)` : '',
+          rec.truncated ? `output: ${rec.storedBytes ?? Buffer.byteLength(rec.output)} bytes stored of ${rec.outputBytes} (truncated)` : '',
           rec.stderrTail ? `stderr (tail):\n${rec.stderrTail.trimEnd()}` : '',
           '--- output ---',
         ].filter(Boolean);
-        process.stdout.write(head.join('\n') + '\n' + rec.output + (rec.output.endsWith('\n') ? '' : '\n'));
+        process.stdout.write(head.join('\n') + '\n');
+        // Streamed: an output beside its record may be 64 MiB.
+        let last = '';
+        for await (const chunk of await store.agentOutputStream(rec)) {
+          const buf = chunk as Buffer;
+          if (buf.length > 0) last = String.fromCharCode(buf[buf.length - 1]!);
+          if (!process.stdout.write(buf)) await new Promise((r) => process.stdout.once('drain', r));
+        }
+        if (last !== '\n') process.stdout.write('\n');
       } finally {
         await store.close();
       }

@@ -94,6 +94,8 @@ export interface ContextDep {
   status: AgentStatus;
   output: string;
   structured?: unknown;
+  /** The dependency has a structured answer that is not handed over (too large to read): marked `structuredOmitted`. */
+  structuredOmitted?: true;
   /** Whether `output` was already cut when stored (it stays marked truncated). */
   truncated?: boolean;
 }
@@ -202,7 +204,7 @@ export function buildContextFile(input: ContextFileInput): string {
   // its longer spelling, so flipping it either way never grows a dep past its allowance.
   const smallest = (d: ContextDep): ContextFileDep => {
     const dep: ContextFileDep = { ref: d.ref, status: d.status, output: '', truncated: false };
-    if (d.structured !== undefined) dep.structuredOmitted = true;
+    if (d.structured !== undefined || d.structuredOmitted) dep.structuredOmitted = true;
     return dep;
   };
   const depBytes = (d: ContextFileDep): number => utf8Bytes(JSON.stringify(d));
@@ -240,7 +242,7 @@ export function buildContextFile(input: ContextFileInput): string {
     // The whole thing, when it fits.
     const full: ContextFileDep = { ref: d.ref, status: d.status, output, truncated: Boolean(d.truncated) };
     if (st !== undefined) full.structured = JSON.parse(st) as unknown;
-    else if (d.structured !== undefined) full.structuredOmitted = true;
+    else if (d.structured !== undefined || d.structuredOmitted) full.structuredOmitted = true;
     if (wants[i]! <= shares[i]! && depBytes(full) <= allowance) {
       deps.push(full);
       continue;

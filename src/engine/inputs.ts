@@ -6,7 +6,7 @@
 import type { Plan, PlanTask } from '../spec/types.js';
 import type { RunStore } from '../store/index.js';
 import type { AgentRecord } from '../store/types.js';
-import { buildContextFile, renderPrompt } from '../digest/index.js';
+import { buildContextFile, renderPrompt, type ContextDep } from '../digest/index.js';
 
 /** Files handed to one attempt. */
 export interface PreparedInputs {
@@ -57,17 +57,35 @@ export class TaskInputs {
    * previous attempt's answer was refused, e.g. schema validation errors) is appended to the prompt.
    */
   async prepare(task: PlanTask, attempt: number, feedback?: string): Promise<PreparedInputs> {
-    const deps = [];
+    const deps: ContextDep[] = [];
     const refs = task.deps.flatMap((r) => (r.charCodeAt(r.indexOf('/') + 1) === 95 ? this.#expand(r) : [r]));
     const prev: string[] = [];
+    // Why read at most this much of each output: the context file holds at most maxContextBytes,
+    // and an output may be 64 MiB; nothing more than the budget is ever read into memory.
+    const budget = this.#plan.limits.maxContextBytes + 1;
     for (const ref of refs) {
       const file = this.#files.get(ref);
       if (!file) continue;
-      const rec = await this.#store.readAgentRecord(file);
+      let rec: AgentRecord;
+      try {
+        rec = await this.#store.readAgentRecord(file);
+      } catch (err) {
+        // Building a dependent's context never throws: a record that cannot be read (e.g. an
+        // older run's record over the read cap) is handed on as empty, and says why.
+        deps.push({ ref, status: 'failed', output: `(fanfold could not read this output: ${(err as Error).message})`, truncated: true });
+        continue;
+      }
+      const read = await this.#store.readAgentOutput(rec, budget).catch((err: unknown) => ({
+        text: `(fanfold could not read this output: ${(err as Error).message})`, complete: false, storedBytes: 0,
+      }));
+      const whole = { ...rec, output: read.text };
       // What a dependency on a verified phase hands on has its refuted findings dropped.
-      const seen = this.#view && !task.deps.includes(ref) ? this.#view(rec) : { output: rec.output, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) };
-      deps.push({ ref, status: rec.status, output: seen.output, truncated: rec.truncated, ...(seen.structured !== undefined ? { structured: seen.structured } : {}) });
-      if (task.origin?.kind === 'item' && task.deps.includes(ref)) prev.push(rec.output);
+      const seen = this.#view && !task.deps.includes(ref) ? this.#view(whole) : { output: read.text, ...(rec.structured !== undefined ? { structured: rec.structured } : {}) };
+      deps.push({
+        ref, status: rec.status, output: seen.output, truncated: rec.truncated || !read.complete,
+        ...(seen.structured !== undefined ? { structured: seen.structured } : rec.structuredIn === 'output' ? { structuredOmitted: true as const } : {}),
+      });
+      if (task.origin?.kind === 'item' && task.deps.includes(ref)) prev.push(read.text.slice(0, 8000));
     }
     const depPhases = [...new Set(task.deps.map((r) => r.slice(0, r.indexOf('/'))))];
     const digests: Record<string, string> = {};

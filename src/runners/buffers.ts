@@ -3,6 +3,7 @@
  * into lines. Each holds a fixed maximum whatever the child prints, and never splits a UTF-8
  * character when it turns bytes into text.
  */
+import { StringDecoder } from 'node:string_decoder';
 
 /**
  * The first `max` bytes of `buf`, moved back so that no multi-byte UTF-8 character is split.
@@ -122,7 +123,41 @@ export class HeadBuffer {
     const all = Buffer.concat(this.#chunks, this.#kept);
     return cutUtf8(all, this.#cap).toString('utf8');
   }
+
+  /**
+   * The same text as toString(), decoded chunk by chunk with a yield to the event loop every few
+   * MiB. Why: copying and decoding a 64 MiB head in one go blocks the caller's event loop for
+   * hundreds of ms — in the run owner, long enough to starve its lease heartbeat.
+   */
+  async text(): Promise<string> {
+    if (this.#kept <= TEXT_SLICE_BYTES) return this.toString();
+    const decoder = new StringDecoder('utf8');
+    const parts: string[] = [];
+    let used = 0;
+    let sinceYield = 0;
+    for (const chunk of this.#chunks) {
+      if (used >= this.#cap) break;
+      let part = chunk;
+      if (used + chunk.length > this.#cap) {
+        // The last kept chunk: cut at the cap, moved back to a character boundary (cutUtf8 looks
+        // at the byte after the cut, which the one byte of look-ahead keeps).
+        part = cutUtf8(chunk, this.#cap - used);
+      }
+      used += chunk.length;
+      parts.push(decoder.write(part));
+      sinceYield += part.length;
+      if (sinceYield >= TEXT_SLICE_BYTES) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    parts.push(decoder.end());
+    return parts.join('');
+  }
 }
+
+/** Bytes decoded between two yields of HeadBuffer.text(). */
+const TEXT_SLICE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Splits a byte stream into lines (`\n` or `\r\n`) and hands each to `emit`. A line longer than

@@ -514,7 +514,7 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
   return {
     exitCode,
     signal: exitSignal,
-    stdout: stdout.toString(),
+    stdout: await stdout.text(),
     stdoutBytes: stdout.total,
     truncated: stdout.truncated,
     stderrTail: stderr.toString(),
