@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { RunStore, assertId } from '../store/index.js';
 import type { AgentRecord, RunRecord } from '../store/types.js';
-import { TERMINAL, listStatuses, readStatus, waitForStatus, type RunStatusView } from '../engine/status.js';
+import { TERMINAL, formatSpend, listStatuses, readStatus, totalSpend, waitForStatus, type RunStatusView } from '../engine/status.js';
 import { dynamicSummary } from '../digest/report-md.js';
 import { ProgressView, fmtClock, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
@@ -41,18 +41,22 @@ export function registerInspectCommands(program: Command): void {
     .description('runs in the store, newest first')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const runs = await listStatuses(storeRoot(program));
-      if (o.json) return printJson({ runs });
+      const listed = await listStatuses(storeRoot(program));
+      // Every readable run carries its spend (nothing recorded: nothing spent), and the list its total.
+      const runs = listed.map((r) => ('error' in r ? r : { ...r, spend: r.spend ?? { usd: 0, tokens: 0 } }));
+      const spend = totalSpend(runs.map((r) => ('error' in r ? undefined : r.spend)));
+      if (o.json) return printJson({ runs, spend });
       if (runs.length === 0) return void process.stdout.write('no runs yet\n');
       for (const r of runs) {
         if ('error' in r) process.stdout.write(`${r.runId.padEnd(14)} unreadable: ${r.error}\n`);
         else {
           const a = r.agents;
           process.stdout.write(
-            `${r.runId.padEnd(14)} ${r.status.padEnd(11)} ${`${a.succeeded}/${a.total}`.padStart(9)}  ${fmtClock(r.elapsedMs)}  ${r.startedAt}  ${r.name}\n`,
+            `${r.runId.padEnd(14)} ${r.status.padEnd(11)} ${`${a.succeeded}/${a.total}`.padStart(9)}  ${fmtClock(r.elapsedMs)}  ${formatSpend(r.spend).padStart(22)}  ${r.startedAt}  ${r.name}\n`,
           );
         }
       }
+      process.stdout.write(`total: ${formatSpend(spend)} over ${runs.length} run${runs.length === 1 ? '' : 's'} (as the agent CLIs reported it; Codex and Pi report no dollars)\n`);
     });
 
   program

@@ -3,7 +3,7 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { renderPlan } from '../spec/index.js';
+import { planCost, renderPlan } from '../spec/index.js';
 import { planEnvViews, renderEnvViews } from '../runners/env.js';
 import { loadPlanFile } from '../engine/plan-file.js';
 import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
@@ -27,7 +27,7 @@ export function registerRunCommands(program: Command): void {
       const plan = await loadPlanFile(specPath);
       // Names only, never values: what each agent's child will receive from this environment.
       const env = planEnvViews(plan.agents, process.env);
-      if (o.json) printJson({ ...plan, taskCount: plan.tasks.length, env });
+      if (o.json) printJson({ ...plan, taskCount: plan.tasks.length, cost: planCost(plan), env });
       else process.stdout.write([renderPlan(plan), ...renderEnvViews(env)].join('\n') + '\n');
     });
 

@@ -5,6 +5,7 @@
  */
 import { RunStore, readLease, leaseState } from '../store/index.js';
 import type { Counts, RunRecord, RunStatus } from '../store/types.js';
+import { fmtTokens } from '../spec/estimate.js';
 
 /** One phase in a status answer. */
 export interface PhaseStatusView extends Counts {
@@ -120,4 +121,31 @@ export async function waitForStatus(
     if (TERMINAL.has(s.status) || Date.now() >= deadline || opts.signal?.aborted) return s;
     await new Promise((r) => setTimeout(r, Math.min(opts.pollMs ?? 250, Math.max(0, deadline - Date.now()))));
   }
+}
+
+/** What agents cost, as their CLIs reported it (Codex and Pi report tokens, no dollars). */
+export interface Spend {
+  usd: number;
+  tokens: number;
+}
+
+/**
+ * What runs cost together: the one sum every front shows (`fanfold list`, workflow_status without
+ * runId). A run with no spend recorded counts as nothing spent.
+ */
+export function totalSpend(spends: Iterable<Spend | undefined>): Spend {
+  let usd = 0;
+  let tokens = 0;
+  for (const s of spends) {
+    if (!s) continue;
+    usd += s.usd;
+    tokens += s.tokens;
+  }
+  return { usd: Math.round(usd * 1e6) / 1e6, tokens };
+}
+
+/** `$0.42 · 12k tokens`, the way every front writes a spend. */
+export function formatSpend(s: Spend | undefined): string {
+  const x = s ?? { usd: 0, tokens: 0 };
+  return `$${x.usd.toFixed(2)} · ${fmtTokens(x.tokens)} tokens`;
 }

@@ -2,7 +2,7 @@
  * The bounded, host-facing summary of a plan: what plan_workflow answers and what approval shows.
  */
 import * as z from 'zod';
-import { estimatePlan, renderEstimate, renderPlan } from '../spec/index.js';
+import { estimatePlan, planCost, renderEstimate, renderPlan, renderPlanHeadline } from '../spec/index.js';
 import { renderAgentBounds } from '../spec/estimate.js';
 import { describeDynamics } from '../spec/render.js';
 import type { Plan } from '../spec/types.js';
@@ -41,6 +41,8 @@ export const EstimateSchema = z.object({
   budget: z.object({ usd: z.number().nullable(), tokens: z.number().nullable() }).describe('the ceilings of limits.budget, when set'),
   overBudget: z.boolean().describe('the expected spend is over a ceiling: the run would end budget_exhausted'),
   note: z.string(),
+  headline: z.string().describe("the rendered plan's first line: `N agents (up to M) · ~T tokens · ~$X · ≤ Y min`, 'unknown' where there is no per-agent basis"),
+  largeWorkflow: z.array(z.string()).describe('why this is a large workflow (over 25 agents or 1.5 M expected tokens); empty when it is not'),
 });
 
 /** Zod shape of a plan summary (plan_workflow's output without planId/revision). */
@@ -77,6 +79,7 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
   const rounds = Math.max(plan.criticalPath.length, Math.ceil(plan.agentCount / slots));
   const reasons = approvalReasons(plan, thresholds);
   const e = estimatePlan(plan);
+  const cost = planCost(plan);
   const refs = plan.criticalPath.refs;
   const warnings = plan.warnings.slice(0, MAX_WARNINGS);
   if (plan.warnings.length > MAX_WARNINGS) warnings.push(`… and ${plan.warnings.length - MAX_WARNINGS} more warnings`);
@@ -116,6 +119,8 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
         (e.usd !== null || e.tokens !== null || e.budget.usd !== null || e.budget.tokens !== null
           ? `Spend: ${renderEstimate(e)}.`
           : 'Tokens and cost are not estimated: set limits.budget.perAgentUsd / perAgentTokens for an estimate, and limits.budget.usd / tokens for ceilings.'),
+      headline: renderPlanHeadline({ ...cost, large: [] }),
+      largeWorkflow: cost.large,
     },
     requiresApproval: reasons.length > 0,
     approvalReasons: reasons,

@@ -5,7 +5,7 @@
  */
 import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
-import { statusView, TERMINAL, type RunStatusView } from '../engine/status.js';
+import { formatSpend, statusView, TERMINAL, totalSpend, type RunStatusView } from '../engine/status.js';
 import {
   AGENTS_DIR,
   RunStore,
@@ -373,17 +373,19 @@ export interface RunRow {
   failed: number;
   startedAt: string;
   elapsedMs: number;
+  /** What its agents cost, as their CLIs reported it (nothing recorded: zero). */
+  spend: { usd: number; tokens: number };
   /** Why it could not be read, for a damaged run. */
   error?: string;
 }
 
-/** The most recent runs (newest first, at most `limit`) and how many runs the store holds. */
-export async function recentRuns(root: string, limit = MAX_RUN_ROWS): Promise<{ runs: RunRow[]; total: number }> {
+/** The most recent runs (newest first, at most `limit`), how many runs the store holds, and what the listed runs cost together. */
+export async function recentRuns(root: string, limit = MAX_RUN_ROWS): Promise<{ runs: RunRow[]; total: number; spend: { usd: number; tokens: number } }> {
   const all = await RunStore.listRuns(root);
   const runs = await Promise.all(
     all.slice(0, limit).map(async (entry): Promise<RunRow> => {
       if (!entry.run) {
-        return { runId: entry.runId, name: '?', status: 'unreadable', done: 0, total: 0, failed: 0, startedAt: '', elapsedMs: 0, error: clipChars(entry.error ?? 'unreadable', 300) };
+        return { runId: entry.runId, name: '?', status: 'unreadable', done: 0, total: 0, failed: 0, startedAt: '', elapsedMs: 0, spend: { usd: 0, tokens: 0 }, error: clipChars(entry.error ?? 'unreadable', 300) };
       }
       const run = entry.run;
       let lease;
@@ -402,24 +404,26 @@ export async function recentRuns(root: string, limit = MAX_RUN_ROWS): Promise<{ 
         failed: v.agents.failed,
         startedAt: v.startedAt,
         elapsedMs: v.elapsedMs,
+        spend: v.spend ?? { usd: 0, tokens: 0 },
       };
     }),
   );
-  return { runs, total: all.length };
+  return { runs, total: all.length, spend: totalSpend(runs.map((r) => r.spend)) };
 }
 
 /** Text lines for the recent-runs list. */
-export function runRowsText(list: { runs: RunRow[]; total: number }): string {
+export function runRowsText(list: { runs: RunRow[]; total: number; spend?: { usd: number; tokens: number } }): string {
   if (list.total === 0) return 'No runs yet. Plan one with plan_workflow, then start it with run_workflow.';
   const lines = [`${plural(list.total, 'run')} in the store, newest first:`];
   for (const r of list.runs) {
     lines.push(
       r.error
         ? `- runId ${r.runId}: unreadable (${r.error})`
-        : `- runId ${r.runId} "${clipChars(r.name, 80)}": ${r.status}, ${r.done}/${r.total} agents done${r.failed ? `, ${r.failed} failed` : ''}, started ${r.startedAt}, ${fmtDuration(r.elapsedMs)}`,
+        : `- runId ${r.runId} "${clipChars(r.name, 80)}": ${r.status}, ${r.done}/${r.total} agents done${r.failed ? `, ${r.failed} failed` : ''}, started ${r.startedAt}, ${fmtDuration(r.elapsedMs)}, spent ${formatSpend(r.spend)}`,
     );
   }
   if (list.total > list.runs.length) lines.push(`… and ${list.total - list.runs.length} older runs.`);
+  lines.push(`Spend of the ${plural(list.runs.length, 'run')} listed: ${formatSpend(list.spend ?? totalSpend(list.runs.map((r) => r.spend)))} (as the agent CLIs reported it; Codex and Pi report no dollars).`);
   lines.push('Next: workflow_status {"runId": "<id>"} for one run.');
   return lines.join('\n');
 }

@@ -182,3 +182,116 @@ function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/**
+ * Agents above which a plan is called a large workflow. Why 25: the approval threshold's default,
+ * so the warning and the question come together.
+ */
+export const LARGE_WORKFLOW_AGENTS = 25;
+/** Expected tokens above which a plan is called a large workflow. */
+export const LARGE_WORKFLOW_TOKENS = 1_500_000;
+
+/** Phases whose digest an agent writes (`summarize`): one summarizer agent each. */
+export function summarizerCount(plan: Plan): number {
+  return plan.phases.filter((p) => p.summarize !== undefined).length;
+}
+
+/** What a plan may cost, for its headline: every figure null where there is no basis. */
+export interface PlanCost {
+  /** Agents it starts at least: written tasks plus phase summarizers. */
+  agents: number;
+  /** Most agents it may start (static: = agents; dynamic without a bound: limits.maxAgents plus summarizers). */
+  agentsMax: number;
+  /** Expected tokens of `agents`, and of `agentsMax`; null without a basis. */
+  tokens: number | null;
+  tokensMax: number | null;
+  /** Expected US dollars of `agents`, and of `agentsMax`; null without a basis. */
+  usd: number | null;
+  usdMax: number | null;
+  /** The most minutes the caps allow (agent turns in sequence × agentTimeout × tries, within runTimeout). */
+  minutesMax: number;
+  /** Why it is a large workflow (empty: it is not). */
+  large: string[];
+}
+
+/**
+ * Per-agent basis of one agent: a `command` agent uses no model (0 tokens, $0); a model agent
+ * costs `limits.budget.perAgentTokens` / `perAgentUsd` when the spec says so — and dollars only
+ * for Claude Code, since Codex and Pi report none (the run could never count them).
+ */
+function perAgent(plan: Plan, agent: string): { tokens: number | null; usd: number | null } {
+  const runner = plan.agents[agent]?.runner;
+  if (runner === 'command') return { tokens: 0, usd: 0 };
+  const b = plan.limits.budget ?? {};
+  return { tokens: b.perAgentTokens ?? null, usd: runner === 'claude' ? (b.perAgentUsd ?? null) : null };
+}
+
+function sumOrNull(values: Array<number | null>): number | null {
+  let s = 0;
+  for (const v of values) {
+    if (v === null) return null;
+    s += v;
+  }
+  return s;
+}
+
+/** The agents dynamic phases run at run time (templates, skeptics, gate check and fix). */
+function runTimeAgents(plan: Plan): string[] {
+  const out: string[] = [];
+  for (const p of plan.phases) {
+    const d = p.dynamic;
+    if (!d) continue;
+    for (const t of d.templates ?? []) out.push(t.agent);
+    if (d.verify) out.push(d.verify.agent);
+    if (d.gate) out.push(d.gate.agent, d.gate.fixAgent);
+  }
+  return out;
+}
+
+/** What a plan may cost: agents, tokens, dollars and minutes, from per-agent figures and caps. */
+export function planCost(plan: Plan): PlanCost {
+  const e = estimatePlan(plan);
+  const summarizers = plan.phases.filter((p) => p.summarize !== undefined).map((p) => p.summarize!.agent);
+  const written = [...plan.tasks.map((t) => t.agent), ...summarizers];
+  const agents = written.length;
+  const extra = Math.max(0, (e.lowerBound ? (e.agentsMax ?? e.agentsCap) : plan.agentCount) - plan.agentCount);
+  const agentsMax = agents + extra;
+  const base = written.map((a) => perAgent(plan, a));
+  // An agent made at run time costs what the dearest of the agents dynamic phases use costs.
+  const dyn = runTimeAgents(plan).map((a) => perAgent(plan, a));
+  const dearest = (k: 'tokens' | 'usd'): number | null => (dyn.length === 0 ? 0 : dyn.some((d) => d[k] === null) ? null : Math.max(...dyn.map((d) => d[k] as number)));
+  const tokens = sumOrNull(base.map((b) => b.tokens));
+  const usd = sumOrNull(base.map((b) => b.usd));
+  const plus = (n: number | null, per: number | null) => (n === null ? null : extra === 0 ? n : per === null ? null : n + extra * per);
+  const l = plan.limits;
+  const turns = Math.max(plan.criticalPath.length + (summarizers.length > 0 ? 1 : 0), Math.ceil(agentsMax / l.maxConcurrent));
+  const minutesMax = Math.ceil(Math.min(l.runTimeoutMs, turns * l.agentTimeoutMs * (l.retries + 1)) / 60_000);
+  const tokensMax = plus(tokens, dearest('tokens'));
+  const large: string[] = [];
+  if (agentsMax > LARGE_WORKFLOW_AGENTS) large.push(`${e.lowerBound && agentsMax > agents ? 'up to ' : ''}${agentsMax} agents (over ${LARGE_WORKFLOW_AGENTS})`);
+  const tokenFigure = tokensMax ?? tokens;
+  if (tokenFigure !== null && tokenFigure > LARGE_WORKFLOW_TOKENS) large.push(`${e.lowerBound && tokensMax !== tokens ? 'up to ' : ''}~${fmtTokens(tokenFigure)} tokens (over ${fmtTokens(LARGE_WORKFLOW_TOKENS)})`);
+  return { agents, agentsMax, tokens, tokensMax, usd, usdMax: plus(usd, dearest('usd')), minutesMax, large };
+}
+
+/** `950`, `12k`, `1.5M` tokens. */
+export function fmtTokens(n: number): string {
+  if (n < 1000) return String(Math.round(n));
+  if (n < 999_500) return `${+(n / 1000).toFixed(n < 10_000 ? 1 : 0)}k`;
+  return `${+(n / 1_000_000).toFixed(n < 10_000_000 ? 1 : 0)}M`;
+}
+
+/**
+ * The plan's headline, the first line of the rendered plan:
+ * `12 agents (up to 40) · ~360k tokens (up to 1.2M) · ~$1.20 (up to $4.00) · ≤ 30 min`, with
+ * `unknown` where there is no per-agent basis; a second line `Warning: large workflow — …` above
+ * 25 agents or 1.5 M expected tokens.
+ */
+export function renderPlanHeadline(c: PlanCost): string {
+  const upTo = (n: number | null, max: number | null, show: (x: number) => string) => (max !== null && n !== null && max !== n ? ` (up to ${show(max)})` : '');
+  const tokens = c.tokens === null ? 'unknown tokens' : `~${fmtTokens(c.tokens)} tokens${upTo(c.tokens, c.tokensMax, fmtTokens)}`;
+  const usd = (n: number) => `$${n.toFixed(2)}`;
+  const dollars = c.usd === null ? '$unknown' : `~${usd(c.usd)}${upTo(c.usd, c.usdMax, usd)}`;
+  const line = `${plural(c.agents, 'agent')} (up to ${c.agentsMax}) · ${tokens} · ${dollars} · ≤ ${c.minutesMax} min`;
+  return c.large.length > 0 ? `${line}\nWarning: large workflow — ${c.large.join(' and ')}` : line;
+}

@@ -29,4 +29,4 @@ export { taskKey, canonicalJson, KEY_VERSION, KEY_LENGTH, type TaskKeyInput } fr
 export { parseDuration, formatDuration, MAX_DURATION_MS } from './duration.js';
 export { formatPath, MAX_ISSUES } from './issues.js';
 export { renderPlan } from './render.js';
-export { estimatePlan, renderEstimate, type PlanEstimate } from './estimate.js';
+export { estimatePlan, renderEstimate, planCost, renderPlanHeadline, summarizerCount, fmtTokens, LARGE_WORKFLOW_AGENTS, LARGE_WORKFLOW_TOKENS, type PlanEstimate, type PlanCost } from './estimate.js';

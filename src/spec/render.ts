@@ -5,7 +5,7 @@
  */
 import { formatDuration } from './duration.js';
 import { clip } from './suggest.js';
-import { estimatePlan, renderAgentBounds, renderEstimate } from './estimate.js';
+import { estimatePlan, planCost, renderAgentBounds, renderEstimate, renderPlanHeadline } from './estimate.js';
 import type { Plan, PlanPhase } from './types.js';
 
 /** Most phases listed; the rest are counted. */
@@ -101,6 +101,8 @@ export function phaseAgents(plan: Plan, phase: PlanPhase): string[] {
  */
 export function renderPlan(plan: Plan): string {
   const lines: string[] = [];
+  // The cost at a glance comes first: it is what a person approves.
+  lines.push(renderPlanHeadline(planCost(plan)));
   lines.push(`Workflow: ${clip(plan.name, 100)}`);
   if (plan.goal) lines.push(`Goal: ${clip(plan.goal.replace(/\s+/g, ' ').trim(), 300)}`);
   const l = plan.limits;

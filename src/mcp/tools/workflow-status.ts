@@ -102,6 +102,7 @@ const RunRowSchema = z.object({
   failed: z.number().int(),
   startedAt: z.string(),
   elapsedMs: z.number(),
+  spend: z.object({ usd: z.number(), tokens: z.number() }).describe("what the run's agents cost, as their CLIs reported it (Codex and Pi report no dollars)"),
   error: z.string().optional(),
 });
 
@@ -116,7 +117,10 @@ const OutputSchema = z.object({
   dynamicOmitted: z.number().int().optional(),
   agents: CountsSchema.optional(),
   elapsedMs: z.number().optional(),
-  spend: z.object({ usd: z.number(), tokens: z.number() }).optional().describe("what the run's agents cost so far, as their CLIs reported it"),
+  spend: z
+    .object({ usd: z.number(), tokens: z.number() })
+    .optional()
+    .describe("what the run's agents cost so far, as their CLIs reported it; without runId: the total of the runs listed"),
   digest: z.string().optional().describe("the phases' digests, joined and bounded"),
   report: z.string().optional().describe('report.md (head) once the run has ended'),
   reportPath: z.string().optional(),
@@ -140,7 +144,7 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
         'Status of a workflow run: agent counts, phases, one line per dynamic phase (items, verdicts, gate, rounds, merge), the phase digests ' +
         'and, once finished, the report. Pass wait (≤ 50 s) to wait for ' +
         "the run to finish (progress is reported meanwhile); call again while it is running. detail: 'phases' adds per-phase digests, " +
-        "'agents' lists each agent (paged with offset). Without runId: the recent runs.",
+        "'agents' lists each agent (paged with offset). Without runId: the recent runs with what each cost and the total.",
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
       annotations: { title: 'Workflow status', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
@@ -153,7 +157,7 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
             list.total === 0
               ? 'No runs yet: plan one with plan_workflow and start it with run_workflow.'
               : 'Call workflow_status with one of these runIds for its status, digest and report.';
-          return okResult({ runs: list.runs, totalRuns: list.total, nextStep }, runRowsText(list));
+          return okResult({ runs: list.runs, totalRuns: list.total, spend: list.spend, nextStep }, runRowsText(list));
         }
         const runId = assertId('run', args.runId);
         let waitedMs: number | undefined;
