@@ -7,7 +7,7 @@ import type { Plan, PlanPhase, RunnerKind } from '../spec/types.js';
 import type { AgentRecord } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
 import type { Runner } from '../runners/types.js';
-import { DEFAULT_DIGEST_CHARS, buildContextFile, phaseDigest } from '../digest/index.js';
+import { DEFAULT_DIGEST_CHARS, buildContextFile, phaseDigest, type PhaseDigestInput } from '../digest/index.js';
 
 /** Options of PhaseDigests. */
 export interface PhaseDigestsOptions {
@@ -28,6 +28,11 @@ export interface PhaseDigestsOptions {
   note?: (phaseId: string) => string | undefined;
   /** What a record shows in the digest (refuted findings dropped). */
   view?: (rec: AgentRecord) => { output: string; structured?: unknown };
+  /**
+   * Computes an extractive digest somewhere else (the owner's rendering worker, see offload.ts);
+   * default: phaseDigest in this thread. A failure falls back to this thread.
+   */
+  render?: (input: PhaseDigestInput) => Promise<string>;
 }
 
 /** Memoized digests of the phases of one run. */
@@ -91,7 +96,9 @@ export class PhaseDigests {
     const note = this.#o.note?.(phaseId);
     const room = note ? Math.max(200, maxChars - Math.min(note.length, Math.floor(maxChars / 2)) - 1) : maxChars;
     const shown = this.#o.include ? { ...phase, taskRefs: phase.taskRefs.filter(this.#o.include) } : phase;
-    const extractive = phaseDigest({ phase: shown, ...(plan.goal ? { goal: plan.goal } : {}), records, maxChars: room });
+    const input: PhaseDigestInput = { phase: shown, ...(plan.goal ? { goal: plan.goal } : {}), records, maxChars: room };
+    const render = this.#o.render;
+    const extractive = render ? await render(input).catch(() => phaseDigest(input)) : phaseDigest(input);
     const body = !phase.summarize || records.length === 0 ? extractive : await this.#summarize(phase, records, extractive, room);
     return note ? clipWithNote(body, note, maxChars) : body;
   }

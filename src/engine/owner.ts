@@ -22,6 +22,8 @@ import { PhaseDigests } from './digests.js';
 import { killLeftovers } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
+import { withStructured } from './outputs.js';
+import { Offloader } from './offload.js';
 import { Dynamics, staticPlan } from './dynamic.js';
 import { isVirtualRef } from '../spec/normalize.js';
 import { applyPatches, cleanupWorktrees, gitTopLevel } from './worktree.js';
@@ -76,6 +78,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     ...(opts.leaseTtlMs ? { ttlMs: opts.leaseTtlMs } : {}),
     onLost: () => stops.stop({ kind: 'lease_lost' }),
   });
+  // Digests and reports render in a worker thread: this loop keeps the lease's heartbeat.
+  const offloader = new Offloader();
   try {
     const before = await store.readRun();
     // Tasks made at run time are made again from the stored answers (the same keys), so a resume
@@ -119,6 +123,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const digestText = new Map<string, string>();
     const digests = new PhaseDigests({
       store, plan, cwd: before.cwd, latestFile, runners: opts.runners ?? getRunner, signal: stops.signal,
+      render: (input) => offloader.run('digest', input),
       include: (ref) => { const k = taskByRef.get(ref)?.origin?.kind; return k !== 'skeptic' && k !== 'check'; },
       note: (phaseId) => dyn.digestNote(phaseId),
       view: (rec) => dyn.withoutRefuted(rec),
@@ -175,7 +180,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         if (!file) return undefined;
         const hit = recordCache.get(file);
         if (hit) return hit;
-        const rec = await store.readAgentRecord(file);
+        // A big output's structured answer stays in its output file: dynamic steps need it parsed.
+        const rec = await withStructured(store, await store.readAgentRecord(file));
         recordCache.set(file, rec);
         return rec;
       },
@@ -349,7 +355,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const finalRecord = await run.final();
     const ix = await index();
     await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
-    await writeReports(store, finalRecord).catch((e) => warn(`cannot write the reports: ${errText(e)}`));
+    await writeReports(store, finalRecord, (r, records) => offloader.run('reports', { run: r, records }))
+      .catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status: end.status, ...(end.reason ? { reason: end.reason } : {}), elapsedMs: finalRecord.elapsedMs });
     // run.json is the commit point that readers (status --wait, stop, MCP workflow_status) watch:
     // it says the run ended only once the index, the reports and the journal are all on disk.
@@ -358,6 +365,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     return finalRecord;
   } finally {
     stops.dispose();
+    await offloader.close();
     await lease.release().catch(() => {});
     await store.close();
   }

@@ -27,9 +27,15 @@ export function renderReports(run: RunRecord, records: AgentRecord[]): { markdow
 }
 
 /** Renders and writes report.md and report.html (atomically); returns their paths. */
-export async function writeReports(store: RunStore, run: RunRecord): Promise<{ md: string; html: string }> {
+export async function writeReports(
+  store: RunStore,
+  run: RunRecord,
+  render?: (run: RunRecord, records: AgentRecord[]) => Promise<{ markdown: string; html: string }>,
+): Promise<{ md: string; html: string }> {
   const { records } = await store.listAgentRecords();
-  const { markdown, html } = renderReports(run, records);
+  // `render`: the owner's rendering worker (offload.ts), so a big run's report never blocks the
+  // owner's event loop; a failure there renders here.
+  const { markdown, html } = render ? await render(run, records).catch(() => renderReports(run, records)) : renderReports(run, records);
   const md = path.join(store.dir, REPORT_MD);
   const htmlPath = path.join(store.dir, REPORT_HTML);
   await writeTextAtomic(md, markdown);
