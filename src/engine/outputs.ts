@@ -9,6 +9,9 @@ import type { RunStore } from '../store/index.js';
 import type { AgentRecord } from '../store/types.js';
 import { extractJson } from '../runners/structured.js';
 
+/** Bytes of the end of a big output that steps see after its head (a gate's test log ends there). */
+const STEP_TAIL_BYTES = 64 * 1024;
+
 /** Largest output parsed again for its structured answer (the largest `limits.maxOutputBytes`). */
 const MAX_REPARSE_BYTES = 64 * 1024 * 1024;
 
@@ -23,4 +26,17 @@ export async function withStructured(store: RunStore, rec: AgentRecord): Promise
   if (!complete) return rec;
   const found = extractJson(text);
   return found.ok ? { ...rec, structured: found.value } : rec;
+}
+
+/**
+ * `rec` as a dynamic step (forEach, verify, gate, converge) reads it: its structured answer (see
+ * withStructured) and, for an output beside its record, the head the record keeps followed by the
+ * output's last 64 KiB — what a failing gate command printed last is usually what matters.
+ */
+export async function forSteps(store: RunStore, rec: AgentRecord): Promise<AgentRecord> {
+  const full = await withStructured(store, rec);
+  if (rec.outputFile === undefined) return full;
+  const tail = await store.readAgentOutputTail(rec, STEP_TAIL_BYTES);
+  const skipped = Math.max(0, (rec.storedBytes ?? 0) - Buffer.byteLength(rec.output, 'utf8') - Buffer.byteLength(tail, 'utf8'));
+  return { ...full, output: `${rec.output}\n[… ${skipped} bytes of this output not shown …]\n${tail}` };
 }

@@ -22,7 +22,7 @@ import { PhaseDigests } from './digests.js';
 import { killLeftovers } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
-import { withStructured } from './outputs.js';
+import { forSteps } from './outputs.js';
 import { Offloader } from './offload.js';
 import { Dynamics, staticPlan } from './dynamic.js';
 import { isVirtualRef } from '../spec/normalize.js';
@@ -180,8 +180,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         if (!file) return undefined;
         const hit = recordCache.get(file);
         if (hit) return hit;
-        // A big output's structured answer stays in its output file: dynamic steps need it parsed.
-        const rec = await withStructured(store, await store.readAgentRecord(file));
+        // A big output's structured answer (and its end) stay in its output file: steps need them.
+        const rec = await forSteps(store, await store.readAgentRecord(file));
         recordCache.set(file, rec);
         return rec;
       },

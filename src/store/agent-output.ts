@@ -134,6 +134,30 @@ export async function readOutputHead(file: string, maxBytes: number): Promise<{ 
   }
 }
 
+/** The last at most `maxBytes` bytes of an output file as text (never a split character). */
+export async function readOutputTail(file: string, maxBytes: number): Promise<{ text: string; fileBytes: number }> {
+  const fh = await openOutput(file);
+  try {
+    const size = (await fh.stat()).size;
+    const want = Math.min(size, Math.max(0, maxBytes));
+    const buf = Buffer.alloc(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await fh.read(buf, got, want - got, size - want + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    // Skip continuation bytes of a character that began before the tail.
+    let start = 0;
+    while (start < got && start < 3 && (buf[start]! & 0xc0) === 0x80) start++;
+    return { text: buf.subarray(start, got).toString('utf8'), fileBytes: size };
+  } catch (err) {
+    throw ioError('reading agent output', file, err);
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 /**
  * Characters [offset, offset + limit) of an output file, as `readRef` pages them (offsets in
  * UTF-16 code units, like String#slice over the whole output), plus the whole output's length in
@@ -166,9 +190,3 @@ export async function readOutputPage(file: string, offset: number, limit: number
   return { text: parts.join(''), totalChars: pos };
 }
 
-/** The whole output file as text (for callers that must have all of it), read in slices. */
-export async function readOutputWhole(file: string, maxBytes: number): Promise<string> {
-  const head = await readOutputHead(file, maxBytes);
-  if (head.more) throw new StoreError('too_large', `agent output ${file} is ${head.fileBytes} bytes, more than the ${maxBytes}-byte limit`);
-  return head.text;
-}

@@ -30,6 +30,7 @@ import {
   outputFileName,
   readOutputHead,
   readOutputPage,
+  readOutputTail,
   utf8Head,
   utf8Length,
   writeOutputFile,
@@ -494,6 +495,19 @@ export class RunStore {
     }
     const head = await readOutputHead(await this.#outputPath(rec), maxBytes);
     return { text: head.text, complete: !head.more, storedBytes: head.fileBytes };
+  }
+
+  /** The last at most `maxBytes` UTF-8 bytes of an agent's stored output (never a split character). */
+  async readAgentOutputTail(rec: AgentRecord, maxBytes: number): Promise<string> {
+    if (rec.outputFile === undefined) {
+      const output = typeof rec.output === 'string' ? rec.output : '';
+      const buf = Buffer.from(output.slice(-maxBytes), 'utf8');
+      if (buf.length <= maxBytes) return buf.toString('utf8');
+      let start = buf.length - maxBytes;
+      while (start < buf.length && (buf[start]! & 0xc0) === 0x80) start++;
+      return buf.subarray(start).toString('utf8');
+    }
+    return (await readOutputTail(await this.#outputPath(rec), maxBytes)).text;
   }
 
   /**

@@ -64,6 +64,13 @@ describe('agent outputs beside their records', () => {
     expect(all.complete).toBe(true);
     expect(all.text).toBe(output);
 
+    // The end, for steps that need what was printed last.
+    for (const n of [1000, 1001, 1002, 1003]) {
+      const tail = await s.readAgentOutputTail(rec, n);
+      expect(output.endsWith(tail)).toBe(true);
+      expect(Buffer.byteLength(tail)).toBeGreaterThan(n - 4);
+    }
+
     // Pages (UTF-16 offsets) put back together are the output.
     const pages: string[] = [];
     let offset = 0;
