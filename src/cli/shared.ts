@@ -45,6 +45,7 @@ export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fa
   for (const p of s.phases) {
     lines.push(`  phase ${p.id}: ${p.status} (${p.succeeded}/${p.total} ok${p.failed ? `, ${p.failed} failed` : ''}${p.skipped ? `, ${p.skipped} skipped` : ''})`);
   }
+  for (const note of s.security ?? []) lines.push(`  sandbox: ${note}`);
   lines.push(`  elapsed: ${fmtClock(s.elapsedMs)}`);
   lines.push(`  files: ${s.dir}`);
   if (s.status !== 'running') {

@@ -309,6 +309,7 @@ export function renderReportMarkdown(input: ReportInput): string {
   const head: string[] = [`# ${escapeMarkdownInline(clip(run.name || run.runId, 120))} — fanfold report`, ''];
   head.push(...statusLines(run, latest, planned), '');
   if (run.plan.goal) head.push(`**Goal:** ${escapeMarkdownInline(clip(run.plan.goal, 600))}`, '');
+  for (const s of run.plan.security ?? []) head.push(`**Sandbox:** ${escapeMarkdownInline(clip(s, 600))}`, '');
   const when = [`Run ${code(run.runId)}`, `started ${escapeMarkdownInline(run.startedAt)}`];
   if (run.endedAt) when.push(`ended ${escapeMarkdownInline(run.endedAt)}`);
   when.push(`wall time ${formatDuration(run.elapsedMs)}`);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { buildPlan, loadSpecFile, RUNNER_KINDS } from '../spec/index.js';
 import { SpecError, type Plan, type RunnerKind, type SpecIssue } from '../spec/types.js';
 import { defaultRunner, loadProfiles } from '../runners/profiles.js';
+import { securityNotes } from '../runners/sandbox.js';
 import { compileSchema } from '../runners/structured.js';
 
 /** Options shared by `loadPlanFile` and `planFromInput`. */
@@ -39,6 +40,9 @@ export function planFromInput(input: unknown, opts: PlanOptions = {}): Plan {
     hostRunner: () => defaultRunner({ ...(opts.env ? { env: opts.env } : {}) }),
   });
   checkSchemas(plan);
+  // Machine facts (is bubblewrap here?) join the plan here, not in spec/: building a plan stays pure.
+  const notes = securityNotes(plan, opts.env ?? process.env);
+  if (notes.length > 0) plan.security = notes;
   return plan;
 }
 

@@ -30,6 +30,8 @@ export interface RunStatusView {
   dir: string;
   /** What the agents cost so far, as their CLIs reported it. */
   spend?: { usd: number; tokens: number };
+  /** How the run's agents are confined (see Plan.security), when there is something to say. */
+  security?: string[];
   /** The owner, while one holds the lease. */
   owner?: { pid: number; host: string; heartbeatAgeMs: number };
 }
@@ -84,6 +86,7 @@ export function statusView(
     elapsedMs,
     dir,
     ...(run.spend ? { spend: run.spend } : {}),
+    ...(run.plan.security ? { security: run.plan.security } : {}),
     ...(lease ? { owner: { pid: lease.pid, host: lease.host, heartbeatAgeMs: Date.now() - Date.parse(lease.heartbeatAt) } } : {}),
   };
 }

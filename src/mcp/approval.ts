@@ -102,16 +102,20 @@ export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[
   const uses = runTimeUses(plan);
   const tierOf = (a: string) => plan.agents[a]?.tier;
   const used = new Set([...plan.tasks.map((t) => t.agent), ...uses.map((u) => u.agent)]);
-  const editors = [...used].filter((a) => tierOf(a) === 'edit').sort();
+  // A gate's command runs as tier edit (it builds and tests), but it is approved as what it is: a
+  // shell command, named by the command-runner reason below.
+  const gateCommands = new Set(plan.phases.flatMap((p) => (p.dynamic?.gate?.kind === 'command' ? [p.dynamic.gate.agent] : [])));
+  const isEditor = (a: string) => tierOf(a) === 'edit' && !gateCommands.has(a);
+  const editors = [...used].filter(isEditor).sort();
   if (editors.length > 0) {
-    const n = plan.tasks.filter((t) => tierOf(t.agent) === 'edit').length;
-    const dynamic = uses.filter((u) => tierOf(u.agent) === 'edit');
+    const n = plan.tasks.filter((t) => isEditor(t.agent)).length;
+    const dynamic = uses.filter((u) => isEditor(u.agent));
     const who = n > 0 || dynamic.length === 0 ? `${plural(n, 'task')}${runTimeClause(dynamic)}` : onlyRunTime(dynamic);
     reasons.push(`${who} may edit files (agent${editors.length === 1 ? '' : 's'} ${names(editors)} of tier 'edit')`);
   }
   // Why: a `command` agent runs any argv outside the host's sandbox, whatever its tier says, so
   // it is as capable as an edit-tier agent and gets the same approval. A gate's command is one.
-  const isCommand = (a: string) => plan.agents[a]?.runner === 'command' && tierOf(a) !== 'edit';
+  const isCommand = (a: string) => plan.agents[a]?.runner === 'command' && (tierOf(a) !== 'edit' || gateCommands.has(a));
   const commands = [...used].filter(isCommand).sort();
   if (commands.length > 0 && limits.commands !== false) {
     const n = plan.tasks.filter((t) => isCommand(t.agent)).length;
@@ -119,6 +123,17 @@ export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[
     const who = n > 0 || dynamic.length === 0 ? `${plural(n, 'task')}${runTimeClause(dynamic)}` : onlyRunTime(dynamic);
     const verb = n === 1 && dynamic.length === 0 ? 'runs' : 'run';
     reasons.push(`${who} ${verb} shell commands outside the host's sandbox (agent${commands.length === 1 ? '' : 's'} ${names(commands)} of runner 'command')`);
+  }
+  // Why: the network is how a prompt-injected agent sends what it read somewhere, and `sandbox:
+  // off` lifts the OS confinement that keeps it from reading the owner's keys. Both are choices a
+  // person makes, not the host model (a CLI run is approved by the person who typed it).
+  const networked = [...used].filter((a) => plan.agents[a]?.network === true).sort();
+  if (networked.length > 0) {
+    reasons.push(`agent${networked.length === 1 ? '' : 's'} ${names(networked)} may use the network (network: true)`);
+  }
+  const unconfined = [...used].filter((a) => plan.agents[a]?.sandbox === 'off').sort();
+  if (unconfined.length > 0) {
+    reasons.push(`agent${unconfined.length === 1 ? '' : 's'} ${names(unconfined)} run${unconfined.length === 1 ? 's' : ''} unconfined (sandbox: off): ${unconfined.length === 1 ? 'it' : 'they'} may read any file the owner can`);
   }
   const usd = (n: number) => `$${n.toFixed(2)}`;
   const spendMax = e.lowerBound ? e.usdMax : e.usd;

@@ -67,6 +67,7 @@ export const PlanSummarySchema = {
   requiresApproval: z.boolean(),
   approvalReasons: z.array(z.string()),
   warnings: z.array(z.string()),
+  security: z.array(z.string()).optional().describe('how the agents are confined here: network, sandbox: off, agents unconfined or refused without bubblewrap'),
   rendered: z.string().describe('the plan as text, to show the user'),
 };
 
@@ -125,6 +126,7 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
     requiresApproval: reasons.length > 0,
     approvalReasons: reasons,
     warnings,
+    ...(plan.security ? { security: plan.security.slice(0, 10).map((s) => clipChars(s, 600)) } : {}),
     rendered: clipBytes(renderPlan(plan), MAX_RENDERED_BYTES),
   };
 }

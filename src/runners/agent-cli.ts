@@ -8,7 +8,7 @@
  * Each CLI module supplies a `CliDriver`: pure argv building and a line parser. Those are what
  * the unit tests exercise against recorded real outputs; this file is the glue.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import type { FailureInfo, Usage } from '../store/types.js';
 import { cutUtf8 } from './buffers.js';
 import { formatDuration, lastStderrLine, parseWholeJson, processFailure } from './command.js';
 import { runProcess, taskEnv, type ProcessResult } from './process.js';
+import { bwrapStatus, confinementOf, installRootOf, wrapForSandbox } from './sandbox.js';
 import { checkStructured, type JsonSchema } from './structured.js';
 import { isQuotaText, quotaFailure, retryAfterMsIn } from './limits.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
@@ -129,6 +130,11 @@ export interface CliDriver {
   invocation(input: RunnerInput, files: InvocationFiles): Invocation;
   /** A fresh parser for one attempt. */
   parser(input: RunnerInput): CliParser;
+  /**
+   * Set by CLIs fanfold runs inside bwrap (Pi): the folders the CLI reads and writes besides its
+   * install (its config and auth), and whether it keeps the network (for its model API).
+   */
+  sandbox?(input: RunnerInput, env: NodeJS.ProcessEnv): { read?: string[]; write?: string[]; network?: boolean };
 }
 
 /** Options shared by the agent CLI runners. */
@@ -183,10 +189,12 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
     const linger = new AbortController();
     const signal = AbortSignal.any([input.signal, cap.signal, linger.signal]);
     let lingerTimer: NodeJS.Timeout | undefined;
+    const child = confineCli(driver, input, bin, agentEnv(baseEnv, input), baseEnv);
+    if ('error' in child) return configFailure(child.error.message, child.error.type);
     const proc = await runProcess({
-      argv: [bin, ...inv.args],
+      argv: [...child.argv, ...inv.args],
       cwd: input.cwd,
-      env: agentEnv(baseEnv, input),
+      env: child.env,
       stdin: inv.stdin,
       timeoutMs: input.timeoutMs,
       ...(input.idleTimeoutMs ? { idleTimeoutMs: input.idleTimeoutMs } : {}),
@@ -241,7 +249,49 @@ export async function contextNote(contextFile: string): Promise<string> {
   return `\n\n(The outputs of ${what} this task depends on are in ${contextFile}, JSON: deps[].ref/status/output/structured. Read it when the text above is not enough.)`;
 }
 
-function configFailure(message: string): RunnerResult {
+/**
+ * The CLI's argv prefix and env, inside bwrap when the driver asks for it (see sandbox.ts); the
+ * CLI's own install and state folders stay visible to it there.
+ */
+function confineCli(
+  driver: CliDriver,
+  input: RunnerInput,
+  bin: string,
+  env: NodeJS.ProcessEnv,
+  ownEnv: NodeJS.ProcessEnv,
+): { argv: string[]; env: NodeJS.ProcessEnv } | { error: FailureInfo } {
+  if (!driver.sandbox) return { argv: [bin], env };
+  // An absolute, symlink-free path: the sandbox shows the install folder, not the PATH entry.
+  const found = findExecutable(bin, env);
+  let exe = bin;
+  if (found) {
+    try {
+      exe = realpathSync(found);
+    } catch {
+      exe = found;
+    }
+  }
+  // A CLI that is not there is not started at all: the usual "install it" failure says why,
+  // unless it could not run here anyway (Pi without bubblewrap): then that is said first.
+  if (!found) {
+    const how = confinementOf(input.agent, bwrapStatus(ownEnv));
+    return how.mode === 'refused' ? { error: how.error } : { argv: [bin], env };
+  }
+  const needs = driver.sandbox(input, env);
+  return wrapForSandbox({
+    agent: input.agent,
+    argv: [exe],
+    env,
+    cwd: input.cwd,
+    inputs: [input.promptFile, input.contextFile],
+    cliRead: [installRootOf(found), ...(needs.read ?? [])],
+    cliWrite: needs.write ?? [],
+    cliNetwork: needs.network ?? false,
+    ownEnv,
+  });
+}
+
+function configFailure(message: string, type = 'config'): RunnerResult {
   return {
     status: 'failed',
     output: '',
@@ -250,7 +300,7 @@ function configFailure(message: string): RunnerResult {
     exitCode: null,
     signal: null,
     stderrTail: '',
-    error: { type: 'config', message, retryable: false },
+    error: { type, message, retryable: false },
   };
 }
 

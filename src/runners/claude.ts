@@ -28,6 +28,7 @@ import {
   type Invocation,
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
+import { claudeSettings, resolveReadDirs } from './sandbox.js';
 import { isObjectSchema, schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
 import type { RunnerInput, RunnerResult } from './types.js';
 
@@ -114,6 +115,10 @@ export function claudeInvocation(input: RunnerInput): Invocation {
   args.push('--permission-prompts=none');
   // The run's inputs (context file) may live outside the project when the store does.
   args.push(`--add-dir=${path.dirname(input.contextFile)}`);
+  const readDirs = resolveReadDirs(agent.readDirs, input.cwd, undefined);
+  for (const dir of readDirs) args.push(`--add-dir=${dir}`);
+  const settings = claudeSettings(agent, { cwd: input.cwd, readable: [path.dirname(input.contextFile), ...readDirs] });
+  if (Object.keys(settings).length > 0) args.push(`--settings=${JSON.stringify(settings)}`);
   // Only the servers fanfold gives: a project's .mcp.json would otherwise load unasked in every
   // sub-agent (slow starts, side effects, and tool calls that dontAsk would refuse).
   args.push('--strict-mcp-config');

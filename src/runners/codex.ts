@@ -14,6 +14,8 @@
  *   first model request goes out before the server is ready (its tools then cannot be called).
  * - There is no turn cap flag: fanfold counts tool rounds and stops the process past `maxTurns`.
  */
+import os from 'node:os';
+import path from 'node:path';
 import type { AgentDef } from '../spec/types.js';
 import type { Usage } from '../store/types.js';
 import {
@@ -109,6 +111,9 @@ export class CodexParser implements CliParser {
   #lastError: string | undefined;
   #completed = false;
   #cap: string | undefined;
+  #commands = 0;
+  #sandboxFailures = 0;
+  #sandboxSaid: string | undefined;
 
   constructor(agent: AgentDef) {
     this.#maxTurns = agent.maxTurns;
@@ -145,6 +150,7 @@ export class CodexParser implements CliParser {
         if (TOOL_ITEMS.has(item.type)) {
           const name = item.type === 'mcp_tool_call' ? `${String(item.server)}.${String(item.tool)}` : item.type === 'command_execution' ? `shell: ${oneLine(String(item.command ?? ''), 60)}` : item.type;
           this.#lastTool = name;
+          if (ev.type === 'item.completed' && item.type === 'command_execution') this.#noteCommand(item);
           if (ev.type === 'item.started') this.#toolsStarted++;
           else {
             this.#toolsDone++;
@@ -185,6 +191,20 @@ export class CodexParser implements CliParser {
     }
   }
 
+  /**
+   * Counts shell commands and those Codex's own sandbox could not start ("bwrap: execvp
+   * codex-linux-sandbox: No such file or directory" when CODEX_HOME lies under /tmp, HOSTS.md).
+   */
+  #noteCommand(item: Record<string, unknown>): void {
+    this.#commands++;
+    const out = typeof item.aggregated_output === 'string' ? item.aggregated_output : '';
+    const m = /^bwrap: .*$/m.exec(out);
+    if (m && item.exit_code !== 0) {
+      this.#sandboxFailures++;
+      this.#sandboxSaid ??= m[0];
+    }
+  }
+
   /** "2 tool calls, last tool: shell: cat notes.txt" and Codex's last error note. */
   activity(): string {
     const a = describeActivity(this.#toolsStarted + (this.#answer !== undefined ? 1 : 0), this.#toolsStarted, this.#lastTool, 'step');
@@ -196,7 +216,17 @@ export class CodexParser implements CliParser {
     const out: CliOutcome = { text: this.#answer ?? '' };
     if (this.#threadId) out.sessionId = this.#threadId;
     if (this.#usage) out.usage = this.#usage;
-    if (this.#turnFailed !== undefined) {
+    if (this.#commands > 0 && this.#sandboxFailures === this.#commands) {
+      // Why a failure although the turn may have completed: an answer written after every command
+      // failed is made up, not the work the task asked for.
+      out.failure = {
+        type: 'sandbox_unavailable',
+        message:
+          `codex could not run any of its ${this.#commands} shell command${this.#commands === 1 ? '' : 's'}: its sandbox failed to start (${oneLine(this.#sandboxSaid ?? '', 200)}); ` +
+          'with bubblewrap installed, CODEX_HOME must not lie under /tmp (move it, e.g. to ~/.codex or /var/tmp)',
+        retryable: false,
+      };
+    } else if (this.#turnFailed !== undefined) {
       out.failure = apiFailure('codex', undefined, this.#turnFailed, { auth: CODEX_AUTH_HINT });
     } else if (proc.exitCode === 0 && this.#answer === undefined) {
       out.failure = {
@@ -217,6 +247,12 @@ export const codexDriver: CliDriver = {
   needsSchemaFile: (input) => input.schema !== undefined && isObjectSchema(input.schema),
   invocation: (input, files) => codexInvocation(input, files),
   parser: (input) => new CodexParser(input.agent),
+  // Codex's own sandbox limits writes and network but reads anywhere: fanfold's bwrap hides HOME
+  // (keys) from it; CODEX_HOME stays writable (state, its sandbox helper) and the model reachable.
+  sandbox: (_input, env) => ({
+    write: [env.CODEX_HOME ?? path.join(env.HOME ?? os.homedir(), '.codex')],
+    network: true,
+  }),
 };
 
 /** Runs agents with Codex (`codex exec`). */

@@ -4,6 +4,7 @@
  */
 import type { FailureInfo } from '../store/types.js';
 import { runProcess, taskEnv, type ProcessResult } from './process.js';
+import { wrapForSandbox } from './sandbox.js';
 import { checkStructured, invalid } from './structured.js';
 import { isQuotaText, quotaFailure } from './limits.js';
 import type { Runner, RunnerInput, RunnerResult } from './types.js';
@@ -51,12 +52,20 @@ export class CommandRunner implements Runner {
       };
     }
 
-    const env = taskEnv(this.#baseEnv, input);
+    const child = wrapForSandbox({
+      agent: input.agent,
+      argv,
+      env: taskEnv(this.#baseEnv, input),
+      cwd: input.cwd,
+      inputs: [input.promptFile, input.contextFile],
+      ownEnv: this.#baseEnv,
+    });
+    if ('error' in child) return { ...emptyRunnerResult(), status: 'failed', error: child.error };
 
     const result = await runProcess({
-      argv,
+      argv: child.argv,
       cwd: input.cwd,
-      env,
+      env: child.env,
       stdin: input.prompt,
       timeoutMs: input.timeoutMs,
       ...(input.idleTimeoutMs ? { idleTimeoutMs: input.idleTimeoutMs } : {}),

@@ -12,6 +12,8 @@
  * - `--tools a,b` is an allow-list of the tools offered; there is no MCP support and no turn cap
  *   flag (fanfold counts `turn_start` events and stops the process past `maxTurns`).
  */
+import os from 'node:os';
+import path from 'node:path';
 import type { AgentDef } from '../spec/types.js';
 import type { Usage } from '../store/types.js';
 import {
@@ -239,6 +241,12 @@ export const piDriver: CliDriver = {
   needsSchemaFile: () => false,
   invocation: (input) => piInvocation(input),
   parser: (input) => new PiParser(input.agent),
+  // Pi has no sandbox of its own: it runs inside bwrap, seeing its agent dir (models, settings,
+  // auth) and keeping the network its model needs.
+  sandbox: (_input, env) => ({
+    write: [env.PI_CODING_AGENT_DIR ?? path.join(env.HOME ?? os.homedir(), '.pi', 'agent')],
+    network: true,
+  }),
 };
 
 /** Runs agents with Pi (`pi -p --mode json`). */

@@ -4,7 +4,7 @@
  * reported once per place it is written, with the known names and a "did you mean".
  */
 import type { AgentSpec, WorkflowSpec } from './schema.js';
-import type { AgentDef, RunnerKind, SpecIssue } from './types.js';
+import type { AgentDef, RunnerKind, SandboxMode, SpecIssue } from './types.js';
 import { didYouMean, nameList } from './suggest.js';
 import { parseDuration } from './duration.js';
 
@@ -32,7 +32,25 @@ function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef
   if (spec.env !== undefined) def.env = { ...spec.env };
   if (spec.passEnv !== undefined) def.passEnv = [...new Set(spec.passEnv)];
   if (spec.isolation !== undefined) def.isolation = spec.isolation;
+  if (spec.network !== undefined) def.network = spec.network;
+  if (spec.sandbox !== undefined) def.sandbox = spec.sandbox;
+  if (spec.readDirs !== undefined) def.readDirs = [...spec.readDirs];
   return def;
+}
+
+/** Tools that reach the network by themselves: listing one means `network: true`. */
+const NETWORK_TOOLS: ReadonlySet<string> = new Set(['webfetch', 'websearch']);
+
+/**
+ * `def` with `defaults.sandbox` applied when it sets none, and `network: true` when its tools
+ * list WebFetch or WebSearch. Why here: the content key and every layer after the plan must see
+ * the same, final confinement of an agent.
+ */
+function withSecurityDefaults(def: AgentDef, sandbox: SandboxMode | undefined): AgentDef {
+  const out = { ...def };
+  if (out.sandbox === undefined && sandbox !== undefined) out.sandbox = sandbox;
+  if (out.network === undefined && (out.tools ?? []).some((t) => NETWORK_TOOLS.has(t.split('(')[0]!.trim().toLowerCase()))) out.network = true;
+  return out;
 }
 
 /** The agents of one spec and every name resolved so far. */
@@ -48,11 +66,13 @@ export class AgentBook {
   readonly #resolve: ResolveAgent | undefined;
   readonly #issues: SpecIssue[];
   readonly #warnings: string[];
+  readonly #sandbox: SandboxMode | undefined;
 
   constructor(spec: WorkflowSpec, resolve: ResolveAgent | undefined, issues: SpecIssue[], warnings: string[], hostRunner?: HostRunner) {
     this.#resolve = resolve;
     this.#issues = issues;
     this.#warnings = warnings;
+    this.#sandbox = spec.defaults?.sandbox;
     const defaultRunner = spec.defaults?.runner;
     // Asked at most once, and only for an agent that names no runner when the spec sets none.
     let host: { runner?: RunnerKind; why?: string } | undefined;
@@ -158,7 +178,7 @@ export class AgentBook {
   planAgents(): Record<string, AgentDef> {
     const out: Record<string, AgentDef> = {};
     // Plain assignment is safe: names match ID_PATTERN, which cannot spell `__proto__`.
-    for (const [name, def] of [...this.#defined, ...this.#external]) out[name] = def;
+    for (const [name, def] of [...this.#defined, ...this.#external]) out[name] = withSecurityDefaults(def, this.#sandbox);
     return out;
   }
 

@@ -371,7 +371,9 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
         if (agents.definedNames.includes(checkAgent)) {
           issues.push({ path: `phases[${i}].gate`, message: `the gate's command runs as agent '${checkAgent}', a name the spec already uses for another agent: rename that agent` });
         } else {
-          agents.addSynthetic({ name: checkAgent, runner: 'command', command: ['sh', '-c', g.command], tier: 'read_only' });
+          // Why tier edit: a gate builds and tests, which writes build output into the project; it
+          // gets no network unless the phase says so (a test suite has no business calling out).
+          agents.addSynthetic({ name: checkAgent, runner: 'command', command: ['sh', '-c', g.command], tier: 'edit', ...(phase.network ? { network: true } : {}) });
         }
       } else {
         checkAgent = agents.lookup(g.critic!.agent, `phases[${i}].gate.critic.agent`)?.name;

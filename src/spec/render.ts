@@ -140,6 +140,7 @@ export function renderPlan(plan: Plan): string {
   const cp = plan.criticalPath;
   lines.push(`Critical path: ${plural(cp.length, 'task')}${cp.refs.length > 0 ? `: ${pathText(cp.refs)}` : ''}`);
   if (plan.limits.budget) lines.push(`Estimate: ${renderEstimate(estimate)}`);
+  for (const s of plan.security ?? []) lines.push(`Sandbox: ${clip(s, 400)}`);
   if (plan.warnings.length > 0) {
     lines.push(`Warnings (${plan.warnings.length}):`);
     for (const w of plan.warnings.slice(0, MAX_WARNINGS)) lines.push(`  - ${clip(w, 300)}`);

@@ -92,6 +92,8 @@ export const LimitsSchema = z.strictObject({
 export const DefaultsSchema = z.strictObject({
   agent: idSchema.optional(),
   runner: z.enum(RUNNER_KINDS).optional(),
+  /** `sandbox` of every agent that sets none (see AgentSpecSchema.sandbox). */
+  sandbox: z.enum(['off', 'required']).optional(),
 });
 
 /** An environment variable name. */
@@ -125,6 +127,15 @@ export const AgentSpecSchema = z.strictObject({
   /** This agent's idle watchdog (see limits.agentIdleTimeout); `0` turns it off. */
   idleTimeout: durationSchema(0).optional(),
   systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
+  /** `true`: the agent (and what it runs) may reach the network; shown in the plan, needs approval over MCP. */
+  network: z.boolean().optional(),
+  /**
+   * `off`: run unconfined on purpose (needs approval over MCP); `required`: refuse to run when the
+   * OS sandbox (bubblewrap) is missing. Unset: confined where possible (see docs/security.md).
+   */
+  sandbox: z.enum(['off', 'required']).optional(),
+  /** Extra folders the agent may read (absolute, `~/…`, or relative to the project). */
+  readDirs: z.array(z.string().min(1).max(4096)).max(MAX_LIST).optional(),
   env: z
     .record(
       envNameSchema,
@@ -286,6 +297,8 @@ export const PhaseSpecSchema = z.strictObject({
   converge: ConvergeSchema.optional(),
   /** `worktree`: every task of the phase runs in its own git worktree (edit tier). */
   isolation: z.enum(['worktree', 'none']).optional(),
+  /** `true`: the phase's gate command may reach the network (it has none by default). */
+  network: z.boolean().optional(),
 });
 
 /** The whole workflow spec (version 1). */

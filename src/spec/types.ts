@@ -38,7 +38,19 @@ export interface AgentDef {
   passEnv?: string[];
   /** `worktree`: the agent's tasks run in their own git worktree. */
   isolation?: Isolation;
+  /**
+   * The agent may reach the network. Set by the spec, or implied by WebFetch/WebSearch in `tools`.
+   * Without it a sandboxed child has no network, except what its agent CLI needs for its model.
+   */
+  network?: boolean;
+  /** `off`: unconfined on purpose; `required`: never run unconfined (see runners/sandbox.ts). */
+  sandbox?: SandboxMode;
+  /** Extra folders the agent may read, as written (resolved against the project at run time). */
+  readDirs?: string[];
 }
+
+/** An agent's `sandbox` setting. */
+export type SandboxMode = 'off' | 'required';
 
 /** Where an edit-capable task works: its own git worktree, or the project directory. */
 export type Isolation = 'worktree' | 'none';
@@ -209,6 +221,12 @@ export interface Plan {
   dynamic?: boolean;
   /** Things worth a look that are not errors (e.g. a phase with no dependsOn starts at once). */
   warnings: string[];
+  /**
+   * How the agents are confined on the machine that planned the run, one line each: network
+   * access, `sandbox: off`, agents that run unconfined or cannot start without bubblewrap (with
+   * the install hint). Shown by the plan, the status and the report. Absent when there is nothing to say.
+   */
+  security?: string[];
 }
 
 /** A validation problem, naming where in the spec it is. */

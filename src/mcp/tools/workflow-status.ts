@@ -121,6 +121,7 @@ const OutputSchema = z.object({
     .object({ usd: z.number(), tokens: z.number() })
     .optional()
     .describe("what the run's agents cost so far, as their CLIs reported it; without runId: the total of the runs listed"),
+  security: z.array(z.string()).optional().describe('how the agents are confined: network, sandbox: off, agents run unconfined for want of bubblewrap'),
   digest: z.string().optional().describe("the phases' digests, joined and bounded"),
   report: z.string().optional().describe('report.md (head) once the run has ended'),
   reportPath: z.string().optional(),
@@ -202,6 +203,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     agents: view.agents,
     elapsedMs: view.elapsedMs,
     ...(view.spend ? { spend: view.spend } : {}),
+    ...(view.security ? { security: view.security } : {}),
     digest,
     ...(report ? { report: report.text } : {}),
     ...(reportPath ? { reportPath } : {}),
@@ -214,6 +216,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     `runId: ${view.runId} — "${view.name}": ${view.status}${view.reason ? ` — ${view.reason}` : ''}`,
     `${countsLine(view.agents)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
     ...(view.spend ? [`spend so far: $${view.spend.usd.toFixed(2)}, ${view.spend.tokens} tokens`] : []),
+    ...(view.security ?? []).map((s) => `sandbox: ${s}`),
     `outputs: ${view.dir}`,
   ];
   const sections = [
