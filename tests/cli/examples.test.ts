@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { PhaseSpecSchema } from '../../src/spec/schema.js';
 import { REPO, fanfold, readAgentFiles, readJournal, tempDir } from '../helpers/cli.js';
 
@@ -252,8 +252,11 @@ describe('examples/dynamic-demo.yaml runs offline', () => {
     expect(of('gate.checked').map((e) => e.passed)).toEqual([false, true]);
     if (items.dropped > 0) expect(of('phase.expanded').some((e) => e.phaseId === 'measure' && e.dropped === items.dropped)).toBe(true);
 
-    // The demo wrote its summary into the run's folder, not the project; the report quotes it.
-    const summary = fs.readFileSync(path.join(runDir, 'demo', 'summary.md'), 'utf8');
+    // The demo wrote its summary into .fanfold-demo/<run id>/ of the project (its edit agents may
+    // write only the project: they run sandboxed); the report quotes it.
+    const scratch = path.join(REPO, '.fanfold-demo', out.runId);
+    onTestFinished(() => fs.rmSync(scratch, { recursive: true, force: true }));
+    const summary = fs.readFileSync(path.join(scratch, 'summary.md'), 'utf8');
     expect(summary).toMatch(/^\| \*\*total\*\* \| \d+ \| \d+ \|$/m);
     const report = fs.readFileSync(path.join(runDir, 'report.md'), 'utf8');
     expect(report).toContain('| **total** |');

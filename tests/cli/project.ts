@@ -69,8 +69,12 @@ export function makeProject(spec: Spec, files: Record<string, string> = {}): Pro
   return p;
 }
 
-/** An agent that runs `script` with `sh -c` (the prompt is on its stdin). */
-export const sh = (script: string) => ({ runner: 'command', command: ['sh', '-c', script] });
+/**
+ * An agent that runs `script` with `sh -c` (the prompt is on its stdin). `sandbox: off`: these
+ * agents test the engine (they leave marker and pid files in the project and their pids are read
+ * from the host), not the OS sandbox, which tests/runners/sandbox.test.ts covers.
+ */
+export const sh = (script: string) => ({ runner: 'command', command: ['sh', '-c', script], sandbox: 'off' });
 
 /**
  * A shell agent that records its own pid in `<task>.<attempt>.pid` in the project dir, appends its

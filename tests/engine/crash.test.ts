@@ -14,8 +14,8 @@ function writeSpec(dir: string) {
 name: crash-test
 limits: { maxConcurrent: 4, retries: 0 }
 agents:
-  sleepy: { runner: command, command: ["sh", "-c", "sleep 0.05; cat; echo; echo done-$FANFOLD_TASK_ID"] }
-  join: { runner: command, command: ["sh", "-c", "cat \\"$FANFOLD_CONTEXT_FILE\\" | wc -c"] }
+  sleepy: { runner: command, command: ["sh", "-c", "sleep 0.05; cat; echo; echo done-$FANFOLD_TASK_ID"], sandbox: off }
+  join: { runner: command, command: ["sh", "-c", "cat \\"$FANFOLD_CONTEXT_FILE\\" | wc -c"], sandbox: off }
 phases:
   - id: work
     agent: sleepy
@@ -98,7 +98,7 @@ describe('crash and resume', () => {
     fs.writeFileSync(path.join(dir, 'spec.yaml'), `version: 1
 name: leftover
 agents:
-  hang: { runner: command, command: ["sh", "-c", "if [ -f marker ]; then echo second; else touch marker; sleep 60; fi"] }
+  hang: { runner: command, command: ["sh", "-c", "if [ -f marker ]; then echo second; else touch marker; sleep 60; fi"], sandbox: off }
 phases:
   - id: p
     agent: hang

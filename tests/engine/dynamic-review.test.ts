@@ -44,6 +44,9 @@ function resumeWithSpec(dir: string, runId: string, spec: string) {
 /** The refs of run.json's plan tasks. */
 const planRefs = (run: any): string[] => run.plan.tasks.map((t: any) => t.ref);
 
+// The agents below leave marker files and read scripts from the test's folder: they run with
+// `sandbox: off` (these tests are about the engine; tests/runners/sandbox.test.ts covers the sandbox).
+
 // ---- 1. growth onto a phase that has already ended -----------------------------------------------
 
 describe('converge + verify under onFailure: continue, with a failing skeptic', () => {
@@ -64,8 +67,8 @@ echo '{"items":["c"]}'`),
 name: grow-onto-ended
 limits: { maxConcurrent: 4, maxAgents: 50, retries: 0 }
 agents:
-  scout: { runner: command, command: ${script(dir, 'scout.sh')} }
-  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')} }
+  scout: { runner: command, command: ${script(dir, 'scout.sh')}, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')}, sandbox: off }
 phases:
   - id: hunt
     agent: scout
@@ -120,9 +123,9 @@ describe('template ids that look like the engine’s tasks', () => {
 name: reserved
 limits: { retries: 0 }
 agents:
-  src: { runner: command, command: ${script(dir, 'src.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')}, tier: edit }
-  skeptic: { runner: command, command: ${script(dir, 'echo.sh')} }
+  src: { runner: command, command: ${script(dir, 'src.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, tier: edit, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
 phases:
   - id: src
     agent: src
@@ -146,9 +149,9 @@ phases:
 name: fix-template
 limits: { retries: 0 }
 agents:
-  src: { runner: command, command: ${script(dir, 'src.sh')} }
-  lister: { runner: command, command: ${script(dir, 'lister.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')} }
+  src: { runner: command, command: ${script(dir, 'src.sh')}, sandbox: off }
+  lister: { runner: command, command: ${script(dir, 'lister.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
 phases:
   - id: src
     agent: src
@@ -184,9 +187,9 @@ phases:
 name: gated-source
 limits: { retries: 0 }
 agents:
-  work: { runner: command, command: ${script(dir, 'work.sh')}, tier: edit }
-  fixer: { runner: command, command: ${script(dir, 'fixer.sh')}, tier: edit }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')} }
+  work: { runner: command, command: ${script(dir, 'work.sh')}, tier: edit, sandbox: off }
+  fixer: { runner: command, command: ${script(dir, 'fixer.sh')}, tier: edit, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
 phases:
   - id: src
     agent: work
@@ -222,9 +225,9 @@ describe('forEach from a verified phase', () => {
 name: verified-source
 limits: { retries: 0 }
 agents:
-  finder: { runner: command, command: ${script(dir, 'finder.sh')} }
-  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')} }
-  fixer: { runner: command, command: ${script(dir, 'echo.sh')} }
+  finder: { runner: command, command: ${script(dir, 'finder.sh')}, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')}, sandbox: off }
+  fixer: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
 phases:
   - id: find
     agent: finder
@@ -260,10 +263,10 @@ describe('resume --spec with a changed forEach template that a pipeline stage fo
 name: pipeline-resume
 limits: { maxConcurrent: 4, retries: 0 }
 agents:
-  src: { runner: command, command: ${script(dir, 'src.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')} }
-  last: { runner: command, command: ${script(dir, 'last.sh')} }
-  gate2: { runner: command, command: ${script(dir, 'gate.sh')} }
+  src: { runner: command, command: ${script(dir, 'src.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
+  last: { runner: command, command: ${script(dir, 'last.sh')}, sandbox: off }
+  gate2: { runner: command, command: ${script(dir, 'gate.sh')}, sandbox: off }
 phases:
   - id: src
     agent: src
@@ -324,10 +327,10 @@ describe('two forEach phases sharing limits.maxAgents', () => {
 name: shared-room
 limits: { maxConcurrent: 2, maxAgents: 8, retries: 0 }
 agents:
-  fast: { runner: command, command: ${script(dir, 'fast.sh')} }
-  slow: { runner: command, command: ${script(dir, 'slow.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')} }
-  last: { runner: command, command: ${script(dir, 'last.sh')} }
+  fast: { runner: command, command: ${script(dir, 'fast.sh')}, sandbox: off }
+  slow: { runner: command, command: ${script(dir, 'slow.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
+  last: { runner: command, command: ${script(dir, 'last.sh')}, sandbox: off }
 phases:
   - id: s2
     agent: slow
@@ -384,9 +387,9 @@ phases:
 name: stale-room
 limits: { maxConcurrent: 2, maxAgents: 6, retries: 0 }
 agents:
-  src: { runner: command, command: ${script(dir, 'src.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')} }
-  last: { runner: command, command: ${script(dir, 'last.sh')} }
+  src: { runner: command, command: ${script(dir, 'src.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, sandbox: off }
+  last: { runner: command, command: ${script(dir, 'last.sh')}, sandbox: off }
 phases:
   - id: s1
     agent: src
@@ -429,8 +432,8 @@ describe('converge + verify under a tight limits.maxAgents', () => {
 name: converge-room
 limits: { maxConcurrent: 4, maxAgents: 6, retries: 0 }
 agents:
-  scout: { runner: command, command: ${script(dir, 'scout.sh')} }
-  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')} }
+  scout: { runner: command, command: ${script(dir, 'scout.sh')}, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')}, sandbox: off }
 phases:
   - id: hunt
     agent: scout
@@ -460,9 +463,9 @@ describe('forEach + verify + gate under a tight limits.maxAgents', () => {
 name: gate-room
 limits: { maxConcurrent: 4, maxAgents: 4, retries: 0 }
 agents:
-  src: { runner: command, command: ${script(dir, 'src.sh')} }
-  echo: { runner: command, command: ${script(dir, 'echo.sh')}, tier: edit }
-  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')} }
+  src: { runner: command, command: ${script(dir, 'src.sh')}, sandbox: off }
+  echo: { runner: command, command: ${script(dir, 'echo.sh')}, tier: edit, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')}, sandbox: off }
 phases:
   - id: src
     agent: src
@@ -504,8 +507,8 @@ if [ "$FANFOLD_TASK_ID" = check-1 ]; then echo '{"pass":false,"reasons":["missin
 name: critic-context
 limits: { retries: 0 }
 agents:
-  writer: { runner: command, command: ${script(dir, 'writer.sh')}, tier: edit }
-  critic: { runner: command, command: ${script(dir, 'critic.sh')} }
+  writer: { runner: command, command: ${script(dir, 'writer.sh')}, tier: edit, sandbox: off }
+  critic: { runner: command, command: ${script(dir, 'critic.sh')}, sandbox: off }
 phases:
   - id: draft
     agent: writer
@@ -541,8 +544,8 @@ describe('a wrong items path for verify or converge', () => {
 name: wrong-path
 limits: { retries: 0 }
 agents:
-  f: { runner: command, command: ${script(dir, 'f.sh')} }
-  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')} }
+  f: { runner: command, command: ${script(dir, 'f.sh')}, sandbox: off }
+  skeptic: { runner: command, command: ${script(dir, 'skeptic.sh')}, sandbox: off }
 phases:
   - id: find
     agent: f
@@ -574,9 +577,9 @@ describe('a resume that replays a gate loop', () => {
 name: gate-replay
 limits: { retries: 0 }
 agents:
-  w: { runner: command, command: ${script(dir, 'work.sh')}, tier: edit }
-  fixer: { runner: command, command: ${script(dir, 'fixer.sh')}, tier: edit }
-  last: { runner: command, command: ${script(dir, 'last.sh')} }
+  w: { runner: command, command: ${script(dir, 'work.sh')}, tier: edit, sandbox: off }
+  fixer: { runner: command, command: ${script(dir, 'fixer.sh')}, tier: edit, sandbox: off }
+  last: { runner: command, command: ${script(dir, 'last.sh')}, sandbox: off }
 phases:
   - id: build
     agent: w

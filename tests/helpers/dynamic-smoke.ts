@@ -29,7 +29,8 @@ export function smokeSpec(): Record<string, unknown> {
     name: 'dyn smoke',
     limits: { maxConcurrent: 3, retries: 0, agentTimeout: '60s' },
     agents: {
-      sh: { runner: 'command', command: ['bash', '-c', 'bash ./agent.sh'] },
+      // tier edit: HUNT and fix tasks leave marker files in the project (read_only agents cannot write it).
+      sh: { runner: 'command', tier: 'edit', command: ['bash', '-c', 'bash ./agent.sh'] },
       skeptic: { runner: 'command', command: ['bash', '-c', 'bash ./skeptic.sh'] },
     },
     defaults: { agent: 'sh' },

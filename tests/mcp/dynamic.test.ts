@@ -153,7 +153,8 @@ describe('workflow_status: dynamic phases', () => {
     const c = await conn({ approvalAgentThreshold: 100 });
     fs.writeFileSync(path.join(c.cwd, 'agent.sh'), AGENT_SH);
     fs.writeFileSync(path.join(c.cwd, 'skeptic.sh'), SKEPTIC_SH);
-    const r = await call(c.client, 'run_workflow', { spec: smokeSpec(), wait: 45 });
+    // approve: the smoke's work agent has tier edit (it leaves marker files in the project).
+    const r = await call(c.client, 'run_workflow', { spec: smokeSpec(), wait: 45, approve: true });
     expect(r.isError, textOf(r)).toBeFalsy();
     const runId = dataOf(r).runId;
     expect(dataOf(r).status).toBe('completed');

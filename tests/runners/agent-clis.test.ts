@@ -40,7 +40,9 @@ function input(kind: Kind, agent: Partial<AgentDef> = {}, more: Partial<RunnerIn
     taskId: 'a',
     attempt: 1,
     prompt: 'Read notes.txt and report the secret word.',
-    agent: { name: 'scout', runner: kind, tier: 'read_only', ...agent },
+    // sandbox: off — the fake CLIs and their fixtures live outside the project folder; the real
+    // CLIs' sandbox is covered by tests/e2e/sandbox.test.ts.
+    agent: { name: 'scout', runner: kind, tier: 'read_only', sandbox: 'off', ...agent },
     cwd: dir,
     promptFile: join(dir, 'prompt.txt'),
     contextFile: join(dir, 'context.json'),

@@ -46,11 +46,31 @@ describe('claude argv', () => {
       '--permission-mode=dontAsk',
       '--permission-prompts=none',
       '--add-dir=/work/project/.agent_workflows/r/inputs',
+      `--settings=${JSON.stringify({
+        permissions: { blockReadsOutsideWorkingDirectories: true, blockWritesOutsideWorkingDirectories: true },
+        sandbox: {
+          enabled: true,
+          failIfUnavailable: true,
+          allowUnsandboxedCommands: false,
+          filesystem: { denyRead: ['~'], allowRead: ['/work/project', '/work/project/.agent_workflows/r/inputs'] },
+          network: { strictAllowlist: true, allowedDomains: [] },
+        },
+      })}`,
       '--strict-mcp-config',
     ]);
     expect(inv.stdin).toBe('Do the thing.');
     // Never the prompt in argv: a long prompt would hit the OS's per-argument limit.
     expect(inv.args.join(' ')).not.toContain('Do the thing');
+  });
+
+  it('sandbox settings: network: true drops the empty allowlist, readDirs become --add-dir, sandbox: off drops the settings', () => {
+    const settingsOf = (args: string[]) => JSON.parse(args.find((a) => a.startsWith('--settings='))!.slice('--settings='.length));
+    const net = claudeInvocation(input({ runner: 'claude', network: true, readDirs: ['/opt/docs', 'vendor'] }));
+    expect(settingsOf(net.args).sandbox.network).toBeUndefined();
+    expect(settingsOf(net.args).sandbox.filesystem.allowRead).toEqual(['/work/project', '/work/project/.agent_workflows/r/inputs', '/opt/docs', '/work/project/vendor']);
+    expect(net.args).toEqual(expect.arrayContaining(['--add-dir=/opt/docs', '--add-dir=/work/project/vendor']));
+    const off = claudeInvocation(input({ runner: 'claude', sandbox: 'off' }));
+    expect(off.args.some((a) => a.startsWith('--settings='))).toBe(false);
   });
 
   it('model, maxTurns, system prompt (even one that starts with a dash), schema', () => {

@@ -28,8 +28,10 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// These tests are about process plumbing (fixtures outside the cwd, pids seen from the host), so
+// the agents run unconfined; tests/runners/sandbox.test.ts covers the bwrap sandbox.
 function agent(command: string[] | undefined, more: Partial<AgentDef> = {}): AgentDef {
-  return { name: 'tester', runner: 'command', tier: 'read_only', ...(command ? { command } : {}), ...more };
+  return { name: 'tester', runner: 'command', tier: 'read_only', sandbox: 'off', ...(command ? { command } : {}), ...more };
 }
 
 function input(command: string[] | undefined, more: Partial<RunnerInput> = {}): RunnerInput {

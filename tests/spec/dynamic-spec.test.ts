@@ -129,7 +129,7 @@ describe('verify and gate', () => {
 
   it('a command gate becomes a synthetic command agent (so approval sees a shell command)', () => {
     const plan = buildPlan(withPhases([{ id: 'mig', agent: 'sh', prompt: 'migrate', gate: { command: 'npm test' } }]));
-    expect(plan.agents['mig-gate']).toEqual({ name: 'mig-gate', runner: 'command', command: ['sh', '-c', 'npm test'], tier: 'read_only' });
+    expect(plan.agents['mig-gate']).toEqual({ name: 'mig-gate', runner: 'command', command: ['sh', '-c', 'npm test'], tier: 'edit' });
     expect(plan.phases[0]!.dynamic!.gate).toMatchObject({ kind: 'command', command: 'npm test', maxIterations: 3, fixAgent: 'sh', agent: 'mig-gate' });
   });
 

@@ -11,6 +11,7 @@
  * The child env is built from scratch (PATH, locale) plus the CLI's own variables — nothing of the
  * parent's ANTHROPIC_*, OPENAI_*, CLAUDECODE, CLAUDE_CODE_ENTRYPOINT leaks in.
  */
+import { accessSync, constants } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,8 +63,23 @@ function baseEnv(home: string, tmp: string): Record<string, string> {
   return env;
 }
 
+/**
+ * Where sandboxes are made: `/var/tmp` (else the OS temp dir). Why not /tmp: once bubblewrap is
+ * installed, Codex runs its shell commands through it, and with CODEX_HOME under /tmp every one of
+ * them fails with "bwrap: execvp codex-linux-sandbox: No such file or directory" (HOSTS.md).
+ */
+export function sandboxBase(): string {
+  const wanted = process.env.FANFOLD_E2E_TMP ?? '/var/tmp';
+  try {
+    accessSync(wanted, constants.W_OK);
+    return wanted;
+  } catch {
+    return tmpdir();
+  }
+}
+
 async function makeSandbox(kind: string, extra: Record<string, string> = {}): Promise<Sandbox> {
-  const root = await mkdtemp(join(tmpdir(), `fanfold-e2e-${kind}-`));
+  const root = await mkdtemp(join(sandboxBase(), `fanfold-e2e-${kind}-`));
   const home = join(root, 'home');
   const project = join(root, 'project');
   const tmp = join(root, 'tmp');
