@@ -15,7 +15,6 @@
 // Nothing here writes to the project: the summary lives in the run's own folder under the store
 // (next to the `inputs/` folder that holds FANFOLD_PROMPT_FILE), or in the temp folder.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 const role = process.argv[2];
@@ -33,12 +32,13 @@ function fail(message) {
   process.exit(1);
 }
 
-/** The folder this run's scratch files live in. */
+/**
+ * The folder this run's scratch files live in: `.fanfold-demo/<run id>/` in the project. Why the
+ * project: agents run sandboxed, and an agent of tier edit may write only the project (the run's
+ * own folder is read-only to every agent, and each agent's /tmp is private).
+ */
 function scratchDir() {
-  const promptFile = process.env.FANFOLD_PROMPT_FILE;
-  const dir = promptFile && path.basename(path.dirname(promptFile)) === 'inputs'
-    ? path.join(path.dirname(path.dirname(promptFile)), 'demo')
-    : path.join(os.tmpdir(), `fanfold-dynamic-demo-${process.env.FANFOLD_RUN_ID ?? 'norun'}`);
+  const dir = path.join(process.cwd(), '.fanfold-demo', process.env.FANFOLD_RUN_ID ?? 'norun');
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
