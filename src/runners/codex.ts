@@ -31,6 +31,7 @@ import {
   type InvocationFiles,
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
+import { mcpReadPaths } from './sandbox.js';
 import { isObjectSchema, schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
 import type { RunnerInput } from './types.js';
 
@@ -249,7 +250,9 @@ export const codexDriver: CliDriver = {
   parser: (input) => new CodexParser(input.agent),
   // Codex's own sandbox limits writes and network but reads anywhere: fanfold's bwrap hides HOME
   // (keys) from it; CODEX_HOME stays writable (state, its sandbox helper) and the model reachable.
-  sandbox: (_input, env) => ({
+  sandbox: (input, env) => ({
+    // fanfold's child MCP server runs inside the sandbox too: its package and store stay readable.
+    read: input.mcp ? mcpReadPaths(input.mcp) : [],
     write: [env.CODEX_HOME ?? path.join(env.HOME ?? os.homedir(), '.codex')],
     network: true,
   }),

@@ -419,3 +419,33 @@ export function claudeSettings(agent: AgentDef, opts: { cwd: string; readable: s
     },
   };
 }
+
+/**
+ * What fanfold's child MCP server needs to read inside a sandboxed CLI: the package its script
+ * belongs to (with its `node_modules`, also where a symlink leads) and the store it serves
+ * (`--store DIR`). Paths that do not exist are left out.
+ */
+export function mcpReadPaths(mcp: { command: string; args: string[] }): string[] {
+  const out: string[] = [];
+  const args = [mcp.command, ...mcp.args];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!path.isAbsolute(a) || !existsSync(a)) continue;
+    if (args[i - 1] === '--store') {
+      out.push(a);
+      continue;
+    }
+    let dir = statSync(a).isDirectory() ? a : path.dirname(a);
+    while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+    if (!existsSync(path.join(dir, 'package.json'))) continue;
+    out.push(dir);
+    const modules = path.join(dir, 'node_modules');
+    try {
+      const real = realpathSync(modules);
+      if (real !== modules) out.push(real);
+    } catch {
+      /* no node_modules of its own */
+    }
+  }
+  return out;
+}
