@@ -336,8 +336,10 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (real CL
       defaults: { runner: 'claude' },
       agents: {
         cl: { runner: 'claude', model: 'claude-scripted', maxTurns: 8 },
-        cx: { runner: 'codex' },
-        pi: { runner: 'pi', model: sb.piModel },
+        // sandbox: off — codex and pi run through wrapper scripts that log outside the project
+        // (and exec the CLIs from the cache); tests/e2e/sandbox.test.ts runs them confined.
+        cx: { runner: 'codex', sandbox: 'off' },
+        pi: { runner: 'pi', model: sb.piModel, sandbox: 'off' },
       },
       phases: [
         {
@@ -485,10 +487,12 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (real CL
       limits: { maxConcurrent: 7, agentTimeout: '45s', retries: 0 },
       agents: {
         cl: { runner: 'claude', model: 'claude-scripted' },
-        cx: { runner: 'codex' },
-        pi: { runner: 'pi', model: sb.piModel },
+        // sandbox: off — codex and pi run through wrapper scripts that log outside the project
+        // (and exec the CLIs from the cache); tests/e2e/sandbox.test.ts runs them confined.
+        cx: { runner: 'codex', sandbox: 'off' },
+        pi: { runner: 'pi', model: sb.piModel, sandbox: 'off' },
         clt: { runner: 'claude', model: 'claude-scripted', maxTurns: 1 },
-        pit: { runner: 'pi', model: sb.piModel, maxTurns: 1 },
+        pit: { runner: 'pi', model: sb.piModel, maxTurns: 1, sandbox: 'off' },
       },
       phases: [
         {
@@ -546,8 +550,8 @@ describe.skipIf(!ENABLED)('workflows of real sub-agents through fanfold (real CL
     };
     const agents: Record<Kind, () => AgentDef> = {
       claude: () => ({ name: 'direct', runner: 'claude', tier: 'read_only', model: 'claude-scripted' }),
-      codex: () => ({ name: 'direct', runner: 'codex', tier: 'read_only' }),
-      pi: () => ({ name: 'direct', runner: 'pi', tier: 'read_only', model: sb.piModel }),
+      codex: () => ({ name: 'direct', runner: 'codex', tier: 'read_only', sandbox: 'off' }),
+      pi: () => ({ name: 'direct', runner: 'pi', tier: 'read_only', model: sb.piModel, sandbox: 'off' }),
     };
     const directInput = async (kind: Kind, id: string, prompt: string, more: Partial<RunnerInput> = {}): Promise<RunnerInput> => {
       const dir = join(sb.root, 'direct');
