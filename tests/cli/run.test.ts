@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_FIELDS, latest, makeProject, sh, type Project } from './project.js';
+import { AGENT_RECORD_VERSION } from '../../src/store/types.js';
 
 const PROBE = `import fs from 'node:fs';
 const stdin = fs.readFileSync(0, 'utf8');
@@ -175,7 +176,7 @@ describe('fanfold run (foreground)', () => {
     expect([...files.keys()].sort()).toEqual(['gather.g1.1.json', 'gather.g2.1.json', 'gather.long.1.json', 'use.u1.1.json']);
     for (const [f, rec] of files) {
       for (const k of AGENT_FIELDS) expect(rec, `${f}: ${k}`).toHaveProperty(k);
-      expect(rec.schemaVersion).toBe(1);
+      expect(rec.schemaVersion).toBe(AGENT_RECORD_VERSION);
       expect(rec.runId).toBe(runId);
       expect(`${rec.phaseId}.${rec.taskId}.${rec.attempt}.json`).toBe(f);
       expect(rec.key).toMatch(/^[0-9a-f]{8,}$/);
