@@ -107,7 +107,8 @@ describe('phaseDigest', () => {
     expect(d).toMatch(/✗ 3\d failed \(t\d{4}, t\d{4}, t\d{4} \+3\d\): exit_code: Process exited with code \d — stderr: boom \d/);
     const tasksShown = new Set([...d.matchAll(/▸ (t\d{4}):/g)].map((m) => m[1]));
     expect(tasksShown.size).toBeGreaterThan(5);
-    expect(ms).toBeLessThan(5000);
+    // A guard against quadratic blow-ups, not a speed target (bench/ holds those): generous for a busy machine.
+    expect(ms).toBeLessThan(30_000);
   });
 
   it('stays within maxChars with huge outputs (MBs) and stays fast', () => {

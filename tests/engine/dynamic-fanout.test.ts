@@ -430,7 +430,7 @@ phases:
     expect(items.map((_, i) => recs.get(`review/rev-${i + 1}`)?.status)).toEqual(items.map(() => 'succeeded'));
     expect(items.map((_, i) => recs.get(`review/rev-${i + 1}`).prompt)).toEqual(items.map((x) => `review ${x}`));
     expect(phaseState(readRun(runDir), 'review').dynamic.items).toMatchObject({ found: 6, made: 6, dropped: 0 });
-  }, 30_000);
+  }, 120_000);
 
   it('a run SIGKILLed while skeptics are voting: resume reruns no finished skeptic and reaches the same verdicts', async () => {
     const dir = verifyProject('0.3');
@@ -462,7 +462,7 @@ phases:
     expect(v.verdicts.map(({ reasons: _r, ...rest }: any) => rest)).toEqual(MAJORITY);
     expect(events(runDir, 'verify.verdict').map((e) => e.finding)).toEqual(['f1', 'f2', 'f3', 'f4']);
     expect(recs.get('summary/summary').prompt).toMatch(/REFUTED f4/);
-  }, 30_000);
+  }, 120_000);
 
   it('a pipeline SIGKILLed while items are between stages: resume reruns no finished stage and every item goes through both', async () => {
     const items = ['p1', 'p2', 'p3', 'p4', 'p5'];
@@ -516,5 +516,5 @@ phases:
       // Each stage-2 task got its own item and that item's stage-1 output, before and after the kill.
       expect(two.prompt).toBe(`second ${item} after ${one.output.trim()}`);
     });
-  }, 40_000);
+  }, 150_000);
 });

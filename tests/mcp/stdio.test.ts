@@ -109,5 +109,5 @@ describe('fanfold serve over stdio', () => {
     } finally {
       await client.close();
     }
-  }, 30_000);
+  }, 120_000);
 });

@@ -488,7 +488,7 @@ describe('limits.maxAgents', () => {
     const plan = buildPlan(spec);
     expect(plan.agentCount).toBe(1000);
     expect(plan.tasks[999]!.deps).toHaveLength(500);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(30_000);
   });
 });
 
