@@ -47,6 +47,7 @@ export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fa
   }
   for (const note of s.security ?? []) lines.push(`  sandbox: ${note}`);
   lines.push(`  elapsed: ${fmtClock(s.elapsedMs)}`);
+  if (s.redactions > 0) lines.push(`  secrets redacted: ${s.redactions} (replaced by [REDACTED:<rule>] before anything was stored)`);
   lines.push(`  files: ${s.dir}`);
   if (s.status !== 'running') {
     lines.push(`  report: ${s.dir}/report.md (timeline: report.html)`);

@@ -274,6 +274,12 @@ function totalsSection(run: RunRecord, latest: readonly AgentRecord[], attempts:
       ? `- Cost: $${cost.toFixed(cost < 1 ? 4 : 2)} (reported by ${withCost} of ${all.length} agents${withCost < all.length ? '; the true total is higher' : ''}).`
       : '- Cost: unknown (no agent reported cost).',
   );
+  const redacted = run.totals.redactions ?? 0;
+  lines.push(
+    redacted > 0
+      ? `- Secrets redacted: ${redacted} (replaced by [REDACTED:<rule>] before anything was stored; each agent record lists its own).`
+      : '- Secrets redacted: 0.',
+  );
   lines.push('');
   return lines;
 }

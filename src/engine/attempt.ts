@@ -18,6 +18,8 @@ import type { Spend } from './spend.js';
 import { procStartTicks } from './leftovers.js';
 import { collectPatch, createWorktree, removeWorktree, type Worktree } from './worktree.js';
 import { errText, now, warn } from './say.js';
+import { redactAttempt, type PatchOriginals } from './secrets.js';
+import { Redactor, totalRedactions } from '../redact/index.js';
 
 /** What attempts need from their owner. */
 export interface AttemptDeps {
@@ -35,7 +37,14 @@ export interface AttemptDeps {
   journal: (e: RunEvent) => Promise<void>;
   /** An attempt's record is on disk under `file`. */
   onRecord: (ref: string, file: string, rec: AgentRecord) => void;
+  /** Replaces secrets in what a record keeps of the child (default: the format rules only). */
+  redactor?: Redactor;
+  /** Where the originals of redacted patches are kept for the merge (memory only). */
+  originals?: PatchOriginals;
 }
+
+/** The redactor of attempts whose owner gave none: the format rules, no exact values. */
+const FORMATS_ONLY = new Redactor();
 
 /** Runs the attempts of a run's agent tasks and writes their records. */
 export class Attempts {
@@ -117,7 +126,12 @@ export class Attempts {
       const { error: _verdict, ...rest } = result;
       result = { ...rest, status: 'succeeded' };
     }
-    const rec = agentRecord(store.runId, t, attempt, agent.runner, prepared.prompt, result, startedAt, new Date(), patch);
+    // Why before the record: every later copy (file, journal cause, index, digests, context files,
+    // report, MCP answers) is made from the record, so the original never reaches any of them.
+    const clean = redactAttempt(this.#d.redactor ?? FORMATS_ONLY, result, patch);
+    if (patch && clean.patch?.redacted) this.#d.originals?.remember(t.ref, clean.patch, patch);
+    const rec = agentRecord(store.runId, t, attempt, agent.runner, prepared.prompt, clean.result, startedAt, new Date(), clean.patch);
+    if (clean.redactions.length > 0) rec.redactions = clean.redactions;
     const file = await store.writeAgentRecord(rec);
     this.#d.spend.account(rec);
     // Invalid structured output is retried with the validation errors fed back (bounded by retries).
@@ -126,7 +140,10 @@ export class Attempts {
     this.#d.onRecord(t.ref, file, rec);
     await this.#d.journal({
       type: 'agent.finished', t: rec.endedAt, ref: t.ref, key: t.key, attempt, status: rec.status, durationMs: rec.durationMs, file,
-      census: { ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}) },
+      census: {
+        ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}),
+        ...(rec.redactions ? { redactions: totalRedactions(rec.redactions) } : {}),
+      },
     });
     return {
       status: rec.status === 'skipped' ? 'failed' : rec.status,

@@ -12,6 +12,7 @@ import { RunStore, newRunId, readLease, leaseState } from '../store/index.js';
 import { SCHEMA_VERSION, type RunRecord } from '../store/types.js';
 import { emptyCounts } from './phases.js';
 import { TERMINAL, readStatus, type RunStatusView } from './status.js';
+import { planForDisk, writeSecretEnv } from './secret-env.js';
 
 /** Creates a new run directory with its run.json; nothing runs yet. Returns the run id. */
 export async function createRun(opts: { root: string; plan: Plan; cwd: string; specPath?: string; runId?: string }): Promise<string> {
@@ -29,13 +30,16 @@ export async function createRun(opts: { root: string; plan: Plan; cwd: string; s
     startedAt: t,
     elapsedMs: 0,
     resumes: 0,
-    plan,
+    // Secret-looking values of the agents' env: `[REDACTED]` in run.json, the real ones beside it.
+    plan: planForDisk(plan),
     phases: plan.phases.map((p) => ({ id: p.id, status: 'pending', counts: emptyCounts(p.taskRefs.length) })),
     totals: emptyCounts(plan.tasks.length),
     updatedAt: t,
   };
   const store = await RunStore.create(opts.root, run);
   await store.close();
+  // After the exclusive create: the run id is ours, so this file cannot belong to another run.
+  await writeSecretEnv(path.resolve(opts.root), runId, plan);
   return runId;
 }
 

@@ -33,6 +33,9 @@ import { Attempts } from './attempt.js';
 import { RunPersist, type Snapshot } from './run-persist.js';
 import { countStates, phaseStates, type TaskState } from './phases.js';
 import { Spend } from './spend.js';
+import { PatchOriginals, runRedactor } from './secrets.js';
+import { restoreSecretEnv } from './secret-env.js';
+import { totalRedactions } from '../redact/index.js';
 import { errText, fmtMs, now, warn } from './say.js';
 
 // Re-exported so callers keep one import for the owner and what it reports.
@@ -84,7 +87,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const before = await store.readRun();
     // Tasks made at run time are made again from the stored answers (the same keys), so a resume
     // starts from the plan as written.
-    const plan = staticPlan(opts.plan ?? before.plan);
+    // run.json keeps `[REDACTED]` for secret-looking values of the agents' env; the owner gives
+    // its children the real ones, kept beside the run folder (secret-env.ts).
+    const plan = staticPlan(opts.plan ?? (await restoreSecretEnv(opts.root, store.runId, before.plan)));
     // Tolerant read: a damaged journal line must not stop a resume (agent files are the truth).
     const { events } = await store.readJournal();
     // What each attempt on disk came to, mostly from the journal: resume reads few agent files.
@@ -106,6 +111,11 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const { maxAttempt, latestCurrent, succeededByKey, done, succeededFile, latestFile, recorded } = readPrior(records, plan, taskByRef);
     const spend = new Spend(plan.limits.budget);
     for (const r of records) spend.account(r);
+    // Secrets: one redactor for the run (the owner's env, passEnv, the agents' own env), the
+    // originals of redacted patches in memory for the merge, and the count run.json shows.
+    const redactor = runRedactor(plan);
+    const originals = new PatchOriginals();
+    let redactions = records.reduce((n, r) => n + (r.redactions ?? 0), 0);
 
     const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? 'succeeded' : 'pending']));
     const running = new Map<string, { ref: string; attempt: number; startedAt: number }>();
@@ -159,7 +169,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const journal = (e: RunEvent) => store.appendEvent(e);
     const attempts = new Attempts({
       store, plan, root: opts.root, cwd: before.cwd, worktreesDir, inputs, spend, runners: opts.runners ?? getRunner, journal,
+      redactor,
+      originals,
       onRecord(ref, file, rec) {
+        redactions += totalRedactions(rec.redactions);
         latestFile.set(ref, file);
         if (rec.status === 'succeeded') inputs.recordFile(ref, file);
         indexRecord(rec);
@@ -213,7 +226,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       // Replayed steps decide what they decided before: their events are journaled once.
       journal: (e) => (replayed(e) ? Promise.resolve() : journal(e)),
       update: () => changed(),
-      applyPatches: (items, onApplied) => applyPatches(before.cwd, items, { onApplied }),
+      applyPatches: async (items, onApplied) => {
+        // The merge applies what the agent wrote; the stored copies may hold [REDACTED:…] markers.
+        const { items: ready, lost } = originals.resolve(items);
+        const res = await applyPatches(before.cwd, ready, { onApplied });
+        return { ...res, conflicts: [...res.conflicts, ...lost] };
+      },
       mergedBefore,
       recorded,
       ended: (ref) => virtualFinal.has(ref) && ref.endsWith('/_done'),
@@ -221,6 +239,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
 
     const run = new RunPersist({
       store, before, plan, resuming, state, running, virtualFinal, dynamicStates: () => dyn.states(), digestText, spend,
+      redactions: () => redactions,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.persistEveryMs !== undefined ? { persistEveryMs: opts.persistEveryMs } : {}),
     });

@@ -10,6 +10,7 @@ import { SCHEMA_VERSION } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
 import { countStates, phaseStates, type TaskState } from './phases.js';
 import type { Spend } from './spend.js';
+import { planForDisk } from './secret-env.js';
 import { errText, now, warn } from './say.js';
 
 /** A live picture of the run for progress views. */
@@ -38,6 +39,8 @@ export interface RunView {
   dynamicStates: () => ReadonlyMap<string, DynamicState>;
   digestText: ReadonlyMap<string, string>;
   spend: Spend;
+  /** Secrets redacted from the run's records so far (all owners): run.json's `totals.redactions`. */
+  redactions?: () => number;
   /** Called whenever something changes. */
   onProgress?: (s: Snapshot) => void;
   /** Minimum interval between run.json rewrites (ms). */
@@ -93,7 +96,8 @@ export class RunPersist {
     return {
       ...v.before,
       schemaVersion: SCHEMA_VERSION,
-      plan: v.plan,
+      // Secret-looking values of the agents' env never reach run.json (see secret-env.ts).
+      plan: planForDisk(v.plan),
       status: this.status,
       ...(this.reason ? { reason: this.reason } : { reason: undefined }),
       startedAt: this.#startedAt,
@@ -101,7 +105,7 @@ export class RunPersist {
       elapsedMs: s.elapsedMs,
       resumes: v.before.resumes + (v.resuming ? 1 : 0),
       phases: s.phases,
-      totals: s.totals,
+      totals: { ...s.totals, redactions: v.redactions?.() ?? 0 },
       spend: v.spend.total(),
       updatedAt: now(),
     };

@@ -32,6 +32,8 @@ export interface RunStatusView {
   spend?: { usd: number; tokens: number };
   /** How the run's agents are confined (see Plan.security), when there is something to say. */
   security?: string[];
+  /** Secrets replaced by `[REDACTED:<rule>]` in the run's records so far (run.json `totals.redactions`). */
+  redactions: number;
   /** The owner, while one holds the lease. */
   owner?: { pid: number; host: string; heartbeatAgeMs: number };
 }
@@ -60,7 +62,9 @@ export function statusView(
 ): RunStatusView {
   let status = run.status;
   let reason = run.reason;
-  let agents = { ...run.totals };
+  // `agents` keeps the per-status counts only; the redaction count has its own field.
+  const { redactions = 0, ...counts } = run.totals;
+  let agents: Counts = counts;
   const titles = new Map(run.plan.phases.map((p) => [p.id, p.title]));
   let phases: PhaseStatusView[] = run.phases.map((p) => ({ id: p.id, title: titles.get(p.id) ?? p.id, status: p.status, ...p.counts }));
   let elapsedMs = run.elapsedMs;
@@ -87,6 +91,7 @@ export function statusView(
     dir,
     ...(run.spend ? { spend: run.spend } : {}),
     ...(run.plan.security ? { security: run.plan.security } : {}),
+    redactions,
     ...(lease ? { owner: { pid: lease.pid, host: lease.host, heartbeatAgeMs: Date.now() - Date.parse(lease.heartbeatAt) } } : {}),
   };
 }

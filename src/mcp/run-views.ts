@@ -463,12 +463,13 @@ export function fmtDuration(ms: number): string {
 }
 
 /** One line of agent counts: `12/40 agents done (10 succeeded, 2 failed), 4 running, 24 pending`. */
-export function countsLine(a: RunStatusView['agents']): string {
+export function countsLine(a: RunStatusView['agents'], redactions = 0): string {
   const done = a.succeeded + a.failed + a.skipped;
   const parts = [`${a.succeeded} succeeded`];
   if (a.failed) parts.push(`${a.failed} failed`);
   if (a.skipped) parts.push(`${a.skipped} skipped`);
-  return `${done}/${a.total} agents done (${parts.join(', ')}), ${a.running} running, ${a.pending} pending`;
+  const redacted = redactions > 0 ? `; ${redactions} secret${redactions === 1 ? '' : 's'} redacted` : '';
+  return `${done}/${a.total} agents done (${parts.join(', ')}), ${a.running} running, ${a.pending} pending${redacted}`;
 }
 
 /** Whether a status is final. */

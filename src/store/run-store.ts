@@ -622,7 +622,8 @@ export class RunStore {
       }
       const c = e.census!;
       attempts.push({ ...parts, key: e.key, status: e.status, file: n,
-        ...(c.costUsd !== undefined ? { costUsd: c.costUsd } : {}), ...(c.usage ? { usage: c.usage } : {}), ...(c.errorType ? { errorType: c.errorType } : {}) });
+        ...(c.costUsd !== undefined ? { costUsd: c.costUsd } : {}), ...(c.usage ? { usage: c.usage } : {}), ...(c.errorType ? { errorType: c.errorType } : {}),
+        ...(c.redactions ? { redactions: c.redactions } : {}) });
     }
     const read = await mapLimit(toRead, READ_CONCURRENCY, async (file) => {
       try {
@@ -638,7 +639,8 @@ export class RunStore {
       }
       const rec = r.rec;
       attempts.push({ phaseId: rec.phaseId, taskId: rec.taskId, attempt: rec.attempt, key: rec.key, status: rec.status, file: r.file,
-        ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}) });
+        ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}),
+        ...(rec.redactions?.length ? { redactions: rec.redactions.reduce((n, r) => n + r.count, 0) } : {}) });
     }
     attempts.sort(compareAgentRecords);
     return { attempts, unreadable };

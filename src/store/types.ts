@@ -109,8 +109,17 @@ export interface AgentRecord {
   costUsd?: number;
   /** Session or thread id the agent CLI reported. */
   sessionId?: string;
-  /** The change of an isolated (`worktree`) attempt, as a patch against the commit it started from. */
-  patch?: { base: string; diff: string; files: string[]; bytes: number; truncated: boolean };
+  /**
+   * The change of an isolated (`worktree`) attempt, as a patch against the commit it started from.
+   * `redacted`: secrets were replaced in this stored copy; the merge applied the original, which
+   * is never written to the run folder.
+   */
+  patch?: { base: string; diff: string; files: string[]; bytes: number; truncated: boolean; redacted?: boolean };
+  /**
+   * Secrets replaced by `[REDACTED:<rule>]` in what this record keeps of the child (output, stderr
+   * tail, structured answer, error, patch), per rule; absent when none.
+   */
+  redactions?: { rule: string; count: number }[];
 }
 
 /** What resume needs to know of one agent attempt (see RunStore.census). */
@@ -125,6 +134,8 @@ export interface AttemptSummary {
   costUsd?: number;
   usage?: Usage;
   errorType?: string;
+  /** Secrets redacted from this attempt's record. */
+  redactions?: number;
 }
 
 /** Per-status task counts. */
@@ -135,6 +146,8 @@ export interface Counts {
   skipped: number;
   running: number;
   pending: number;
+  /** Run totals only: secrets replaced by `[REDACTED:<rule>]` in the run's agent records so far. */
+  redactions?: number;
 }
 
 /** Phase status, derived from its tasks. */
@@ -261,7 +274,7 @@ export type RunEvent =
        * What resume needs of the record, so it need not read the file: its cost, its usage and
        * its error type. Absent on lines written before it existed (resume reads those files).
        */
-      census?: { costUsd?: number; usage?: Usage; errorType?: string };
+      census?: { costUsd?: number; usage?: Usage; errorType?: string; redactions?: number };
     })
   | (EventBase & { type: 'agent.retry_scheduled'; ref: string; attempt: number; delayMs: number; cause: string })
   | (EventBase & { type: 'agent.skipped'; ref: string; cause: string; file: string })

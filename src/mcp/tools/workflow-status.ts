@@ -116,6 +116,7 @@ const OutputSchema = z.object({
   dynamic: z.array(DynamicRowSchema).optional().describe('one row per dynamic phase that has done something (forEach, verify, gate, converge, merge)'),
   dynamicOmitted: z.number().int().optional(),
   agents: CountsSchema.optional(),
+  redactions: z.number().int().optional().describe('secrets (exact env values, credential formats) replaced by [REDACTED:<rule>] in what the run stored'),
   elapsedMs: z.number().optional(),
   spend: z
     .object({ usd: z.number(), tokens: z.number() })
@@ -201,6 +202,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     ...(dynamic.rows.length > 0 ? { dynamic: dynamic.rows } : {}),
     ...(dynamic.omitted > 0 ? { dynamicOmitted: dynamic.omitted } : {}),
     agents: view.agents,
+    redactions: view.redactions,
     elapsedMs: view.elapsedMs,
     ...(view.spend ? { spend: view.spend } : {}),
     ...(view.security ? { security: view.security } : {}),
@@ -214,7 +216,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   };
   const head = [
     `runId: ${view.runId} — "${view.name}": ${view.status}${view.reason ? ` — ${view.reason}` : ''}`,
-    `${countsLine(view.agents)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
+    `${countsLine(view.agents, view.redactions)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
     ...(view.spend ? [`spend so far: $${view.spend.usd.toFixed(2)}, ${view.spend.tokens} tokens`] : []),
     ...(view.security ?? []).map((s) => `sandbox: ${s}`),
     `outputs: ${view.dir}`,
