@@ -58,6 +58,20 @@ describe('HeadBuffer', () => {
   });
 });
 
+describe('HeadBuffer.text', () => {
+  it('decodes a head of several MiB in slices to exactly what toString gives, cut inside a character', async () => {
+    const unit = Buffer.from('ab€😀ü\n', 'utf8'); // 1+1+3+4+2+1 bytes
+    const whole = Buffer.concat(Array.from({ length: 500_000 }, () => unit)); // ~6 MB
+    for (const cap of [whole.length, 5 * 1024 * 1024 + 3, 4 * 1024 * 1024 + 7]) {
+      const head = new HeadBuffer(cap);
+      for (let i = 0; i < whole.length; i += 65_537) head.push(whole.subarray(i, i + 65_537));
+      const text = await head.text();
+      expect(text).toBe(head.toString());
+      expect(text).not.toContain('\uFFFD');
+    }
+  });
+});
+
 describe('TailRing', () => {
   it('keeps the last bytes, starting on a character boundary', () => {
     fc.assert(
