@@ -102,9 +102,11 @@ describe('big outputs through the engine', () => {
     poller.stdout.on('data', (c) => (out += c));
     const polled = new Promise((r) => poller.on('close', r));
     try {
-      // A short ttl (heartbeat every 750 ms): on a loop blocked for seconds by indexing the whole
-      // output — as it was — readers saw a stale lease and said `interrupted`.
-      const rec = await ownRun({ root, runId, leaseTtlMs: 3000 });
+      // A short ttl (heartbeat every 1.5 s): on a loop blocked for many seconds by indexing the
+      // whole output — as it was — readers saw a stale lease and said `interrupted`. Not shorter:
+      // redacting the output (engine/secrets.ts) is still one step proportional to its size
+      // (~2 s for 24 MiB on a loaded 2-core machine).
+      const rec = await ownRun({ root, runId, leaseTtlMs: 6000 });
       expect(rec.status).toBe('completed');
       await polled;
     } finally {
