@@ -189,7 +189,8 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
     const linger = new AbortController();
     const signal = AbortSignal.any([input.signal, cap.signal, linger.signal]);
     let lingerTimer: NodeJS.Timeout | undefined;
-    const child = confineCli(driver, input, bin, agentEnv(baseEnv, input), baseEnv);
+    // The files fanfold writes for an argv (Codex's --output-schema) are inputs too: readable inside.
+    const child = confineCli(driver, input, bin, agentEnv(baseEnv, input), baseEnv, files.schemaFile ? [files.schemaFile] : []);
     if ('error' in child) return configFailure(child.error.message, child.error.type);
     const proc = await runProcess({
       argv: [...child.argv, ...inv.args],
@@ -259,6 +260,7 @@ function confineCli(
   bin: string,
   env: NodeJS.ProcessEnv,
   ownEnv: NodeJS.ProcessEnv,
+  extraInputs: string[] = [],
 ): { argv: string[]; env: NodeJS.ProcessEnv } | { error: FailureInfo } {
   if (!driver.sandbox) return { argv: [bin], env };
   // An absolute, symlink-free path: the sandbox shows the install folder, not the PATH entry.
@@ -283,7 +285,7 @@ function confineCli(
     argv: [exe],
     env,
     cwd: input.cwd,
-    inputs: [input.promptFile, input.contextFile],
+    inputs: [input.promptFile, input.contextFile, ...extraInputs],
     cliRead: [installRootOf(found), ...(needs.read ?? [])],
     cliWrite: needs.write ?? [],
     cliNetwork: needs.network ?? false,
