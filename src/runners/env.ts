@@ -20,6 +20,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentDef, RunnerKind } from '../spec/types.js';
+import { isSecretName } from '../redact/index.js';
 
 /** Variables every child gets from the owner's env when set. */
 export const BASE_ENV_NAMES: readonly string[] = ['PATH', 'HOME', 'LANG', 'TZ', 'TERM', 'TMPDIR', 'NO_COLOR'];
@@ -270,6 +271,8 @@ export interface AgentEnvView {
   runner: RunnerKind;
   names: string[];
   missingPassEnv: string[];
+  /** Names of the agent's own `env` that look secret: stored as `[REDACTED]` in run.json. */
+  secretEnv: string[];
 }
 
 /** The environment views of a plan's agents (names only, never values), in the plan's order. */
@@ -279,6 +282,7 @@ export function planEnvViews(agents: Record<string, AgentDef>, base: NodeJS.Proc
     runner: a.runner,
     names: childEnvNames(a, base).map((n) => n.name),
     missingPassEnv: missingPassEnv(a, base),
+    secretEnv: Object.keys(a.env ?? {}).filter(isSecretName),
   }));
 }
 
@@ -289,6 +293,9 @@ export function renderEnvViews(views: AgentEnvView[]): string[] {
   for (const v of views) {
     lines.push(`  ${v.agent} (${v.runner}): ${v.names.join(', ')}`);
     if (v.missingPassEnv.length > 0) lines.push(`    passEnv not set here, so not passed: ${v.missingPassEnv.join(', ')}`);
+    if (v.secretEnv.length > 0) {
+      lines.push(`    env ${v.secretEnv.join(', ')} look${v.secretEnv.length === 1 ? 's' : ''} secret: stored as [REDACTED] in run.json; better set ${v.secretEnv.length === 1 ? 'it' : 'them'} in your environment and list ${v.secretEnv.length === 1 ? 'it' : 'them'} in passEnv`);
+    }
   }
   return lines;
 }

@@ -57,7 +57,7 @@ describe('fanfold plan', () => {
   it('lists per agent the names (never the values) of the env its child will receive', () => {
     const spec: Spec = {
       ...good,
-      agents: { a: { ...sh('cat'), env: { MODE: 'fast' }, passEnv: ['MY_TOKEN', 'NOT_SET_ANYWHERE'] } },
+      agents: { a: { ...sh('cat'), env: { MODE: 'fast', API_KEY: 'written-in-the-spec' }, passEnv: ['MY_TOKEN', 'NOT_SET_ANYWHERE'] } },
     };
     const p = makeProject(spec);
     const env = { MY_TOKEN: 'tok-value-123456', GITHUB_TOKEN: 'ghp-owner-value', NOT_SET_ANYWHERE: undefined };
@@ -70,8 +70,9 @@ describe('fanfold plan', () => {
     expect(names).not.toContain('GITHUB_TOKEN');
     expect(r.stdout).toContain('passEnv not set here, so not passed: NOT_SET_ANYWHERE');
     expect(r.stdout).not.toContain('tok-value-123456');
+    expect(r.stdout).toContain('env API_KEY looks secret: stored as [REDACTED] in run.json');
     const j = p.cli(['plan', p.spec, '--json'], { env }).json();
-    expect(j.env[0]).toMatchObject({ agent: 'a', runner: 'command', missingPassEnv: ['NOT_SET_ANYWHERE'] });
+    expect(j.env[0]).toMatchObject({ agent: 'a', runner: 'command', missingPassEnv: ['NOT_SET_ANYWHERE'], secretEnv: ['API_KEY'] });
     expect(j.env[0].names).toContain('MY_TOKEN');
   });
 
