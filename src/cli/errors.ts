@@ -27,9 +27,14 @@ export function exitCodeFor(e: unknown): number {
   return 1;
 }
 
+/** The words of an error, without a leading `fanfold: `. */
+export function errorMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/^fanfold: /, '');
+}
+
 /** Prints an error for a person, on stderr. */
 export function printError(e: unknown): void {
-  const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`fanfold: ${msg.replace(/^fanfold: /, '')}\n`);
+  process.stderr.write(`fanfold: ${errorMessage(e)}\n`);
   if (process.env.FANFOLD_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
 }

@@ -5,7 +5,7 @@
  * 2 bad usage, a bad spec or an unknown run.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { UsageError, exitCodeFor, printError } from './errors.js';
+import { UsageError, errorMessage, exitCodeFor, printError } from './errors.js';
 import { registerRunCommands } from './run.js';
 import { registerInspectCommands } from './inspect.js';
 import { registerMemoryCommands } from './memory.js';
@@ -31,21 +31,66 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Whether the command line asks for JSON: errors then go to stdout as `{"error": {message, code}}`.
+ * Only options before a `--` count (what follows is someone else's argv).
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** The JSON error document of `--json` commands; `code` is the process exit code. */
+export function jsonError(message: string, code: number): string {
+  return JSON.stringify({ error: { message, code } }, null, 2) + '\n';
+}
+
+/**
+ * A closed stdout or stderr (`fanfold list | head -1`) is taken quietly: what is still written to
+ * it is dropped and the command finishes as it would have. Why not exit at once: a foreground
+ * `fanfold run … | head` owns a run, and must still stop its agents and record them.
+ */
+export function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    stream.write = ((_chunk: unknown, enc?: unknown, cb?: unknown) => {
+      const done = typeof enc === 'function' ? enc : cb;
+      if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
+      return true;
+    }) as typeof stream.write;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  const json = wantsJson(argv.slice(2));
+  let commanderText = '';
+  if (json) {
+    // Commander's own usage errors become the JSON error instead of text on stderr.
+    const capture = (c: Command) => c.configureOutput({ writeErr: (t) => void (commanderText += t), outputError: (t) => void (commanderText += t) });
+    const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+    for (const c of all(program)) capture(c);
+  }
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
-      return e.exitCode === 0 ? 0 : 2;
+      const code = e.exitCode === 0 ? 0 : 2;
+      if (json && code !== 0) process.stdout.write(jsonError(e.message.replace(/^error: /, ''), code));
+      else if (commanderText) process.stderr.write(commanderText);
+      return code;
     }
-    printError(e);
-    return exitCodeFor(e);
+    const code = exitCodeFor(e);
+    if (json) process.stdout.write(jsonError(errorMessage(e), code));
+    else printError(e);
+    return code;
   }
 }
 
+quietOnClosedPipe(process.stdout);
+quietOnClosedPipe(process.stderr);
 main(process.argv).then((code) => {
   process.exitCode = code;
 });

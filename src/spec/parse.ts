@@ -4,7 +4,9 @@
  * on YAML alias expansion (a "billion laughs" document of a few lines can otherwise expand to
  * gigabytes).
  */
+import { readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { SpecError, type SpecIssue } from './types.js';
 
@@ -50,9 +52,13 @@ export function parseSpecText(text: string, source = 'spec'): unknown {
     fail(`${source}: cannot parse: ${(err as Error).message}`);
   }
   if (doc.errors.length > 0) {
+    const framed = new Set<number>();
     const issues: SpecIssue[] = doc.errors.slice(0, MAX_SYNTAX_ERRORS).map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
-      return { path: '', message: `${source}: syntax error at line ${line}, column ${col}: ${e.message}` };
+      // One frame per line: two errors found at the same place would show it twice.
+      const frame = framed.has(line) ? '' : `\n${codeFrame(text, line, col)}`;
+      framed.add(line);
+      return { path: '', message: `${source}: syntax error at line ${line}, column ${col}: ${e.message}${frame}` };
     });
     if (doc.errors.length > MAX_SYNTAX_ERRORS) {
       issues.push({ path: '', message: `… and ${doc.errors.length - MAX_SYNTAX_ERRORS} more syntax errors` });
@@ -68,10 +74,60 @@ export function parseSpecText(text: string, source = 'spec'): unknown {
   }
 }
 
+/** Most characters of a source line shown in a code frame. */
+const FRAME_LINE_CHARS = 160;
+
+/**
+ * The lines around `line` (1-based) with a caret under `col`, as a person reads a syntax error:
+ * the line before and the line itself, each with its number.
+ */
+export function codeFrame(text: string, line: number, col: number): string {
+  const lines = text.split('\n');
+  const from = Math.max(1, line - 1);
+  const to = Math.min(Math.max(line, 1), lines.length);
+  const width = String(to).length;
+  const out: string[] = [];
+  for (let n = from; n <= to; n++) {
+    const src = (lines[n - 1] ?? '').replace(/\r$/, '').replace(/\t/g, ' ').slice(0, FRAME_LINE_CHARS);
+    out.push(`  ${n === line ? '>' : ' '} ${String(n).padStart(width)} | ${src}`);
+  }
+  out.push(`    ${' '.repeat(width)} | ${' '.repeat(Math.max(0, Math.min(col - 1, FRAME_LINE_CHARS)))}^`);
+  return out.join('\n');
+}
+
+/** A person's words for why a spec file could not be opened (never a bare errno). */
+function openFailure(path: string, err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return `no spec file '${path}'${resolvePath(path) === path ? '' : ` (looked for ${resolvePath(path)})`}${nearbySpecs(path)}`;
+    case 'EACCES':
+    case 'EPERM':
+      return `cannot read spec file '${path}': permission denied`;
+    case 'EISDIR':
+      return `cannot read spec file '${path}': it is a folder, not a file`;
+    case 'ENOTDIR':
+      return `no spec file '${path}': a part of the path is not a folder`;
+    default:
+      return `cannot read spec file '${path}': ${err.message}`;
+  }
+}
+
+/** "; spec files there: a.yaml, b.yaml" for the folder the missing file was looked for in. */
+function nearbySpecs(path: string): string {
+  try {
+    const dir = dirname(resolvePath(path));
+    const names = readdirSync(dir).filter((n) => /\.(ya?ml|json)$/i.test(n) && n !== 'package.json' && !n.startsWith('.')).sort();
+    if (names.length === 0) return '';
+    return `; spec files there: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}`;
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Reads and parses a spec file. Refuses a path that is not a regular file or is larger than
- * MAX_SPEC_BYTES without reading it all. A missing or unreadable file is a SpecError carrying the
- * OS reason (e.g. `ENOENT: no such file or directory`).
+ * MAX_SPEC_BYTES without reading it all. A missing or unreadable file is a SpecError saying so in
+ * words (a missing one names where it was looked for and the spec files next to it).
  */
 export async function loadSpecFile(path: string): Promise<{ spec: unknown; text: string }> {
   let text: string;
@@ -98,7 +154,7 @@ export async function loadSpecFile(path: string): Promise<{ spec: unknown; text:
     text = buffer.subarray(0, filled).toString('utf8');
   } catch (err) {
     if (err instanceof SpecError) throw err;
-    fail(`cannot read spec file '${path}': ${(err as Error).message}`);
+    fail(openFailure(path, err as NodeJS.ErrnoException));
   } finally {
     await handle?.close().catch(() => undefined);
   }

@@ -43,7 +43,12 @@ describe('parseSpecText', () => {
     const text = 'version: 1\nname: x\nphases:\n  - id: a\n    tasks: [ { id: t, prompt: "x" } ]]\n';
     const err = specErrorOf(() => parseSpecText(text, 'wf.yaml'));
     expect(err.issues[0]!.path).toBe('');
-    expect(err.issues[0]!.message).toBe('wf.yaml: syntax error at line 5, column 38: Unexpected flow-seq-end token in YAML stream: "]"');
+    expect(err.issues[0]!.message).toBe(
+      'wf.yaml: syntax error at line 5, column 38: Unexpected flow-seq-end token in YAML stream: "]"\n' +
+        '    4 |   - id: a\n' +
+        '  > 5 |     tasks: [ { id: t, prompt: "x" } ]]\n' +
+        '      |                                      ^',
+    );
     expect(err.message).toMatch(/^spec: wf\.yaml: syntax error at line 5/);
   });
 
@@ -145,11 +150,14 @@ describe('loadSpecFile', () => {
     expect(spec).toEqual(example());
   });
 
-  test('a missing file is a SpecError with the OS reason', async () => {
+  test('a missing file is a SpecError in words (no raw ENOENT), naming the spec files next to it', async () => {
     const file = path.join(dir, 'nope.yaml');
+    writeFileSync(path.join(dir, 'real.yaml'), 'version: 1\n');
     const err = await loadSpecFile(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpecError);
-    expect((err as SpecError).issues[0]!.message).toMatch(/^cannot read spec file '.*nope\.yaml': ENOENT: no such file or directory/);
+    const message = (err as SpecError).issues[0]!.message;
+    expect(message).toMatch(/^no spec file '.*nope\.yaml'; spec files there: .*real\.yaml/);
+    expect(message).not.toMatch(/ENOENT/);
   });
 
   test('a directory is refused', async () => {
