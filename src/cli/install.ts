@@ -12,6 +12,8 @@ import {
   packageRoot,
   planClaudeInstall,
   planCodexInstall,
+  planClaudeUninstall,
+  planCodexUninstall,
   renderChanges,
   serverCommand,
   tildify,
@@ -69,11 +71,84 @@ async function finish(plan: InstallPlan, o: CommonOptions): Promise<void> {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-/** Registers `install claude` and `install codex`. */
+/** Shows an uninstall plan, applies it unless dry-run, and says what was removed. */
+async function finishUninstall(plan: InstallPlan, o: { dryRun?: boolean; json?: boolean }): Promise<void> {
+  const writes = hasWrites(plan.changes);
+  if (writes && !o.dryRun) await applyChanges(plan.changes);
+  if (o.json) {
+    printJson({
+      host: plan.host,
+      scope: plan.scope,
+      dryRun: o.dryRun === true,
+      changed: writes && !o.dryRun,
+      changes: plan.changes.map((c) => ({ path: c.path, ...(c.target !== c.path ? { target: c.target } : {}), action: c.action, what: c.what, ...(c.note ? { note: c.note } : {}) })),
+      notes: plan.notes,
+      nextSteps: writes ? plan.nextSteps : [],
+    });
+    return;
+  }
+  const where = `${HOST_NAMES[plan.host]}${plan.host === 'claude' ? ` (${plan.scope} scope)` : ''}`;
+  const out: string[] = [];
+  if (!writes) out.push(`fanfold is not installed for ${where}: nothing to remove.`);
+  else if (o.dryRun) out.push(`fanfold uninstall ${plan.host} — dry run, nothing written. These changes would be made:`);
+  else out.push(`Removed fanfold from ${where}:`);
+  out.push(...renderChanges(plan.changes.filter((c) => writes || c.action !== 'unchanged'), plan.home));
+  for (const n of plan.notes) out.push(`note: ${n}`);
+  if (o.dryRun && writes) out.push('Run again without --dry-run to apply.');
+  else if (writes) for (const s of plan.nextSteps) out.push(`Next: ${s}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+/** The hosts, said when a command names one fanfold does not know. */
+function unknownHost(verb: string, host: string | undefined): never {
+  const hosts = Object.keys(HOST_NAMES).map((h) => `'${h}' (${HOST_NAMES[h as keyof typeof HOST_NAMES]})`).join(' or ');
+  if (!host) throw new UsageError(`${verb}: name the host: ${hosts}`);
+  throw new UsageError(`${verb}: unknown host '${host}'; expected ${hosts}`);
+}
+
+/** Registers `uninstall claude` and `uninstall codex`: the exact inverse of the installs. */
+function registerUninstallCommand(program: Command): void {
+  const uninstall = program
+    .command('uninstall')
+    .description('remove what install added: the MCP server entry, the skill and /workflow (nothing else)')
+    .argument('[host]', 'claude or codex')
+    .option('--json', 'print errors as JSON')
+    .action((host: string | undefined) => unknownHost('uninstall', host));
+
+  uninstall
+    .command('claude')
+    .description('remove fanfold from Claude Code (user or project scope)')
+    .option('--scope <scope>', `where: ${CLAUDE_SCOPES.join(' or ')}`, 'user')
+    .option('--dry-run', 'show the changes, write nothing')
+    .option('--json', 'print what was done as JSON')
+    .action(async (o: { scope: string; dryRun?: boolean; json?: boolean }) => {
+      if (!(CLAUDE_SCOPES as readonly string[]).includes(o.scope)) throw new UsageError(`--scope: expected one of ${CLAUDE_SCOPES.join(', ')}, got '${o.scope}'`);
+      const plan = await planClaudeUninstall({ scope: o.scope as ClaudeScope, cwd: process.cwd(), env: process.env, packageRoot: packageRoot() });
+      await finishUninstall(plan, o);
+    });
+
+  uninstall
+    .command('codex')
+    .description('remove fanfold from Codex (config.toml table, the skill in ~/.agents/skills and $CODEX_HOME/skills)')
+    .option('--dry-run', 'show the changes, write nothing')
+    .option('--json', 'print what was done as JSON')
+    .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+      const plan = await planCodexUninstall({ env: process.env, packageRoot: packageRoot() });
+      await finishUninstall(plan, o);
+    });
+  for (const cmd of uninstall.commands) cmd.exitOverride();
+  uninstall.exitOverride();
+}
+
+/** Registers `install claude` and `install codex`, and their inverse `uninstall`. */
 export function registerInstallCommand(program: Command): void {
   const install = program
     .command('install')
-    .description('use fanfold from Claude Code or Codex: register the MCP server, install the skill and /workflow');
+    .description('use fanfold from Claude Code or Codex: register the MCP server, install the skill and /workflow')
+    .argument('[host]', 'claude or codex')
+    .option('--json', 'print errors as JSON')
+    .action((host: string | undefined) => unknownHost('install', host));
+  registerUninstallCommand(program);
 
   install
     .command('claude')

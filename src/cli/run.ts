@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { planCost, renderPlan } from '../spec/index.js';
 import { planEnvViews, renderEnvViews } from '../runners/env.js';
-import { loadPlanFile } from '../engine/plan-file.js';
+import { loadPlanFile, missingAgentClis, missingCliText } from '../engine/plan-file.js';
 import { createRun, launchOwner, requestStop } from '../engine/lifecycle.js';
 import { ownRun } from '../engine/owner.js';
 import { TERMINAL, readStatus, statusView } from '../engine/status.js';
@@ -39,6 +39,9 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON instead of text')
     .action(async (specPath: string, o: { detach?: boolean; json?: boolean }) => {
       const plan = await loadPlanFile(specPath);
+      // `plan` only warns about a missing agent CLI; a run would fail every one of its agents.
+      const missing = missingAgentClis(plan);
+      if (missing.length > 0) throw new UsageError(`cannot run ${specPath}: ${missing.map(missingCliText).join('; ')}`);
       const root = storeRoot(program);
       const runId = await createRun({ root, plan, cwd: process.cwd(), specPath: path.resolve(specPath) });
       if (o.detach) {

@@ -10,7 +10,7 @@ import { writeTextAtomic } from '../store/index.js';
 import { InstallError } from './errors.js';
 
 /** What happens to one file. */
-export type ChangeAction = 'create' | 'update' | 'unchanged' | 'skip';
+export type ChangeAction = 'create' | 'update' | 'unchanged' | 'skip' | 'delete';
 
 /** One file of an install. */
 export interface FileChange {
@@ -31,6 +31,8 @@ export interface FileChange {
   diff: boolean;
   /** Permission bits of the existing file, kept on rewrite. */
   mode?: number;
+  /** For a delete: folders left empty by it are removed up to (not including) this one. */
+  pruneUpTo?: string;
 }
 
 /** The file as it is on disk. */
@@ -85,12 +87,16 @@ export async function fileChange(file: string, after: string, what: string, opts
 
 /** Whether any change writes something. */
 export function hasWrites(changes: readonly FileChange[]): boolean {
-  return changes.some((c) => c.action === 'create' || c.action === 'update');
+  return changes.some((c) => c.action === 'create' || c.action === 'update' || c.action === 'delete');
 }
 
 /** Writes every create/update, in order, each atomically (folders made as needed). */
 export async function applyChanges(changes: readonly FileChange[]): Promise<void> {
   for (const c of changes) {
+    if (c.action === 'delete') {
+      await deleteFile(c);
+      continue;
+    }
     if (c.action !== 'create' && c.action !== 'update') continue;
     try {
       await fs.mkdir(path.dirname(c.target), { recursive: true });
@@ -98,6 +104,22 @@ export async function applyChanges(changes: readonly FileChange[]): Promise<void
       throw new InstallError(`cannot create the folder of ${c.path}: ${(err as Error).message}`, { cause: err });
     }
     await writeTextAtomic(c.target, c.after!, c.mode !== undefined ? { mode: c.mode } : {});
+  }
+}
+
+/** Removes the file (the link itself when `path` is a symlink), then the folders it leaves empty. */
+async function deleteFile(c: FileChange): Promise<void> {
+  try {
+    await fs.rm(c.path, { force: true });
+  } catch (err) {
+    throw new InstallError(`cannot remove ${c.path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!c.pruneUpTo) return;
+  const stop = path.resolve(c.pruneUpTo);
+  for (let dir = path.dirname(path.resolve(c.path)); dir.startsWith(stop + path.sep); dir = path.dirname(dir)) {
+    // rmdir refuses a folder that still holds anything: only what the install made and left empty goes.
+    const gone = await fs.rmdir(dir).then(() => true, () => false);
+    if (!gone) break;
   }
 }
 
@@ -153,7 +175,7 @@ function lineCount(text: string): number {
 /** The changes as a listing for people: one line per file, diffs under config files. */
 export function renderChanges(changes: readonly FileChange[], home: string): string[] {
   const lines: string[] = [];
-  const label: Record<ChangeAction, string> = { create: 'create', update: 'update', unchanged: 'ok', skip: 'skip' };
+  const label: Record<ChangeAction, string> = { create: 'create', update: 'update', unchanged: 'ok', skip: 'skip', delete: 'delete' };
   for (const c of changes) {
     const shown = tildify(c.path, home) + (c.target !== path.resolve(c.path) ? ` → ${tildify(c.target, home)}` : '');
     let detail = c.what;
@@ -164,6 +186,7 @@ export function renderChanges(changes: readonly FileChange[], home: string): str
     lines.push(`  ${label[c.action].padEnd(7)} ${shown} (${detail})`);
     if (c.diff && c.action === 'update') for (const d of lineDiff(c.before!, c.after!)) lines.push(`            ${d}`);
     if (c.diff && c.action === 'create') for (const d of addedLines(c.after!)) lines.push(`            ${d}`);
+    if (c.diff && c.action === 'delete' && c.before !== undefined) for (const d of addedLines(c.before).map((l) => `-${l.slice(1)}`)) lines.push(`            ${d}`);
   }
   return lines;
 }

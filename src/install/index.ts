@@ -15,3 +15,7 @@ export { upsertTomlTable, readSimpleValue, tomlString, tomlValue, TomlEditError,
 export { serverCommand, findOnPath, LAUNCHERS, type Launcher, type ServerCommand } from './server-command.js';
 export { agentsSkillsDir, claudeUserConfigFile, claudeUserDir, codexHome, homeDir, type LocationEnv } from './locations.js';
 export { SERVER_NAME, type Host, type InstallPlan } from './plan.js';
+export { planClaudeUninstall, planCodexUninstall, type UninstallOptions } from './uninstall.js';
+export { removeMcpServerJson } from './json-config.js';
+export { removeTomlTable } from './toml-table.js';
+export { cliInvocation, cliCommand, shellQuote } from './invocation.js';

@@ -107,3 +107,37 @@ export function upsertMcpServerJson(text: string | undefined, file: string, name
   if (/\r?\n$/.test(text)) out += eol;
   return { text: out, changed: true, action: before === undefined ? 'added' : 'updated' };
 }
+
+/** What {@link removeMcpServerJson} did: the new text, or `empty` when nothing but `{}` is left. */
+export interface JsonRemoveResult {
+  text: string;
+  changed: boolean;
+  /** Nothing is left but an empty object: the install made the file, so the uninstall removes it. */
+  empty: boolean;
+}
+
+/**
+ * Removes `mcpServers[name]` — the inverse of {@link upsertMcpServerJson}: every other key and
+ * server stays; an `mcpServers` left empty goes too (the install added it when it was missing).
+ * Throws InstallError on a file that is not a JSON object, like the install.
+ */
+export function removeMcpServerJson(text: string | undefined, file: string, name: string): JsonRemoveResult {
+  if (text === undefined || text.trim() === '') return { text: text ?? '', changed: false, empty: false };
+  const doc = parseJsonConfig(text, file);
+  const servers = doc.mcpServers;
+  if (!isObject(servers) || !Object.prototype.hasOwnProperty.call(servers, name)) return { text, changed: false, empty: false };
+  const newServers: JsonObject = {};
+  for (const [k, v] of Object.entries(servers)) {
+    if (k !== name) Object.defineProperty(newServers, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  const newDoc: JsonObject = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'mcpServers' && Object.keys(newServers).length === 0) continue;
+    Object.defineProperty(newDoc, k, { value: k === 'mcpServers' ? newServers : v, enumerable: true, writable: true, configurable: true });
+  }
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  let out = JSON.stringify(newDoc, null, detectIndent(text));
+  if (eol === '\r\n') out = out.replace(/\n/g, '\r\n');
+  if (/\r?\n$/.test(text)) out += eol;
+  return { text: out, changed: true, empty: Object.keys(newDoc).length === 0 };
+}

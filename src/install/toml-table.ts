@@ -492,3 +492,48 @@ export function upsertTomlTable(text: string, table: string[], entries: Readonly
   for (const e of edits.sort((a, b) => b.at - a.at)) out = out.slice(0, e.at) + e.text + out.slice(e.end);
   return { ...result, text: out, changed: true };
 }
+
+/** What {@link removeTomlTable} did. */
+export interface TomlRemoveResult {
+  /** The new text (=== the input when the table was not there). */
+  text: string;
+  changed: boolean;
+  /** The headers removed: the table and its sub-tables (`[a.b]`, `[a.b.env]`). */
+  removed: string[];
+}
+
+/**
+ * Removes `[a.b]` and its sub-tables (`[a.b.c]`) with their keys — the inverse of
+ * {@link upsertTomlTable} adding them: comments and blank lines between other statements, and
+ * every other table, stay byte for byte; the blank line the upsert put before an appended table
+ * goes with it. Refuses the same forms the upsert refuses (inline table, dotted keys, array of
+ * tables, a header twice), with the line.
+ */
+export function removeTomlTable(text: string, table: string[]): TomlRemoveResult {
+  upsertTomlTable(text, table, []); // validation only: throws on a form this editor must not touch
+  const stmts = new Scanner(text).statements();
+  const ranges: Array<{ start: number; end: number }> = [];
+  const removed: string[] = [];
+  for (let i = 0; i < stmts.length; i++) {
+    const s = stmts[i]!;
+    if (s.kind !== 'table' || !startsWith(s.key, table)) continue;
+    let last = s;
+    while (i + 1 < stmts.length && stmts[i + 1]!.kind === 'keyval') last = stmts[++i]!;
+    ranges.push({ start: s.start, end: last.lineEnd });
+    removed.push(`[${s.key.map(tomlKeyPart).join('.')}]`);
+  }
+  if (ranges.length === 0) return { text, changed: false, removed };
+  let out = text;
+  for (const r of ranges.reverse()) {
+    let { start, end } = r;
+    // The upsert separates an appended table from what precedes it by one blank line: take it too,
+    // when the table is followed by nothing or by another blank line.
+    const before = out.slice(0, start);
+    const after = out.slice(end);
+    const blank = /(\r?\n)(\r?\n)$/.exec(before);
+    if (blank && (after.trim() === '' || /^\r?\n/.test(after))) start -= blank[2]!.length;
+    if (after.trim() === '') end = out.length;
+    out = out.slice(0, start) + out.slice(end);
+  }
+  return { text: out, changed: true, removed };
+}

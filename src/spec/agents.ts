@@ -61,6 +61,8 @@ export class AgentBook {
   readonly #external = new Map<string, AgentDef>();
   /** Names resolveAgent did not know (asked once per name). */
   readonly #unknown = new Set<string>();
+  /** Names whose profile exists but could not be resolved (the first use reported why). */
+  readonly #unresolvable = new Set<string>();
   /** Names some task, summarize or defaults entry uses. */
   readonly #used = new Set<string>();
   readonly #resolve: ResolveAgent | undefined;
@@ -124,13 +126,15 @@ export class AgentBook {
   #find(name: string, path: string): AgentDef | undefined {
     const own = this.#defined.get(name) ?? this.#external.get(name);
     if (own) return own;
+    // Its first use already said why it cannot be resolved; "unknown" would be false (it exists).
+    if (this.#unresolvable.has(name)) return undefined;
     if (!this.#unknown.has(name) && this.#resolve) {
       let found: AgentDef | undefined;
       try {
         found = this.#resolve(name);
       } catch (err) {
         this.#issues.push({ path, message: `cannot resolve agent '${name}': ${(err as Error)?.message ?? String(err)}` });
-        this.#unknown.add(name);
+        this.#unresolvable.add(name);
         return undefined;
       }
       if (found && typeof found === 'object') {
