@@ -46,13 +46,14 @@ export function registerInspectCommands(program: Command): void {
       const runs = listed.map((r) => ('error' in r ? r : { ...r, spend: r.spend ?? { usd: 0, tokens: 0 } }));
       const spend = totalSpend(runs.map((r) => ('error' in r ? undefined : r.spend)));
       if (o.json) return printJson({ runs, spend });
-      if (runs.length === 0) return void process.stdout.write('no runs yet\n');
+      if (runs.length === 0) return void process.stdout.write(`no runs yet in ${storeRoot(program)}\n`);
+      process.stdout.write(`${'RUN'.padEnd(14)} ${'STATUS'.padEnd(17)} ${'OK/TOTAL'.padStart(9)}  ${'ELAPSED'.padEnd(5)}  ${'SPENT'.padStart(22)}  ${'STARTED'.padEnd(24)}  NAME\n`);
       for (const r of runs) {
         if ('error' in r) process.stdout.write(`${r.runId.padEnd(14)} unreadable: ${r.error}\n`);
         else {
           const a = r.agents;
           process.stdout.write(
-            `${r.runId.padEnd(14)} ${r.status.padEnd(11)} ${`${a.succeeded}/${a.total}`.padStart(9)}  ${fmtClock(r.elapsedMs)}  ${formatSpend(r.spend).padStart(22)}  ${r.startedAt}  ${r.name}\n`,
+            `${r.runId.padEnd(14)} ${r.status.padEnd(17)} ${`${a.succeeded}/${a.total}`.padStart(9)}  ${fmtClock(r.elapsedMs)}  ${formatSpend(r.spend).padStart(22)}  ${r.startedAt}  ${r.name}\n`,
           );
         }
       }

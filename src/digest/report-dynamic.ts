@@ -154,7 +154,7 @@ function checkExcerpt(record: AgentRecord | undefined): string | undefined {
 }
 
 /** The Markdown pieces of one dynamic phase (each piece a line or a fenced block). */
-function dynamicPhasePieces(run: RunRecord, phase: PlanPhase, state: DynamicState | undefined, records: Map<string, AgentRecord>): string[] {
+function dynamicPhasePieces(run: RunRecord, phase: PlanPhase, state: DynamicState | undefined, records: Map<string, AgentRecord>, hint: (args: readonly string[]) => string): string[] {
   const d = phase.dynamic!;
   const out: string[] = [];
   const title = cleanLine(phase.title ?? '');
@@ -183,7 +183,7 @@ function dynamicPhasePieces(run: RunRecord, phase: PlanPhase, state: DynamicStat
     }
     return `${plural(c.n, one, many)} (${c.ok === c.n ? (c.n === 1 ? 'succeeded' : 'all succeeded') : `${c.ok} succeeded`})`;
   });
-  if (taskParts.length > 0) out.push(`Tasks: ${taskParts.join(', ')}. Each one: \`fanfold show ${run.runId} <phase/task>\`.`, '');
+  if (taskParts.length > 0) out.push(`Tasks: ${taskParts.join(', ')}. Each one, e.g. the first: \`${hint(['show', run.runId, tasks[0]!.ref])}\`.`, '');
   if (!state || Object.keys(state).length === 0) {
     out.push('_Nothing recorded yet: the phase has not started its dynamic work._', '');
     return out;
@@ -296,13 +296,19 @@ function dynamicPhasePieces(run: RunRecord, phase: PlanPhase, state: DynamicStat
  * gate (runs, result, last failure), rounds (new findings per round, why it stopped) and merge
  * (applied patches, conflicts) — sharing `budget` bytes fairly; a section cut short says so.
  */
-export function dynamicSection(run: RunRecord, latest: readonly AgentRecord[], budget: number, notes: string[]): string[] {
+export function dynamicSection(
+  run: RunRecord,
+  latest: readonly AgentRecord[],
+  budget: number,
+  notes: string[],
+  hint: (args: readonly string[]) => string = (args) => ['fanfold', ...args].join(' '),
+): string[] {
   const phases = run.plan.phases.filter((p) => p.dynamic);
   if (phases.length === 0) return [];
   const records = new Map(latest.map((r) => [refOf(r), r]));
   const states = new Map(run.phases.map((p) => [p.id, p.dynamic]));
   const shown = phases.slice(0, MAX_DYNAMIC_PHASES);
-  const blocks = shown.map((p) => dynamicPhasePieces(run, p, states.get(p.id), records));
+  const blocks = shown.map((p) => dynamicPhasePieces(run, p, states.get(p.id), records, hint));
   const head = ['## Dynamic phases', ''];
   const tailNote = phases.length > shown.length ? [`_${n(phases.length - shown.length, 'more dynamic phase')} not shown; run.json \`phases[].dynamic\` has them._`, ''] : [];
   if (tailNote.length) notes.push(`The dynamic-phase sections cover the first ${MAX_DYNAMIC_PHASES} of ${phases.length} dynamic phases.`);
@@ -324,7 +330,7 @@ export function dynamicSection(run: RunRecord, latest: readonly AgentRecord[], b
     const summary = dynamicSummary(states.get(phase.id), phase);
     const cutNote =
       `_Cut to fit the report.${summary ? ` In short: ${escapeMarkdownInline(summary)}.` : ''} ` +
-      `\`fanfold status ${run.runId}\` and run.json \`phases[].dynamic\` have the rest._`;
+      `\`${hint(['status', run.runId])}\` and run.json \`phases[].dynamic\` have the rest._`;
     const reserve = utf8Bytes(cutNote) + 4;
     let used = 0;
     let k = 0;

@@ -29,7 +29,18 @@ export interface ReportInput {
   finalOutput?: string;
   /** Every attempt, retries included; makes the totals exact (otherwise they come from `latest`). */
   attempts?: AgentRecord[];
+  /**
+   * Turns CLI words into the command line the report prints (`npx fanfold …` in a clone,
+   * `fanfold …` when installed; see install/invocation.ts). Default: `fanfold …`.
+   */
+  hint?: ReportHint;
 }
+
+/** Builds a printable command line from CLI words. */
+export type ReportHint = (args: readonly string[]) => string;
+
+/** The hint when the caller gives none. */
+export const plainHint: ReportHint = (args) => ['fanfold', ...args].join(' ');
 
 const MAX_PHASE_ROWS = 40;
 const MAX_FAILURES = 20;
@@ -113,8 +124,8 @@ function phaseTable(run: RunRecord, byPhase: Map<string, AgentRecord[]>, notes: 
 }
 
 /** Where the full output of a record lives. */
-function pointer(run: RunRecord, r: AgentRecord): string {
-  return `\`fanfold show ${run.runId} ${refOf(r)}\` (file ${code(`agents/${r.phaseId}.${r.taskId}.${r.attempt}.json`)} in the run directory)`;
+function pointer(run: RunRecord, r: AgentRecord, hint: ReportHint): string {
+  return `\`${hint(['show', run.runId, refOf(r)])}\` (file ${code(`agents/${r.phaseId}.${r.taskId}.${r.attempt}.json`)} in the run directory)`;
 }
 
 /** The quoted output of the phases marked final, sharing {@link FINAL_MAX_BYTES}. */
@@ -156,7 +167,7 @@ function finalSection(input: ReportInput, byPhase: Map<string, AgentRecord[]>, b
     out.push(fence(text), '');
     if (cut || piece.record?.truncated) {
       const stored = piece.record?.truncated ? ` (the stored output was itself capped at ${formatBytes(utf8Bytes(piece.record.output))} of ${formatBytes(piece.record.outputBytes)})` : '';
-      const where = piece.record ? `Full output: ${pointer(input.run, piece.record)}.` : 'Full output: see the final phase in the run directory.';
+      const where = piece.record ? `Full output: ${pointer(input.run, piece.record, input.hint ?? plainHint)}.` : 'Full output: see the final phase in the run directory.';
       out.push(`_Shown: ${formatBytes(utf8Bytes(text))} of ${formatBytes(utf8Bytes(piece.text))}${stored}. ${where}_`, '');
       notes.push(`The final output of ${label} is shown in part.`);
     }
@@ -201,7 +212,7 @@ function digestSection(run: RunRecord, digests: Record<string, string>, budget: 
 }
 
 /** Capped list of failed, timed-out and cancelled tasks with causes. */
-function failureSection(run: RunRecord, latest: readonly AgentRecord[], notes: string[]): string[] {
+function failureSection(run: RunRecord, latest: readonly AgentRecord[], notes: string[], hint: ReportHint): string[] {
   const failures = latest.filter((r) => r.status === 'failed' || r.status === 'timed_out' || r.status === 'cancelled');
   if (failures.length === 0) return [];
   const out = [`## Failures (${failures.length})`, ''];
@@ -211,7 +222,7 @@ function failureSection(run: RunRecord, latest: readonly AgentRecord[], notes: s
   }
   if (failures.length > MAX_FAILURES) {
     const more = failures.length - MAX_FAILURES;
-    out.push(`- … and ${n(more, 'more failure')} not listed; \`fanfold status ${run.runId}\` or \`query_workflow\` finds them.`);
+    out.push(`- … and ${n(more, 'more failure')} not listed; \`${hint(['query', '--run', run.runId, '--status', 'failed', 'error'])}\` (or \`query_workflow\`) finds them.`);
     notes.push(`The failure list shows ${MAX_FAILURES} of ${failures.length} failures.`);
   }
   out.push('');
@@ -322,7 +333,8 @@ export function renderReportMarkdown(input: ReportInput): string {
   head.push(when.join(' · '), '');
 
   const table = ['## Phases', '', ...phaseTable(run, byPhase, notes), ''];
-  const failures = failureSection(run, latest, notes);
+  const hint = input.hint ?? plainHint;
+  const failures = failureSection(run, latest, notes, hint);
   const skipped = skippedSection(latest, notes);
   const totals = totalsSection(run, latest, input.attempts);
 
@@ -337,7 +349,7 @@ export function renderReportMarkdown(input: ReportInput): string {
   const notFinished = planned - latest.length;
   if (notFinished > 0) notes.push(`${n(notFinished, 'task')} never produced a record (not started or still running).`);
 
-  const dynamic = dynamicSection(run, latest, DYNAMIC_MAX_BYTES, notes);
+  const dynamic = dynamicSection(run, latest, DYNAMIC_MAX_BYTES, notes, hint);
   const fixed = [head, table, dynamic, failures, skipped, totals].reduce((sum, s) => sum + utf8Bytes(s.join('\n')) + 1, 0);
   const room = REPORT_MAX_BYTES - fixed - 2048; // 2 KiB for the notes section and joins
   const finalBudget = Math.max(0, Math.min(FINAL_MAX_BYTES, Math.floor(room * 0.45)));
@@ -347,17 +359,17 @@ export function renderReportMarkdown(input: ReportInput): string {
 
   const leftOut = notes.length > 0 ? ['## What this report leaves out', '', ...notes.map((x) => `- ${x}`), ''] : [];
   const text = [...head, ...table, ...final, ...dynamic, ...digests, ...failures, ...skipped, ...leftOut, ...totals].join('\n');
-  return capMarkdown(text, REPORT_MAX_BYTES);
+  return capMarkdown(text, REPORT_MAX_BYTES, hint(['status', run.runId]));
 }
 
 /**
  * Hard cap for Markdown: cuts on a line boundary, closes a fenced block left open, and says the
  * report was cut. Only reached when the section budgets above were not enough.
  */
-function capMarkdown(text: string, maxBytes: number): string {
+function capMarkdown(text: string, maxBytes: number, statusCommand: string): string {
   const trimmed = text.replace(/\n+$/, '\n');
   if (utf8Bytes(trimmed) <= maxBytes) return trimmed;
-  const tail = '\n\n_Report cut at its size cap; `fanfold status` and `query_workflow` show the rest._\n';
+  const tail = `\n\n_Report cut at its size cap; \`${statusCommand}\` and \`query_workflow\` show the rest._\n`;
   const lines = clipBlockBytes(trimmed, maxBytes - utf8Bytes(tail) - 64).text.split('\n');
   let open: string | undefined;
   for (const line of lines) {

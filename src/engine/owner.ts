@@ -374,7 +374,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const finalRecord = await run.final();
     const ix = await index();
     await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
-    await writeReports(store, finalRecord, (r, records) => offloader.run('reports', { run: r, records }))
+    await writeReports(store, finalRecord, (r, records, storeDir) => offloader.run('reports', { run: r, records, storeDir }))
       .catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status: end.status, ...(end.reason ? { reason: end.reason } : {}), elapsedMs: finalRecord.elapsedMs });
     // run.json is the commit point that readers (status --wait, stop, MCP workflow_status) watch:

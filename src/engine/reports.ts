@@ -6,13 +6,34 @@ import path from 'node:path';
 import { RunStore, writeTextAtomic } from '../store/index.js';
 import type { AgentRecord, RunRecord } from '../store/types.js';
 import { latestAttempts, renderReportHtml, renderReportMarkdown } from '../digest/index.js';
+import { resolveStoreRoot } from '../store/index.js';
+import { cliCommand } from '../install/invocation.js';
+
+/**
+ * The commands a run's report prints, runnable from the run's project folder: `npx fanfold …` in
+ * fanfold's clone, `fanfold …` when installed (install/invocation.ts), with `--store` when the
+ * run's store is not the one found from there by default.
+ */
+export function reportHint(run: RunRecord, storeDir: string): (args: readonly string[]) => string {
+  const cwd = run.cwd || process.cwd();
+  let byDefault: string | undefined;
+  try {
+    byDefault = resolveStoreRoot({ env: process.env, cwd });
+  } catch {
+    byDefault = undefined;
+  }
+  const root = path.dirname(storeDir);
+  const rel = path.relative(cwd, root);
+  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : root;
+  return (args) => cliCommand(args, { cwd, store: shown, defaultStore: byDefault ?? root });
+}
 
 /** File names of the reports in a run directory. */
 export const REPORT_MD = 'report.md';
 export const REPORT_HTML = 'report.html';
 
 /** Renders both reports of a run; records of tasks no longer in the plan are left out. */
-export function renderReports(run: RunRecord, records: AgentRecord[]): { markdown: string; html: string } {
+export function renderReports(run: RunRecord, records: AgentRecord[], hint?: (args: readonly string[]) => string): { markdown: string; html: string } {
   const refs = new Set(run.plan.tasks.map((t) => t.ref));
   const keyOf = new Map(run.plan.tasks.map((t) => [t.ref, t.key]));
   const mine = records.filter((r) => refs.has(`${r.phaseId}/${r.taskId}`));
@@ -21,7 +42,7 @@ export function renderReports(run: RunRecord, records: AgentRecord[]): { markdow
   const current = mine.filter((r) => keyOf.get(`${r.phaseId}/${r.taskId}`) === r.key);
   const digests: Record<string, string> = {};
   for (const p of run.phases) if (p.digest) digests[p.id] = p.digest;
-  const markdown = renderReportMarkdown({ run, latest: latestAttempts(current), digests, attempts: mine });
+  const markdown = renderReportMarkdown({ run, latest: latestAttempts(current), digests, attempts: mine, ...(hint ? { hint } : {}) });
   const html = renderReportHtml({ run, records: mine, markdown });
   return { markdown, html };
 }
@@ -30,12 +51,15 @@ export function renderReports(run: RunRecord, records: AgentRecord[]): { markdow
 export async function writeReports(
   store: RunStore,
   run: RunRecord,
-  render?: (run: RunRecord, records: AgentRecord[]) => Promise<{ markdown: string; html: string }>,
+  render?: (run: RunRecord, records: AgentRecord[], storeDir: string) => Promise<{ markdown: string; html: string }>,
 ): Promise<{ md: string; html: string }> {
   const { records } = await store.listAgentRecords();
   // `render`: the owner's rendering worker (offload.ts), so a big run's report never blocks the
   // owner's event loop; a failure there renders here.
-  const { markdown, html } = render ? await render(run, records).catch(() => renderReports(run, records)) : renderReports(run, records);
+  const hint = reportHint(run, store.dir);
+  const { markdown, html } = render
+    ? await render(run, records, store.dir).catch(() => renderReports(run, records, hint))
+    : renderReports(run, records, hint);
   const md = path.join(store.dir, REPORT_MD);
   const htmlPath = path.join(store.dir, REPORT_HTML);
   await writeTextAtomic(md, markdown);

@@ -76,6 +76,7 @@ function nearestPackage(dir: string): string | undefined {
  */
 export function cliCommand(args: readonly string[], o: InvocationOptions & { store?: string; defaultStore?: string } = {}): string {
   const words = [cliInvocation(o), ...args.map(shellQuote)];
-  if (o.store && o.defaultStore && path.resolve(o.store) !== path.resolve(o.defaultStore)) words.push('--store', shellQuote(o.store));
+  const base = o.cwd ?? process.cwd();
+  if (o.store && o.defaultStore && path.resolve(base, o.store) !== path.resolve(base, o.defaultStore)) words.push('--store', shellQuote(o.store));
   return words.join(' ');
 }

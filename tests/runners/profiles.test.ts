@@ -219,9 +219,11 @@ describe('planFromInput (engine/plan-file.ts)', () => {
     expect(other.tasks[1]!.key).toBe(plan.tasks[1]!.key);
   });
 
-  it('no runner anywhere: the plan error says what to install', () => {
+  it('no agent CLI anywhere: the plan still succeeds, on claude, with a warning that says what to install', () => {
     const p = project({ 'code-reviewer.md': CLAUDE_SUBAGENT });
-    expect(() => planFromInput(spec(), { cwd: p.cwd, env: { PATH: '' } })).toThrow(/cannot resolve agent 'skeptic': no agent CLI found to run it/);
+    const plan = planFromInput(spec(), { cwd: p.cwd, env: { PATH: '' } });
+    expect(plan.agents.skeptic).toMatchObject({ runner: 'claude' });
+    expect(plan.warnings.join('\n')).toMatch(/Claude Code \('claude'\) is not installed here; agents 'skeptic', 'code-reviewer' run on it\. To run this workflow, install it: npm i -g @anthropic-ai\/claude-code/);
   });
 
   it('an unknown agent still gets the spec layer\'s message', () => {
