@@ -121,7 +121,9 @@ function registerUninstallCommand(program: Command): void {
     .option('--scope <scope>', `where: ${CLAUDE_SCOPES.join(' or ')}`, 'user')
     .option('--dry-run', 'show the changes, write nothing')
     .option('--json', 'print what was done as JSON')
-    .action(async (o: { scope: string; dryRun?: boolean; json?: boolean }) => {
+    .action(async (_o: { scope: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      // optsWithGlobals: the parent command's --json (for its own errors) would otherwise take the flag.
+      const o = cmd.optsWithGlobals<{ scope: string; dryRun?: boolean; json?: boolean }>();
       if (!(CLAUDE_SCOPES as readonly string[]).includes(o.scope)) throw new UsageError(`--scope: expected one of ${CLAUDE_SCOPES.join(', ')}, got '${o.scope}'`);
       const plan = await planClaudeUninstall({ scope: o.scope as ClaudeScope, cwd: process.cwd(), env: process.env, packageRoot: packageRoot() });
       await finishUninstall(plan, o);
@@ -132,7 +134,9 @@ function registerUninstallCommand(program: Command): void {
     .description('remove fanfold from Codex (config.toml table, the skill in ~/.agents/skills and $CODEX_HOME/skills)')
     .option('--dry-run', 'show the changes, write nothing')
     .option('--json', 'print what was done as JSON')
-    .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+    .action(async (_o: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      // optsWithGlobals: the parent command's --json (for its own errors) would otherwise take the flag.
+      const o = cmd.optsWithGlobals<{ dryRun?: boolean; json?: boolean }>();
       const plan = await planCodexUninstall({ env: process.env, packageRoot: packageRoot() });
       await finishUninstall(plan, o);
     });
@@ -157,7 +161,9 @@ export function registerInstallCommand(program: Command): void {
     .option('--dry-run', 'show the changes, write nothing')
     .option('--launcher <how>', "how the host starts the server: 'absolute' (this node + this package's path) or 'path' (fanfold on PATH)", 'absolute')
     .option('--json', 'print what was done as JSON')
-    .action(async (o: CommonOptions & { scope: string }) => {
+    .action(async (_o: CommonOptions & { scope: string }, cmd: Command) => {
+      // optsWithGlobals: the parent command's --json (for its own errors) would otherwise take the flag.
+      const o = cmd.optsWithGlobals<CommonOptions & { scope: string }>();
       if (!(CLAUDE_SCOPES as readonly string[]).includes(o.scope)) throw new UsageError(`--scope: expected one of ${CLAUDE_SCOPES.join(', ')}, got '${o.scope}'`);
       const root = packageRoot();
       const plan = await planClaudeInstall({
@@ -178,7 +184,9 @@ export function registerInstallCommand(program: Command): void {
     .option('--legacy-skills', 'also copy the skill to $CODEX_HOME/skills, for Codex builds that do not read ~/.agents/skills')
     .option('--headless', "for codex exec (no person to answer forms): set FANFOLD_APPROVAL_MODE=flag in the server's env, so the model's approve: true counts when the form is declined at once")
     .option('--json', 'print what was done as JSON')
-    .action(async (o: CommonOptions & { legacySkills?: boolean; headless?: boolean }) => {
+    .action(async (_o: CommonOptions & { legacySkills?: boolean; headless?: boolean }, cmd: Command) => {
+      // optsWithGlobals: the parent command's --json (for its own errors) would otherwise take the flag.
+      const o = cmd.optsWithGlobals<CommonOptions & { legacySkills?: boolean; headless?: boolean }>();
       const root = packageRoot();
       const plan = await planCodexInstall({
         env: process.env,

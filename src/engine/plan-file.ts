@@ -2,7 +2,6 @@
  * Turning a spec file into a plan, the one way every entry point (CLI, owner, MCP) does it, so
  * agent resolution and validation never differ between them.
  */
-import path from 'node:path';
 import { buildPlan, loadSpecFile, RUNNER_KINDS } from '../spec/index.js';
 import { SpecError, type Plan, type RunnerKind, type SpecIssue } from '../spec/types.js';
 import { defaultRunner, loadProfiles } from '../runners/profiles.js';
@@ -20,7 +19,8 @@ export interface PlanOptions {
 
 /** Loads, validates and normalizes a spec file; throws SpecError naming every problem. */
 export async function loadPlanFile(file: string, opts: PlanOptions = {}): Promise<Plan> {
-  const { spec } = await loadSpecFile(path.resolve(file));
+  // The path as the user wrote it, so messages name it that way (open() resolves it against cwd).
+  const { spec } = await loadSpecFile(file);
   return planFromInput(spec, opts);
 }
 
