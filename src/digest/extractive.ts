@@ -203,13 +203,13 @@ function trailerLine(moreLines: number, moreOutputs: number, moreFailures: numbe
     parts.push(`${moreLines} more line${moreLines === 1 ? '' : 's'} in ${moreOutputs} output${moreOutputs === 1 ? '' : 's'}`);
   }
   if (moreFailures > 0) parts.push(`${moreFailures} more failure${moreFailures === 1 ? '' : 's'}`);
-  return `… (${parts.join(', ')}; search them with query_workflow, or fanfold query in a shell)`;
+  return `… (${parts.join(', ')}; query_workflow / fanfold query)`;
 }
 
 /**
  * Digest of one phase: a header with counts, then the most salient output lines (fair share per
  * task), compact structured results, and failures grouped by cause; at most `maxChars` code units,
- * ending with a "… (N more lines in M outputs; search them with query_workflow, or fanfold query in a shell)" line when anything
+ * ending with a "… (N more lines in M outputs; query_workflow / fanfold query)" line when anything
  * was left out. Deterministic: the same input always gives the same digest.
  */
 export function phaseDigest(input: PhaseDigestInput): string {

@@ -102,7 +102,7 @@ describe('phaseDigest', () => {
     const ms = performance.now() - started;
     expect(d.length).toBeLessThanOrEqual(1500);
     expect(d.split('\n')[0]).toBe('fan (Fan out over files) — 1000 tasks: 900 succeeded, 100 failed');
-    expect(d).toMatch(/\n… \(\d+ more lines in \d+ outputs(, \d+ more failures?)?; search them with query_workflow, or fanfold query in a shell\)$/);
+    expect(d).toMatch(/\n… \(\d+ more lines in \d+ outputs(, \d+ more failures?)?; query_workflow \/ fanfold query\)$/);
     // Failures grouped by cause: 3 causes for 100 failures.
     expect(d).toMatch(/✗ 3\d failed \(t\d{4}, t\d{4}, t\d{4} \+3\d\): exit_code: Process exited with code \d — stderr: boom \d/);
     const tasksShown = new Set([...d.matchAll(/▸ (t\d{4}):/g)].map((m) => m[1]));
@@ -150,7 +150,7 @@ describe('phaseDigest', () => {
       expect(d.startsWith('f — 1000 tasks: 0 succeeded, 1000 failed')).toBe(true);
     }
     const d = phaseDigest({ phase, records });
-    expect(d).toMatch(/more failures; search them with query_workflow, or fanfold query in a shell\)$/);
+    expect(d).toMatch(/more failures; query_workflow \/ fanfold query\)$/);
   });
 
   it('handles unicode, CRLF and binary-looking junk', () => {
