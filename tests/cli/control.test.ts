@@ -241,7 +241,10 @@ describe('stop, resume', () => {
       expect(r.code).toBe(2);
       // Refused by resume's own check, or — when two pass it together — by the lease itself.
       // Refused by resume's own check, by the lease itself, or — a racer that started late — because it is done.
-      expect(r.stderr).toMatch(new RegExp(`run '${runId}' is running \\(owner pid \\d+|run \\S+${runId} is owned by pid \\d+|run '${runId}' already completed`));
+      // With --json the refusal is the JSON error on stdout, its code the exit code.
+      const error = JSON.parse(r.stdout).error;
+      expect(error.code).toBe(2);
+      expect(error.message).toMatch(new RegExp(`run '${runId}' is running \\(owner pid \\d+|run \\S+${runId} is owned by pid \\d+|run '${runId}' already completed`));
     }
     const after = ranCounts(p);
     const ranAgain = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));

@@ -222,7 +222,7 @@ describe('errors and wording (item 12)', () => {
     fs.writeFileSync(path.join(project, 'wf.yaml'), 'version: 1\nname: l\nagents:\n  e: { runner: command, command: ["true"] }\nphases:\n  - id: p\n    agent: e\n    tasks: [{ id: t, prompt: "x" }]\n');
     expect(fanfold(['run', 'wf.yaml'], { cwd: project }).status).toBe(0);
     const lines = fanfold(['list'], { cwd: project }).stdout.split('\n');
-    expect(lines[0]).toMatch(/^RUN +STATUS +OK\/TOTAL +ELAPSED +STARTED +NAME$/);
+    expect(lines[0]).toMatch(/^RUN +STATUS +OK\/TOTAL +ELAPSED +SPENT +STARTED +NAME$/);
     expect(lines[1]).toMatch(/^\w+ +completed +1\/1 /);
   });
 });

@@ -50,7 +50,8 @@ describe('fanfold list shows spend', () => {
     const s = await storeWithSpend();
     const r = fanfold(['list', '--store', s.root], { cwd: s.dir });
     expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trimEnd().split('\n');
+    const [header, ...lines] = r.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^RUN +STATUS +OK\/TOTAL +ELAPSED +SPENT +STARTED +NAME$/);
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(new RegExp(`^${s.ids[0]} .*\\$0\\.00 · 0 tokens .*nothing-yet$`));
     expect(lines[1]).toMatch(/\$0\.00 · 41k tokens .*codex-run$/);
