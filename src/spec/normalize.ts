@@ -536,6 +536,10 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
     };
     if (p.final === true) out.final = true;
     if (p.summarize) out.summarize = { agent: p.summarize.agent };
+    if (p.checkpoint) {
+      const ms = p.checkpoint.timeout === undefined ? undefined : parseDuration(p.checkpoint.timeout);
+      out.checkpoint = { message: p.checkpoint.message, onTimeout: p.checkpoint.onTimeout, ...(typeof ms === 'number' ? { timeoutMs: ms } : {}) };
+    }
     const d = dynamics.get(p.id);
     if (d) out.dynamic = d;
     return out;

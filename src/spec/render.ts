@@ -124,6 +124,10 @@ export function renderPlan(plan: Plan): string {
     if (p.onFailure === 'continue') parts.push('continues on failure');
     if (p.final) parts.push('final');
     if (p.summarize) parts.push(`summarized by ${p.summarize.agent}`);
+    if (p.checkpoint) {
+      const wait = p.checkpoint.timeoutMs === undefined ? 'until answered' : `up to ${formatDuration(p.checkpoint.timeoutMs)}, then ${p.checkpoint.onTimeout}`;
+      parts.push(`waits for a person's approval first (${wait}): "${clip(p.checkpoint.message, 80)}"`);
+    }
     lines.push(`  ${i + 1}. ${p.id}${title}: ${parts.join('; ')}`);
   });
   if (plan.phases.length > MAX_PHASES) lines.push(`  … and ${plan.phases.length - MAX_PHASES} more phases`);

@@ -270,6 +270,18 @@ export const ConvergeSchema = z.strictObject({
   key: ItemsPathSchema.optional(),
 });
 
+/**
+ * `checkpoint`: before the phase starts, the run waits (status `awaiting_approval`) for a person
+ * to answer `message`; phases that do not depend on it go on meanwhile.
+ */
+export const CheckpointSchema = z.strictObject({
+  message: z.string().min(1).max(2000),
+  /** How long to wait for an answer; absent: until answered. */
+  timeout: durationSchema(1).optional(),
+  /** What an unanswered checkpoint does when `timeout` runs out (default `stop`). */
+  onTimeout: z.enum(['stop', 'continue']).default('stop'),
+});
+
 /** One phase: a group of tasks that run in parallel once the phases they depend on are done. */
 export const PhaseSpecSchema = z.strictObject({
   id: idSchema,
@@ -299,6 +311,8 @@ export const PhaseSpecSchema = z.strictObject({
   isolation: z.enum(['worktree', 'none']).optional(),
   /** `true`: the phase's gate command may reach the network (it has none by default). */
   network: z.boolean().optional(),
+  /** A person approves (or rejects) before this phase starts; see CheckpointSchema. */
+  checkpoint: CheckpointSchema.optional(),
 });
 
 /** The whole workflow spec (version 1). */

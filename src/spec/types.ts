@@ -112,6 +112,18 @@ export interface PlanPhase {
    * phases depend on; its tasks made at run time are appended to `taskRefs` and `Plan.tasks`.
    */
   dynamic?: PhaseDynamics;
+  /** A person answers before the phase starts (the run is `awaiting_approval` meanwhile). */
+  checkpoint?: Checkpoint;
+}
+
+/** A phase's human checkpoint, normalized. */
+export interface Checkpoint {
+  /** The question shown to the person. */
+  message: string;
+  /** How long to wait for an answer (ms); absent: until answered. */
+  timeoutMs?: number;
+  /** What an unanswered checkpoint does once `timeoutMs` has passed. */
+  onTimeout: 'stop' | 'continue';
 }
 
 /** A task as written in a forEach, pipeline or converge phase: instantiated at run time. */

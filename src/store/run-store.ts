@@ -16,7 +16,7 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import { AGENT_RECORD_VERSION, AGENT_RECORD_VERSIONS, SCHEMA_VERSION, type AgentRecord, type AttemptSummary, type ControlRecord, type RunEvent, type RunRecord } from './types.js';
+import { AGENT_RECORD_VERSION, AGENT_RECORD_VERSIONS, SCHEMA_VERSION, type AgentRecord, type AttemptSummary, type ControlRecord, type RequestRecord, type RunEvent, type RunRecord } from './types.js';
 import { StoreError, errnoCode, ioError, isStoreError, quote } from './errors.js';
 import { ID_PATTERN, assertFileName, assertId, isId } from './ids.js';
 import { SafeRoot, safeJoinReal } from './paths.js';
@@ -46,6 +46,8 @@ export const AGENTS_DIR = 'agents';
 export const INPUTS_DIR = 'inputs';
 /** Stop requests from any session. */
 export const CONTROL_FILE = 'control.json';
+/** Requests to the owner besides a stop (checkpoint answers, per-agent actions), one file each. */
+export const REQUESTS_DIR = 'requests';
 /** The persisted search index (written by search/). */
 export const INDEX_FILE = 'index.json';
 
@@ -724,6 +726,55 @@ export class RunStore {
     }
     if (rec.request !== 'stop') throw new StoreError('corrupt', `control request ${file} asks for ${quote(rec.request)}, expected 'stop'`);
     return rec;
+  }
+
+  /**
+   * Leaves a request for the owner in requests/ (any process may; one file per request, written
+   * atomically, so concurrent sessions never lose each other's). Returns the record written.
+   */
+  addRequest(req: Omit<RequestRecord, 'schemaVersion' | 'id' | 'requestedAt'>): Promise<RequestRecord> {
+    return this.#track(async () => {
+      const at = new Date();
+      const id = `${at.getTime().toString(36).padStart(9, '0')}-${Math.random().toString(36).slice(2, 8)}`;
+      const rec: RequestRecord = { schemaVersion: SCHEMA_VERSION, id, requestedAt: at.toISOString(), ...req };
+      await fs.mkdir(path.join(this.dir, REQUESTS_DIR), { recursive: true });
+      await writeJsonAtomic(await this.#paths.join(REQUESTS_DIR, `${id}.json`), rec);
+      return rec;
+    }, false);
+  }
+
+  /** Pending requests, oldest first; unreadable files are skipped (a half-written temp file is not named *.json). */
+  async readRequests(): Promise<RequestRecord[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(path.join(this.dir, REQUESTS_DIR));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw ioError('listing', path.join(this.dir, REQUESTS_DIR), err);
+    }
+    const out: RequestRecord[] = [];
+    for (const name of names.filter((n) => /^[0-9a-z]+-[0-9a-z]+\.json$/.test(n)).sort()) {
+      try {
+        const rec = await readJsonFile<RequestRecord>(await this.#paths.join(REQUESTS_DIR, name), { kind: 'request', expectVersion: SCHEMA_VERSION, maxBytes: 64 * 1024 });
+        if (rec.id === name.slice(0, -5)) out.push(rec);
+      } catch {
+        /* damaged or vanished: nothing to act on */
+      }
+    }
+    return out;
+  }
+
+  /** Removes a request once acted on (owner only). */
+  removeRequest(id: string): Promise<void> {
+    return this.#track(async () => {
+      if (!/^[0-9a-z]+-[0-9a-z]+$/.test(id)) throw new StoreError('invalid_id', `request id ${quote(id)} is not one fanfold writes`);
+      const file = await this.#paths.join(REQUESTS_DIR, `${id}.json`);
+      try {
+        await fs.unlink(file);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw ioError('removing', file, err);
+      }
+    });
   }
 
   /** Removes control.json (owner only, after acting on it). */

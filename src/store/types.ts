@@ -25,9 +25,37 @@ export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
 /**
  * Run status. `completed` only when every task succeeded; `budget_exhausted` when the engine
- * stopped dispatching because the next agent could cross `limits.budget`.
+ * stopped dispatching because the next agent could cross `limits.budget`; `paused` when a runner
+ * hit a usage or auth limit (an end, resumable, with `resumeAfter` when known);
+ * `awaiting_approval` while a checkpoint waits for a person (not an end: the owner waits).
  */
-export type RunStatus = 'running' | 'completed' | 'failed' | 'stopped' | 'interrupted' | 'budget_exhausted';
+export type RunStatus = 'running' | 'awaiting_approval' | 'completed' | 'failed' | 'stopped' | 'interrupted' | 'budget_exhausted' | 'paused';
+
+/** A checkpoint waiting for a person's answer (RunRecord.checkpoints). */
+export interface CheckpointWait {
+  /** The phase that starts once approved. */
+  phaseId: string;
+  /** The question. */
+  message: string;
+  /** When it was asked (ISO). */
+  askedAt: string;
+  /** When an unanswered checkpoint gives up (ISO), and what it then does. */
+  timeoutAt?: string;
+  onTimeout: 'stop' | 'continue';
+}
+
+/** A runner that may not start agents any more in this run (usage or auth limit). */
+export interface PausedRunner {
+  runner: string;
+  /** `quota` or `auth`. */
+  kind: string;
+  /** The failure that tripped it, as the CLI said it. */
+  cause: string;
+  /** The attempt that tripped it. */
+  ref: string;
+  /** When the limit resets (ISO), when the CLI said. */
+  resumeAfter?: string;
+}
 
 /** A failure that crossed a process or disk boundary: typed, with whether a retry can help. */
 export interface FailureInfo {
@@ -214,6 +242,12 @@ export interface RunRecord {
   totals: Counts;
   /** What the run's agents cost so far, as their CLIs reported it (all attempts, all segments). */
   spend?: { usd: number; tokens: number };
+  /** Checkpoints waiting for a person right now (status `awaiting_approval`). */
+  checkpoints?: CheckpointWait[];
+  /** Runners stopped by a usage or auth limit in this segment (status `paused` at the end). */
+  pausedRunners?: PausedRunner[];
+  /** `paused`: the earliest time the limit is known to reset (ISO), when a CLI said. */
+  resumeAfter?: string;
   updatedAt: string;
 }
 
@@ -237,6 +271,27 @@ export interface ControlRecord {
   requestedAt: string;
   /** Who asked: pid and host of the requesting process. */
   by: { pid: number; host: string };
+}
+
+/**
+ * `requests/<id>.json`: what any session asks of the run's owner besides a stop — a checkpoint's
+ * answer, or an action on one agent. Each request is its own file, so two sessions never
+ * overwrite each other; the owner acts on it, journals it and removes it.
+ */
+export interface RequestRecord {
+  schemaVersion: typeof SCHEMA_VERSION;
+  /** File id: time-ordered and unique. */
+  id: string;
+  request: 'answer' | 'stop_agent' | 'restart_agent';
+  /** `answer`: the phase whose checkpoint is answered. */
+  phaseId?: string;
+  /** `answer`: true approves, false rejects. */
+  approve?: boolean;
+  /** `stop_agent` / `restart_agent`: the task, `phase/task`. */
+  ref?: string;
+  requestedAt: string;
+  /** Who asked: a description (CLI, MCP with or without a person's form), pid and host. */
+  by: { pid: number; host: string; via: string };
 }
 
 /** Fields every journal event has. */
@@ -290,6 +345,26 @@ export type RunEvent =
   | (EventBase & { type: 'merge.applied'; phaseId: string; ref: string; files: string[] })
   | (EventBase & { type: 'merge.conflict'; phaseId: string; ref: string; files: string[]; message: string })
   | (EventBase & { type: 'run.stop_requested'; by: string })
+  | (EventBase & {
+      type: 'runner.paused';
+      /** The runner that may start no more agents in this run, and the limit's kind (`quota` | `auth`). */
+      runner: string;
+      kind: string;
+      ref: string;
+      cause: string;
+      resumeAfter?: string;
+    })
+  | (EventBase & { type: 'checkpoint.asked'; phaseId: string; message: string; timeoutAt?: string })
+  | (EventBase & {
+      type: 'checkpoint.answered';
+      phaseId: string;
+      /** `approve` / `reject` from a person, or what `onTimeout` did. */
+      answer: 'approve' | 'reject' | 'timeout_stop' | 'timeout_continue';
+      /** Who answered (CLI, MCP form, terminal, timeout). */
+      by: string;
+    })
+  | (EventBase & { type: 'agent.stop_requested'; ref: string; by: string })
+  | (EventBase & { type: 'agent.restart_requested'; ref: string; by: string })
   | (EventBase & { type: 'run.finished'; status: RunStatus; reason?: string; elapsedMs: number });
 
 /** The `type` values of RunEvent. */
