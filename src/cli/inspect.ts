@@ -33,6 +33,7 @@ export function registerInspectCommands(program: Command): void {
       const run = await readRunRecord(root, id);
       if (o.json) printJson(withDynamicJson(s, run));
       else process.stdout.write(withDynamicLines(summaryText(s, commandHint(program)), run) + '\n');
+      // awaiting_approval is 1: the run needs a person and will not move by itself.
       process.exitCode = s.status === 'completed' || s.status === 'running' ? 0 : 1;
     });
 

@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError, errorMessage, exitCodeFor, printError } from './errors.js';
 import { registerRunCommands } from './run.js';
+import { registerControlCommands } from './control.js';
 import { registerInspectCommands } from './inspect.js';
 import { registerMemoryCommands } from './memory.js';
 import { registerServeCommand } from './serve.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run fanfold --help for usage)')
     .exitOverride();
   registerRunCommands(program);
+  registerControlCommands(program);
   registerInspectCommands(program);
   registerMemoryCommands(program);
   registerServeCommand(program);

@@ -91,7 +91,7 @@ export function registerMemoryCommands(program: Command): void {
         // A run whose owner died, or one still running, has no final report: render one now
         // from the records (reports are derived data, so any session may write them).
         const exists = await fs.stat(md).then(() => true, () => false);
-        if (!exists || status.status === 'running' || status.status === 'interrupted') {
+        if (!exists || status.status === 'running' || status.status === 'awaiting_approval' || status.status === 'interrupted') {
           const run = await store.readRun();
           await writeReports(store, { ...run, status: status.status, ...(status.reason ? { reason: status.reason } : {}), phases: run.phases, totals: status.agents });
         }

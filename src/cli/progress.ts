@@ -128,7 +128,19 @@ export class ProgressView {
     this.#render(m);
   }
 
+  #held = false;
+
+  /**
+   * Stops (true) or resumes (false) drawing, e.g. while a question waits for an answer on the
+   * same terminal; the last frame stays on screen and drawing starts afresh below it.
+   */
+  hold(on: boolean): void {
+    if (on && !this.#held) this.#draw?.done();
+    this.#held = on;
+  }
+
   #render(m: ProgressModel) {
+    if (this.#held) return;
     if (this.#draw) {
       this.#draw(renderProgress(m));
       return;

@@ -15,6 +15,8 @@ import { latestAttempts } from '../digest/index.js';
 import { ProgressView, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
 import { commandHint, printJson, storeRoot, summaryText, type CommandHint } from './shared.js';
+import { stopAgent } from './control.js';
+import { terminalAsk } from './ask.js';
 
 /** Registers plan, run, resume and stop. */
 export function registerRunCommands(program: Command): void {
@@ -57,9 +59,11 @@ export function registerRunCommands(program: Command): void {
     .argument('<runId>', 'run id')
     .option('--detach', 'resume in a detached run owner')
     .option('--spec <file>', 'resume with a changed spec: tasks whose content key is unchanged are reused')
+    .option('--wait-until-reset', 'a paused run: sleep until the usage limit resets (resumeAfter) first')
     .option('--json', 'print JSON instead of text')
-    .action(async (runId: string, o: { detach?: boolean; spec?: string; json?: boolean }) => {
+    .action(async (runId: string, o: { detach?: boolean; spec?: string; json?: boolean; waitUntilReset?: boolean }) => {
       const root = storeRoot(program);
+      if (o.waitUntilReset) await sleepUntilReset(root, runId);
       const store = await RunStore.open(root, runId);
       const lease = await readLease(store.dir);
       await store.close();
@@ -80,11 +84,13 @@ export function registerRunCommands(program: Command): void {
 
   program
     .command('stop')
-    .description('stop a run gracefully from any terminal: agents are killed, statuses recorded')
+    .description('stop a run gracefully from any terminal: agents are killed, statuses recorded; with phase/task, stop only that agent (its dependents are skipped, the rest goes on)')
     .argument('<runId>', 'run id')
-    .option('--wait <seconds>', 'how long to wait for the run to end', '30')
+    .argument('[phase/task]', 'stop only this agent')
+    .option('--wait <seconds>', 'how long to wait for the run to end (or the owner to act on one agent)', '30')
     .option('--json', 'print the status as JSON')
-    .action(async (runId: string, o: { wait: string; json?: boolean }) => {
+    .action(async (runId: string, ref: string | undefined, o: { wait: string; json?: boolean }) => {
+      if (ref !== undefined) return stopAgent(storeRoot(program), runId, ref, seconds(o.wait, '--wait') * 1000, o.json);
       const s = await requestStop(storeRoot(program), runId, seconds(o.wait, '--wait') * 1000);
       if (o.json) printJson(s);
       else process.stdout.write(summaryText(s, commandHint(program)) + '\n');
@@ -92,7 +98,8 @@ export function registerRunCommands(program: Command): void {
     });
 }
 
-async function detached(root: string, runId: string, pid: number, json: boolean | undefined, hint: CommandHint) {
+/** Prints what a detached start or resume says: the run id and how to follow it. */
+export async function detached(root: string, runId: string, pid: number, json: boolean | undefined, hint: CommandHint) {
   const s = await readStatus(root, runId);
   if (json) printJson({ runId, status: s.status, pid, dir: s.dir });
   else {
@@ -107,7 +114,8 @@ async function detached(root: string, runId: string, pid: number, json: boolean 
   process.exitCode = 0;
 }
 
-async function foreground(root: string, runId: string, o: { json?: boolean; hint: CommandHint; plan?: import('../spec/types.js').Plan }) {
+/** Owns the run in this process with live progress; exit code 0 only when it completed. */
+export async function foreground(root: string, runId: string, o: { json?: boolean; hint: CommandHint; plan?: import('../spec/types.js').Plan; rerun?: string[] }) {
   const view = new ProgressView(process.stderr);
   const ctl = new AbortController();
   const onSigint = () => {
@@ -117,7 +125,11 @@ async function foreground(root: string, runId: string, o: { json?: boolean; hint
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   try {
-    const run = await ownRun({ root, runId, signal: ctl.signal, onProgress: (s) => view.update(s), ...(o.plan ? { plan: o.plan } : {}) });
+    const ask = terminalAsk(view);
+    const run = await ownRun({
+      root, runId, signal: ctl.signal, onProgress: (s) => view.update(s),
+      ...(o.plan ? { plan: o.plan } : {}), ...(o.rerun ? { rerun: o.rerun } : {}), ...(ask ? { ask } : {}),
+    });
     view.done();
     const s = statusView(run, path.join(root, runId));
     if (o.json) printJson(s);
@@ -131,6 +143,22 @@ async function foreground(root: string, runId: string, o: { json?: boolean; hint
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
+}
+
+/** `resume --wait-until-reset`: sleeps until the paused run's resumeAfter, saying so on stderr. */
+async function sleepUntilReset(root: string, runId: string): Promise<void> {
+  const s = await readStatus(root, runId);
+  if (s.status !== 'paused') throw new UsageError(`--wait-until-reset: run '${runId}' is ${s.status}, not paused`);
+  const at = s.resumeAfter ? Date.parse(s.resumeAfter) : NaN;
+  if (!Number.isFinite(at)) {
+    process.stderr.write(`fanfold: run ${runId} is paused without a known reset time; resuming now\n`);
+    return;
+  }
+  const ms = at - Date.now();
+  if (ms <= 0) return;
+  process.stderr.write(`fanfold: run ${runId} is paused until ${s.resumeAfter}; waiting ${Math.ceil(ms / 1000)} s before resuming (Ctrl-C to cancel)\n`);
+  // setTimeout overflows past ~24.8 days: sleep in steps.
+  for (let left = ms; left > 0; left = at - Date.now()) await new Promise((r) => setTimeout(r, Math.min(left, 2 ** 31 - 1)));
 }
 
 /** Parses a non-negative number of seconds from an option. */

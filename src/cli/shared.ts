@@ -46,10 +46,21 @@ export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fa
     lines.push(`  phase ${p.id}: ${p.status} (${p.succeeded}/${p.total} ok${p.failed ? `, ${p.failed} failed` : ''}${p.skipped ? `, ${p.skipped} skipped` : ''})`);
   }
   for (const note of s.security ?? []) lines.push(`  sandbox: ${note}`);
+  for (const c of s.checkpoints ?? []) {
+    lines.push(`  CHECKPOINT before phase ${c.phaseId}: ${c.message}`);
+    lines.push(`    answer: ${hint(['approve', s.runId, ...((s.checkpoints?.length ?? 0) > 1 ? [c.phaseId] : [])])}   (or --reject)` +
+      (c.timeoutAt ? `; unanswered by ${c.timeoutAt}: ${c.onTimeout}` : ''));
+  }
+  for (const p of s.pausedRunners ?? []) lines.push(`  paused: ${p.runner} (${p.kind}) — ${p.cause}`);
+  if (s.status === 'paused') {
+    lines.push(s.resumeAfter
+      ? `  resume after ${s.resumeAfter}: ${hint(['resume', s.runId, '--wait-until-reset'])}`
+      : `  resume once the limit has reset: ${hint(['resume', s.runId])}`);
+  }
   lines.push(`  elapsed: ${fmtClock(s.elapsedMs)}`);
   if (s.redactions > 0) lines.push(`  secrets redacted: ${s.redactions} (replaced by [REDACTED:<rule>] before anything was stored)`);
   lines.push(`  files: ${s.dir}`);
-  if (s.status !== 'running') {
+  if (s.status !== 'running' && s.status !== 'awaiting_approval') {
     lines.push(`  report: ${s.dir}/report.md (timeline: report.html)`);
     lines.push('  next:');
     lines.push(`    ${hint(['report', s.runId])}`);

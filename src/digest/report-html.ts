@@ -40,6 +40,8 @@ const RUN_COLOURS: Record<string, string> = {
   stopped: '#e8912d',
   interrupted: '#8e5bd0',
   budget_exhausted: '#b7791f',
+  paused: '#6b7a8f',
+  awaiting_approval: '#2f6fd6',
 };
 
 const LANE_PX = 14;

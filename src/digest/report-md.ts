@@ -50,7 +50,7 @@ const DIGESTS_MAX_BYTES = 10 * 1024;
 const CAUSE_MAX = 220;
 
 /** Run statuses that mean the run did not run to its end. */
-const CUT_SHORT = new Set(['stopped', 'failed', 'interrupted', 'budget_exhausted']);
+const CUT_SHORT = new Set(['stopped', 'failed', 'interrupted', 'budget_exhausted', 'paused']);
 
 
 /** The status paragraph: plain about cut-short runs and never "completed" for them. */
@@ -66,6 +66,17 @@ function statusLines(run: RunRecord, latest: readonly AgentRecord[], planned: nu
       return [`**Status: completed** — all ${n(planned, 'task')} succeeded.`];
     case 'running':
       return [`**Status: still running** — this is a snapshot; ${counts.succeeded} of ${planned} tasks have succeeded so far.`];
+    case 'awaiting_approval':
+      return [
+        `**Status: awaiting approval** — the run waits for a person; ${counts.succeeded} of ${planned} tasks have succeeded so far.`,
+        ...(run.checkpoints ?? []).map((c) => `- Checkpoint before phase \`${c.phaseId}\`: ${escapeMarkdownInline(clip(c.message, 400))} — answer with \`fanfold approve ${run.runId}${(run.checkpoints?.length ?? 0) > 1 ? ` ${c.phaseId}` : ''}\` (or \`--reject\`).`),
+      ];
+    case 'paused':
+      return [
+        `**Status: paused — a usage or auth limit stopped new agents.** Reason: ${reason}.`,
+        `${counts.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not run to the end and run on resume` +
+          (run.resumeAfter ? ` (the limit resets ${run.resumeAfter}: \`fanfold resume ${run.runId} --wait-until-reset\`).` : ' (`fanfold resume` once the limit has reset).'),
+      ];
     case 'stopped':
     case 'failed':
     case 'budget_exhausted':

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
-import type { AgentRecord, RunEvent } from '../store/types.js';
+import type { AgentRecord, FailureInfo, RunEvent } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
 import type { Runner, RunnerResult } from '../runners/types.js';
@@ -17,6 +17,7 @@ import type { TaskInputs } from './inputs.js';
 import type { Spend } from './spend.js';
 import { procStartTicks } from './leftovers.js';
 import { collectPatch, createWorktree, removeWorktree, type Worktree } from './worktree.js';
+import { idleTimeoutFor } from '../runners/idle.js';
 import { errText, now, warn } from './say.js';
 import { redactAttempt, type PatchOriginals } from './secrets.js';
 import { Redactor, totalRedactions } from '../redact/index.js';
@@ -63,8 +64,13 @@ export class Attempts {
     this.#feedbackFrom.set(ref, file);
   }
 
-  /** Runs attempt `attempt` of task `t` in `slot` to its record. */
-  async run(t: PlanTask, attempt: number, slot: number, signal: AbortSignal): Promise<AttemptOutcome> {
+  /**
+   * Runs attempt `attempt` of task `t` in `slot` to its record. The outcome carries the record's
+   * error (the owner reads usage limits from it). `cancelNote`, asked when the attempt was
+   * cancelled, says why in the record when it was not the whole run's stop (a person stopped or
+   * restarted this one agent).
+   */
+  async run(t: PlanTask, attempt: number, slot: number, signal: AbortSignal, cancelNote?: () => string | undefined): Promise<AttemptOutcome & { error?: FailureInfo }> {
     const { store, plan } = this.#d;
     const agent = plan.agents[t.agent]!;
     const earlier = this.#feedbackFrom.get(t.ref);
@@ -95,6 +101,7 @@ export class Attempts {
         promptFile: prepared.promptFile,
         contextFile: prepared.contextFile,
         timeoutMs: plan.limits.agentTimeoutMs,
+        idleTimeoutMs: idleTimeoutFor(agent, plan.limits),
         maxOutputBytes: plan.limits.maxOutputBytes,
         signal,
         onSpawn: (pid) => {
@@ -126,6 +133,8 @@ export class Attempts {
       const { error: _verdict, ...rest } = result;
       result = { ...rest, status: 'succeeded' };
     }
+    const note = result.status === 'cancelled' ? cancelNote?.() : undefined;
+    if (note !== undefined) result = { ...result, error: { type: 'cancelled', message: note, retryable: false } };
     // Why before the record: every later copy (file, journal cause, index, digests, context files,
     // report, MCP answers) is made from the record, so the original never reaches any of them.
     const clean = redactAttempt(this.#d.redactor ?? FORMATS_ONLY, result, patch);
@@ -148,8 +157,19 @@ export class Attempts {
     return {
       status: rec.status === 'skipped' ? 'failed' : rec.status,
       retryable: rec.error?.retryable ?? false,
-      ...(rec.error ? { cause: rec.error.message } : {}),
+      ...(rec.error ? { cause: rec.error.message, error: rec.error } : {}),
+      ...(rec.error?.retryAfterMs !== undefined ? { retryAfterMs: rec.error.retryAfterMs } : {}),
     };
+  }
+
+  /** Records attempt `attempt` of `t` as cancelled before it started (a person stopped it; `why`). */
+  async cancelled(t: PlanTask, attempt: number, why: string): Promise<void> {
+    const { store, plan } = this.#d;
+    const at = now();
+    const rec: AgentRecord = { ...skippedRecord(store.runId, plan, t, attempt, why, at), status: 'cancelled', error: { type: 'cancelled', message: why, retryable: false } };
+    const file = await store.writeAgentRecord(rec);
+    this.#d.onRecord(t.ref, file, rec);
+    await this.#d.journal({ type: 'agent.finished', t: at, ref: t.ref, key: t.key, attempt, status: 'cancelled', durationMs: 0, file, census: { errorType: 'cancelled' } });
   }
 
   /** Records attempt `attempt` of `t` as skipped: a dependency failed (`cause`). */

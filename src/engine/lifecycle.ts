@@ -58,13 +58,14 @@ export function ownerMainPath(): string {
  * a status read right after never sees a run without an owner. Its stdout and stderr go to
  * `<run dir>/owner.log`. `specPath` (resume with a new spec) is handed to the owner to load.
  */
-export async function launchOwner(opts: { root: string; runId: string; specPath?: string; timeoutMs?: number }): Promise<{ pid: number }> {
+export async function launchOwner(opts: { root: string; runId: string; specPath?: string; timeoutMs?: number; rerun?: string[] }): Promise<{ pid: number }> {
   const store = await RunStore.open(opts.root, opts.runId);
   const logPath = path.join(store.dir, 'owner.log');
   await store.close();
   const log = fs.openSync(logPath, 'a');
   const args = [ownerMainPath(), '--store', opts.root, '--run', opts.runId];
   if (opts.specPath) args.push('--spec', path.resolve(opts.specPath));
+  for (const ref of opts.rerun ?? []) args.push('--rerun', ref);
   // detached: its own session and process group, so it outlives the terminal or MCP host that
   // started it, and a Ctrl-C meant for the caller never reaches it.
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], env: process.env });

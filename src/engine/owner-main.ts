@@ -9,7 +9,7 @@ import { ownRun } from './owner.js';
 import { loadPlanFile } from './plan-file.js';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { store: { type: 'string' }, run: { type: 'string' }, spec: { type: 'string' } } });
+  const { values } = parseArgs({ options: { store: { type: 'string' }, run: { type: 'string' }, spec: { type: 'string' }, rerun: { type: 'string', multiple: true } } });
   if (!values.store || !values.run) {
     process.stderr.write('usage: owner-main --store DIR --run ID [--spec FILE]\n');
     return 2;
@@ -19,7 +19,7 @@ async function main(): Promise<number> {
     process.on(sig, () => ctl.abort(stopRequester(values.store!, values.run!) ?? `${sig} to the owner (pid ${process.pid})`));
   }
   const plan = values.spec ? await loadPlanFile(values.spec) : undefined;
-  const run = await ownRun({ root: values.store, runId: values.run, signal: ctl.signal, ...(plan ? { plan } : {}) });
+  const run = await ownRun({ root: values.store, runId: values.run, signal: ctl.signal, ...(plan ? { plan } : {}), ...(values.rerun?.length ? { rerun: values.rerun } : {}) });
   process.stderr.write(`fanfold owner: run ${run.runId} ended ${run.status}${run.reason ? `: ${run.reason}` : ''}\n`);
   return run.status === 'completed' ? 0 : 1;
 }

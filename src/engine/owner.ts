@@ -30,13 +30,17 @@ import { applyPatches, cleanupWorktrees, gitTopLevel } from './worktree.js';
 import { readPrior } from './prior.js';
 import { Stops, type StopReason } from './stops.js';
 import { Attempts } from './attempt.js';
-import { RunPersist, type Snapshot } from './run-persist.js';
+import { RunPersist, isLiveStatus, type Snapshot } from './run-persist.js';
 import { countStates, phaseStates, type TaskState } from './phases.js';
 import { Spend } from './spend.js';
 import { PatchOriginals, runRedactor } from './secrets.js';
 import { restoreSecretEnv } from './secret-env.js';
 import { totalRedactions } from '../redact/index.js';
 import { errText, fmtMs, now, warn } from './say.js';
+import { Breaker } from './breaker.js';
+import { Checkpoints, isCheckpointRef, withCheckpoints, type CheckpointDeps } from './checkpoints.js';
+import { AgentControl, clearAgentRequests, pollRequests } from './control.js';
+import { tripsBreaker } from '../runners/limits.js';
 
 // Re-exported so callers keep one import for the owner and what it reports.
 export { Spend } from './spend.js';
@@ -65,6 +69,13 @@ export interface OwnerOptions {
   leaseTtlMs?: number;
   /** Minimum interval between run.json rewrites (ms). */
   persistEveryMs?: number;
+  /**
+   * Tasks to run again although they succeeded (`fanfold restart` of an ended run), with every
+   * task downstream of them that had already run.
+   */
+  rerun?: string[];
+  /** Asks a checkpoint's question on the foreground terminal (see CheckpointDeps.ask). */
+  ask?: CheckpointDeps['ask'];
 }
 
 /** Journal events that record a decision of a dynamic phase's step (replayed, not journaled again, on resume). */
@@ -83,6 +94,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
   });
   // Digests and reports render in a worker thread: this loop keeps the lease's heartbeat.
   const offloader = new Offloader();
+  let requestTimer: NodeJS.Timeout | undefined;
   try {
     const before = await store.readRun();
     // Tasks made at run time are made again from the stored answers (the same keys), so a resume
@@ -104,11 +116,18 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     if (repo && existsSync(worktreesDir)) {
       for (const dir of await cleanupWorktrees(repo, worktreesDir).catch(() => [])) warn(`removed worktree ${dir} left by an earlier owner`);
     }
-    // A stop asked of an earlier owner must not stop this one.
+    // A stop asked of an earlier owner must not stop this one; nor may its per-agent requests.
     await store.clearControl();
+    await clearAgentRequests(store);
 
     const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
     const { maxAttempt, latestCurrent, succeededByKey, done, succeededFile, latestFile, recorded } = readPrior(records, plan, taskByRef);
+    // A restart of an ended run: the task and everything downstream of it run again.
+    const forced = forcedClosure(plan.tasks, opts.rerun ?? []);
+    for (const ref of forced) {
+      done.delete(ref);
+      succeededFile.delete(ref);
+    }
     const spend = new Spend(plan.limits.budget);
     for (const r of records) spend.account(r);
     // Secrets: one redactor for the run (the owner's env, passEnv, the agents' own env), the
@@ -205,7 +224,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           plan.tasks.push(t);
           taskByRef.set(t.ref, t);
           phaseById.get(t.phaseId)!.taskRefs.push(t.ref);
-          const rec = succeededByKey.get(`${t.ref}\0${t.key}`);
+          if (t.deps.some((d) => forced.has(d))) forced.add(t.ref);
+          const rec = forced.has(t.ref) ? undefined : succeededByKey.get(`${t.ref}\0${t.key}`);
           if (rec) {
             reused.add(t.ref);
             state.set(t.ref, 'succeeded');
@@ -237,18 +257,40 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       ended: (ref) => virtualFinal.has(ref) && ref.endsWith('/_done'),
     });
 
+    const breaker = new Breaker();
+    const agents = new AgentControl();
+    let checkpoints: Checkpoints | undefined;
     const run = new RunPersist({
       store, before, plan, resuming, state, running, virtualFinal, dynamicStates: () => dyn.states(), digestText, spend,
       redactions: () => redactions,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.persistEveryMs !== undefined ? { persistEveryMs: opts.persistEveryMs } : {}),
+      extra: () => {
+        const after = breaker.resumeAfter();
+        return { checkpoints: checkpoints?.waiting() ?? [], pausedRunners: breaker.paused, ...(after ? { resumeAfter: after } : {}) };
+      },
     });
     const changed = () => run.changed();
+    const approvedBefore = new Set(events.flatMap((e) => (e.type === 'checkpoint.answered' && (e.answer === 'approve' || e.answer === 'timeout_continue') ? [e.phaseId] : [])));
+    checkpoints = new Checkpoints({
+      plan, approvedBefore, journal, signal: stops.signal,
+      holdClock: () => stops.holdClock(),
+      releaseClock: () => stops.releaseClock(),
+      // Readers watch run.json: a question (or its answer) is written at once, not coalesced.
+      onChange: () => {
+        if (isLiveStatus(run.status)) run.status = checkpoints!.waiting().length > 0 ? 'awaiting_approval' : 'running';
+        changed();
+        void run.persistNow();
+      },
+      ...(opts.ask ? { ask: opts.ask } : {}),
+    });
+    const cps = checkpoints;
 
     if (resuming) {
       await journal({ type: 'run.resumed', t: now(), runId: store.runId, reused: done.size, toRun: plan.tasks.length - done.size, resumes: before.resumes + 1 });
       const tasks = [...done].map((ref) => ({ ref, key: taskByRef.get(ref)!.key, file: inputs.fileOf(ref)! })).filter((x) => x.file);
       if (tasks.length > 0) await journal({ type: 'agent.reused', t: now(), tasks });
+      for (const ref of opts.rerun ?? []) await journal({ type: 'agent.restart_requested', t: now(), ref, by: 'fanfold restart', effect: 'rerun' });
     } else {
       await journal({ type: 'run.started', t: now(), runId: store.runId, name: plan.name, agentCount: plan.agentCount });
     }
@@ -262,6 +304,17 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       runTimeoutMs: plan.limits.runTimeoutMs,
       onStopRequested: (by) => void journal({ type: 'run.stop_requested', t: now(), by }),
     });
+    // Checkpoint answers and per-agent stops/restarts from other sessions (requests/).
+    let polling = false;
+    requestTimer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      void pollRequests({
+        store, checkpoints: cps, agents, journal,
+        task: (ref) => (taskByRef.has(ref) ? { final: ['succeeded', 'failed', 'skipped'].includes(state.get(ref) ?? '') } : undefined),
+      }).finally(() => (polling = false));
+    }, opts.controlPollMs ?? 500);
+    const runnerOf = (ref: string) => plan.agents[taskByRef.get(ref)?.agent ?? '']?.runner ?? 'unknown';
 
     const phaseStarted = new Set<string>();
     const phaseFinished = new Set<string>();
@@ -269,7 +322,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       if (r.errorType === 'invalid_structured_output') attempts.refusedBefore(`${r.phaseId}/${r.taskId}`, r.file);
     }
     const sched = await runDag({
-      tasks: [...(plan.tasks as SchedTask[]), ...dyn.initialNodes()],
+      tasks: withCheckpoints(plan, [...(plan.tasks as SchedTask[]), ...dyn.initialNodes()]),
       done,
       maxConcurrent: plan.limits.maxConcurrent,
       retries: plan.limits.retries,
@@ -278,6 +331,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       firstAttempt: (ref) => (maxAttempt.get(ref) ?? 0) + 1,
       signal: stops.signal,
       admit: () => spend.admit(running.size),
+      // A runner whose account hit a usage limit (or whose login was refused) starts nothing more.
+      held: (task) => !task.virtual && breaker.isOpen(runnerOf(task.ref)),
       hooks: {
         onDispatch(task, attempt) {
           if (task.virtual) return;
@@ -297,6 +352,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           changed();
         },
         onFinal(task, f) {
+          if (isCheckpointRef(task.ref)) return changed();
           if (task.virtual) {
             if (task.ref.endsWith('/_done') || f !== 'succeeded') virtualFinal.set(task.ref, f);
           } else {
@@ -337,14 +393,47 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         },
       },
       execute: async (task, { attempt, slot, signal }) => {
+        if (isCheckpointRef(task.ref)) {
+          const a = await cps.wait(task.phaseId);
+          if (a?.answer === 'approve' || a?.answer === 'timeout_continue') return { status: 'succeeded', retryable: false };
+          if (a) stops.stop({ kind: 'checkpoint', phaseId: task.phaseId, by: a.by, answer: a.answer });
+          return { status: 'cancelled', retryable: false };
+        }
         if (task.virtual) {
           const out = await dyn.run(task);
           if (out.status !== 'succeeded' && out.cause) stepCause.set(task.ref, out.cause);
           return out;
         }
-        return attempts.run(taskByRef.get(task.ref)!, attempt, slot, signal);
+        const t = taskByRef.get(task.ref)!;
+        const stopper = agents.takeStopBefore(t.ref);
+        if (stopper !== undefined) {
+          const why = `stopped by ${stopper} before it started; its dependents are skipped`;
+          agents.stopped.set(t.ref, stopper);
+          await attempts.cancelled(t, attempt, why);
+          return { status: 'cancelled', retryable: false, stopped: true, cause: why };
+        }
+        const own = agents.begin(t.ref);
+        const out = await attempts.run(t, attempt, slot, AbortSignal.any([signal, own]), () => agents.note(t.ref));
+        const asked = agents.end(t.ref);
+        if (out.status === 'cancelled' && asked && !signal.aborted) {
+          if (asked.action === 'stop') agents.stopped.set(t.ref, asked.by);
+          return asked.action === 'stop' ? { ...out, stopped: true, cause: `stopped by ${asked.by}` } : { ...out, restart: true };
+        }
+        if (out.status !== 'succeeded' && tripsBreaker(out.error)) {
+          const runner = runnerOf(t.ref);
+          const opened = breaker.trip(runner, t.ref, out.error!);
+          if (opened) {
+            warn(`run ${store.runId}: ${runner} ${opened.kind === 'auth' ? 'cannot log in' : 'hit a usage limit'}; no further ${runner} agent will start (${out.error!.message})`);
+            await journal({ type: 'runner.paused', t: now(), runner, kind: opened.kind, ref: t.ref, cause: opened.cause, ...(opened.resumeAfter ? { resumeAfter: opened.resumeAfter } : {}) });
+          }
+          changed();
+          // Not a failure of the work: set aside, to run again on resume.
+          return { ...out, hold: true };
+        }
+        return out;
       },
     });
+    clearInterval(requestTimer);
 
     // Final states: failed attempts that will not be retried are `failed`; cancelled/not_run stay pending.
     for (const [ref, f] of sched.final) {
@@ -359,7 +448,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       throw new Error(`engine: lost the lease of run '${store.runId}' to another owner; stopped without writing`);
     }
     const end = decideEnd({
-      stopReason, halted: sched.halted, final: sched.final, state, stepCause,
+      stopReason, halted: sched.halted, final: sched.final, state, stepCause, breaker, stoppedAgents: agents.stopped,
       conflicts: [...dyn.states().values()].flatMap((d) => d.merge?.conflicts.map((c) => c.ref) ?? []),
       unfinishedPhase: plan.phases.some((p) => p.dynamic && sched.final.get(p.dynamic.done) !== 'succeeded'),
     });
@@ -383,6 +472,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     await run.commit(finalRecord);
     return finalRecord;
   } finally {
+    clearInterval(requestTimer);
     stops.dispose();
     await offloader.close();
     await lease.release().catch(() => {});
@@ -401,6 +491,10 @@ interface EndFacts {
   conflicts: string[];
   /** A dynamic phase whose end node did not succeed. */
   unfinishedPhase: boolean;
+  /** Runners paused by a usage or auth limit. */
+  breaker: Breaker;
+  /** Agents a person stopped one by one, with who did. */
+  stoppedAgents: ReadonlyMap<string, string>;
 }
 
 /** The run's final status and reason, from how its pass ended. */
@@ -411,6 +505,17 @@ function decideEnd(f: EndFacts): { status: RunStatus; reason?: string } {
   // the run failed with its cause, whatever the tasks did.
   const dynFailure = [...f.final].filter(([ref, v]) => v === 'failed' && isVirtualRef(ref)).map(([ref]) => f.stepCause.get(ref) ?? `${ref} failed`)[0];
   if (f.stopReason?.kind === 'stop') return { status: 'stopped', reason: `stopped by ${f.stopReason.by}; ${tally}` };
+  if (f.stopReason?.kind === 'checkpoint') {
+    const s = f.stopReason;
+    const what = s.answer === 'reject' ? `rejected by ${s.by}` : `not answered in time (${s.by}; onTimeout: stop)`;
+    return { status: 'stopped', reason: `the checkpoint before phase ${s.phaseId} was ${what}; ${tally}` };
+  }
+  if (f.stoppedAgents.size > 0) {
+    const list = [...f.stoppedAgents].map(([ref, by]) => `${ref} (by ${by})`);
+    return { status: 'stopped', reason: `agent${list.length === 1 ? '' : 's'} stopped: ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}; dependents skipped; ${tally}` };
+  }
+  // A usage or auth limit: the run is not complete, but nothing failed that a resume cannot redo.
+  if (f.breaker.paused.length > 0) return { status: 'paused', reason: `${f.breaker.describe()}; ${tally}` };
   if (f.halted?.by === 'refused') {
     return { status: 'budget_exhausted', reason: `${f.halted.cause}; ${tally}, every output kept; raise limits.budget and resume to go on` };
   }
@@ -430,4 +535,23 @@ function decideEnd(f: EndFacts): { status: RunStatus; reason?: string } {
     };
   }
   return { status: 'completed' };
+}
+
+/**
+ * `refs` and every task downstream of them (through dependencies, transitively): what a restart
+ * of an ended run runs again.
+ */
+function forcedClosure(tasks: readonly { ref: string; deps: readonly string[] }[], refs: readonly string[]): Set<string> {
+  const forced = new Set(refs);
+  if (forced.size === 0) return forced;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const t of tasks) {
+      if (!forced.has(t.ref) && t.deps.some((d) => forced.has(d))) {
+        forced.add(t.ref);
+        grew = true;
+      }
+    }
+  }
+  return forced;
 }

@@ -45,6 +45,13 @@ export interface RunView {
   onProgress?: (s: Snapshot) => void;
   /** Minimum interval between run.json rewrites (ms). */
   persistEveryMs?: number;
+  /** Checkpoints waiting, runners paused by a limit, and when the run may resume (fresh at each write). */
+  extra?: () => Pick<RunRecord, 'checkpoints' | 'pausedRunners' | 'resumeAfter'>;
+}
+
+/** Whether `status` is one of a live run (its owner goes on): `running` or `awaiting_approval`. */
+export function isLiveStatus(status: RunStatus): boolean {
+  return status === 'running' || status === 'awaiting_approval';
 }
 
 /** Status, snapshot and coalesced persistence of run.json for one owner. */
@@ -72,7 +79,7 @@ export class RunPersist {
   snapshot(): Snapshot {
     const v = this.#v;
     const dynStates = v.dynamicStates();
-    const phases = phaseStates(v.plan, v.state as Map<string, TaskState>, this.status !== 'running', v.virtualFinal, dynStates).map((p) => {
+    const phases = phaseStates(v.plan, v.state as Map<string, TaskState>, !isLiveStatus(this.status), v.virtualFinal, dynStates).map((p) => {
       const d = v.digestText.get(p.id);
       const ds = dynStates.get(p.id);
       return { ...p, ...(d === undefined ? {} : { digest: d }), ...(ds && Object.keys(ds).length > 0 ? { dynamic: ds } : {}) };
@@ -93,15 +100,20 @@ export class RunPersist {
   record(): RunRecord {
     const v = this.#v;
     const s = this.snapshot();
+    const extra = v.extra?.() ?? {};
     return {
       ...v.before,
+      // What an earlier segment waited for or paused on is not this one's: only fresh values count.
+      checkpoints: extra.checkpoints?.length ? extra.checkpoints : undefined,
+      pausedRunners: extra.pausedRunners?.length ? extra.pausedRunners : undefined,
+      resumeAfter: extra.resumeAfter,
       schemaVersion: SCHEMA_VERSION,
       // Secret-looking values of the agents' env never reach run.json (see secret-env.ts).
       plan: planForDisk(v.plan),
       status: this.status,
       ...(this.reason ? { reason: this.reason } : { reason: undefined }),
       startedAt: this.#startedAt,
-      ...(this.status !== 'running' ? { endedAt: now() } : { endedAt: undefined }),
+      ...(!isLiveStatus(this.status) ? { endedAt: now() } : { endedAt: undefined }),
       elapsedMs: s.elapsedMs,
       resumes: v.before.resumes + (v.resuming ? 1 : 0),
       phases: s.phases,

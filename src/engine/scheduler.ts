@@ -39,6 +39,18 @@ export interface AttemptOutcome {
   cause?: string;
   /** From a virtual node that succeeded: tasks to add before its dependents are released. */
   grow?: Growth;
+  /**
+   * Set the task aside: it ends `not_run` (it runs again on resume), is neither retried nor a
+   * failure, and its dependents wait (they end `not_run` too). For an attempt cut off by a usage
+   * limit: the work did not fail, the account did.
+   */
+  hold?: boolean;
+  /** With `cancelled`: a person stopped this task alone; it ends `cancelled` and its dependents are skipped. */
+  stopped?: boolean;
+  /** With `cancelled`: run the task again at once (next attempt), without using up a retry. */
+  restart?: boolean;
+  /** A wait the failure itself asked for (a rate limit's retry-after), used when longer than the back-off. */
+  retryAfterMs?: number;
 }
 
 /** Final state of each task after a scheduler pass. */
@@ -86,6 +98,12 @@ export interface SchedOptions {
    * refusal halts the pass like a failure does: running attempts finish, nothing new starts.
    */
   admit?: (task: SchedTask) => boolean | string;
+  /**
+   * Asked before each dispatch, before `admit`: true sets the task aside for this pass (it ends
+   * `not_run`, and so do its dependents) while other tasks go on — e.g. every task of a runner that
+   * hit a usage limit.
+   */
+  held?: (task: SchedTask) => boolean;
   /** Runs one attempt. Must settle; should honour `signal` promptly. */
   execute: (task: SchedTask, ctx: { attempt: number; slot: number; signal: AbortSignal }) => Promise<AttemptOutcome>;
   /** Aborting stops dispatch and aborts every running attempt's signal. */
@@ -103,6 +121,8 @@ export interface SchedResult {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** Longest wait a rate limit's retry-after may ask for before one retry (5 min). */
+const MAX_RETRY_AFTER_MS = 300_000;
 
 /** Sleep that resolves early (without throwing) when the signal aborts. */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -179,6 +199,8 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
   for (let s = maxConcurrent - 1; s >= 0; s--) freeSlots.push(s);
   let running = 0;
   let retrying = 0;
+  /** Restarts a person asked for, per task: they do not use up `retries`. */
+  const restarts = new Map<string, number>();
   let halted: SchedResult['halted'];
 
   for (const t of tasks) {
@@ -307,6 +329,7 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
     while (!halted && readyVirtual.length > 0) runVirtual(readyVirtual.shift()!);
     while (!halted && running < maxConcurrent && ready.length > 0) {
       const task = takeNext()!;
+      if (opts.held?.(task)) continue; // stays without a final state: not_run at the end
       const verdict = opts.admit ? opts.admit(task) : true;
       if (verdict !== true) {
         ready.push(task);
@@ -354,15 +377,25 @@ export async function runDag(opts: SchedOptions): Promise<SchedResult> {
       }
       return;
     }
-    if (outcome.status === 'cancelled' || outer.aborted) {
-      setFinal(task.ref, 'cancelled');
+    if (outcome.status === 'cancelled' && outcome.restart && !outer.aborted && !halted) {
+      restarts.set(task.ref, (restarts.get(task.ref) ?? 0) + 1);
+      attemptOf.set(task.ref, attempt + 1);
+      ready.push(task);
       return;
     }
+    if (outcome.status === 'cancelled' || outer.aborted) {
+      setFinal(task.ref, 'cancelled');
+      if (outcome.stopped && !outer.aborted) skipDependents(task.ref, `dependency ${task.ref} was stopped: ${outcome.cause ?? 'by a person'}`);
+      return;
+    }
+    // Set aside: no final state now, so it ends not_run; dependents never become ready.
+    if (outcome.hold) return;
     const cause = outcome.cause ?? outcome.status;
     const firstAttempt = opts.firstAttempt?.(task.ref) ?? 1;
-    const used = attempt - firstAttempt + 1;
+    const used = attempt - firstAttempt + 1 - (restarts.get(task.ref) ?? 0);
     if (outcome.retryable && used <= opts.retries && !halted) {
-      const delayMs = Math.min(opts.backoffMs * 2 ** (used - 1), MAX_BACKOFF_MS);
+      const backoff = Math.min(opts.backoffMs * 2 ** (used - 1), MAX_BACKOFF_MS);
+      const delayMs = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
       attemptOf.set(task.ref, attempt + 1);
       hooks.onRetry?.(task, attempt + 1, delayMs, cause);
       retrying++;

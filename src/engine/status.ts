@@ -4,7 +4,7 @@
  * reported `interrupted` — the owner died without recording an end.
  */
 import { RunStore, readLease, leaseState } from '../store/index.js';
-import type { Counts, RunRecord, RunStatus } from '../store/types.js';
+import type { CheckpointWait, Counts, PausedRunner, RunRecord, RunStatus } from '../store/types.js';
 import { fmtTokens } from '../spec/estimate.js';
 
 /** One phase in a status answer. */
@@ -36,10 +36,24 @@ export interface RunStatusView {
   redactions: number;
   /** The owner, while one holds the lease. */
   owner?: { pid: number; host: string; heartbeatAgeMs: number };
+  /** `awaiting_approval`: the checkpoints waiting for a person, with their questions. */
+  checkpoints?: CheckpointWait[];
+  /** `paused`: the runners that hit a usage or auth limit. */
+  pausedRunners?: PausedRunner[];
+  /** `paused`: when the limit resets (ISO), when the CLI said; `fanfold resume --wait-until-reset` sleeps until then. */
+  resumeAfter?: string;
 }
 
 /** Terminal run statuses. */
-export const TERMINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted', 'budget_exhausted']);
+export const TERMINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted', 'budget_exhausted', 'paused']);
+
+/**
+ * Statuses a wait returns on: the ends, and `awaiting_approval` — a run that needs a person will
+ * not move by itself, so a caller waiting for it must hear so at once.
+ */
+export function needsAttention(status: RunStatus): boolean {
+  return TERMINAL.has(status) || status === 'awaiting_approval';
+}
 
 /** Reads a run's status, deriving `interrupted` from a dead owner. */
 export async function readStatus(root: string, runId: string): Promise<RunStatusView> {
@@ -68,14 +82,15 @@ export function statusView(
   const titles = new Map(run.plan.phases.map((p) => [p.id, p.title]));
   let phases: PhaseStatusView[] = run.phases.map((p) => ({ id: p.id, title: titles.get(p.id) ?? p.id, status: p.status, ...p.counts }));
   let elapsedMs = run.elapsedMs;
-  if (status === 'running' && !lease) {
+  const live = status === 'running' || status === 'awaiting_approval';
+  if (live && !lease) {
     // The owner died mid-run: what was running is pending again (it runs again on resume).
     status = 'interrupted';
     reason = `the run's owner stopped without finishing (crash, kill or reboot); run 'fanfold resume ${run.runId}' to continue`;
     const requeue = (c: Counts): Counts => ({ ...c, pending: c.pending + c.running, running: 0 });
     agents = requeue(agents);
     phases = phases.map((p) => ({ ...p, ...requeue(p), status: p.status === 'completed' ? p.status : p.status === 'pending' ? 'pending' : 'interrupted' }));
-  } else if (status === 'running') {
+  } else if (live) {
     elapsedMs += Math.max(0, Date.now() - Date.parse(run.updatedAt));
   }
   return {
@@ -93,6 +108,10 @@ export function statusView(
     ...(run.plan.security ? { security: run.plan.security } : {}),
     redactions,
     ...(lease ? { owner: { pid: lease.pid, host: lease.host, heartbeatAgeMs: Date.now() - Date.parse(lease.heartbeatAt) } } : {}),
+    // The question stays visible even when the owner died while waiting (it asks again on resume).
+    ...(run.checkpoints?.length ? { checkpoints: run.checkpoints } : {}),
+    ...(run.pausedRunners?.length ? { pausedRunners: run.pausedRunners } : {}),
+    ...(run.resumeAfter ? { resumeAfter: run.resumeAfter } : {}),
   };
 }
 
@@ -114,7 +133,8 @@ export async function listStatuses(root: string): Promise<(RunStatusView | { run
 }
 
 /**
- * Waits until the run reaches a terminal status or `timeoutMs` passes, polling the files.
+ * Waits until the run reaches a terminal status, or needs a person (`awaiting_approval`), or
+ * `timeoutMs` passes, polling the files.
  * `onTick` sees each poll's status (for progress). Stops early when `signal` aborts.
  */
 export async function waitForStatus(
@@ -126,7 +146,7 @@ export async function waitForStatus(
   for (;;) {
     const s = await readStatus(root, runId);
     opts.onTick?.(s);
-    if (TERMINAL.has(s.status) || Date.now() >= deadline || opts.signal?.aborted) return s;
+    if (needsAttention(s.status) || Date.now() >= deadline || opts.signal?.aborted) return s;
     await new Promise((r) => setTimeout(r, Math.min(opts.pollMs ?? 250, Math.max(0, deadline - Date.now()))));
   }
 }

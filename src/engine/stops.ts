@@ -11,7 +11,9 @@ import type { ControlRecord } from '../store/types.js';
 export type StopReason =
   | { kind: 'stop'; by: string }
   | { kind: 'timeout'; afterMs: number }
-  | { kind: 'lease_lost'; by?: string };
+  | { kind: 'lease_lost'; by?: string }
+  /** A checkpoint was rejected, or ran out of time with `onTimeout: stop`. */
+  | { kind: 'checkpoint'; phaseId: string; by: string; answer: 'reject' | 'timeout_stop' };
 
 /** What `Stops.watch` listens to. */
 export interface StopSources {
@@ -32,6 +34,12 @@ export class Stops {
   readonly #ctl = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
   #outer: AbortSignal | undefined;
+  /** The run timeout: what is left of it, since when its timer runs, and how many waits hold it. */
+  #timeoutLeft = 0;
+  #timeoutSince = 0;
+  #timeoutTimer: NodeJS.Timeout | undefined;
+  #holds = 0;
+  #runTimeoutMs = 0;
   readonly #onOuter = () => this.stop({ kind: 'stop', by: describeReason(this.#outer?.reason) });
 
   constructor() {
@@ -65,15 +73,40 @@ export class Stops {
         if (c?.request === 'stop') this.stop({ kind: 'stop', by: `fanfold stop (pid ${c.by.pid} on ${c.by.host})` });
       }, () => {});
     }, s.pollMs));
-    this.#timers.push(setTimeout(() => this.stop({ kind: 'timeout', afterMs: s.runTimeoutMs }), s.runTimeoutMs));
+    this.#runTimeoutMs = s.runTimeoutMs;
+    this.#timeoutLeft = s.runTimeoutMs;
+    this.#startClock();
     this.#ctl.signal.addEventListener('abort', () => {
       const r = this.#ctl.signal.reason as StopReason;
       if (r.kind === 'stop') s.onStopRequested(r.by);
     }, { once: true });
   }
 
+  #startClock(): void {
+    this.#timeoutSince = Date.now();
+    this.#timeoutTimer = setTimeout(() => this.stop({ kind: 'timeout', afterMs: this.#runTimeoutMs }), Math.max(0, this.#timeoutLeft));
+  }
+
+  /**
+   * A checkpoint starts waiting for a person: the run timeout's clock stops until every such wait
+   * has ended (waiting for a person is not the run taking long).
+   */
+  holdClock(): void {
+    if (this.#holds++ > 0 || this.#timeoutTimer === undefined) return;
+    clearTimeout(this.#timeoutTimer);
+    this.#timeoutTimer = undefined;
+    this.#timeoutLeft -= Date.now() - this.#timeoutSince;
+  }
+
+  /** A wait held by `holdClock` ended. */
+  releaseClock(): void {
+    if (this.#holds === 0 || --this.#holds > 0 || this.#ctl.signal.aborted || this.#timeoutTimer !== undefined) return;
+    this.#startClock();
+  }
+
   /** Stops listening (timers cleared, the outer listener removed). */
   dispose(): void {
+    clearTimeout(this.#timeoutTimer);
     for (const t of this.#timers) clearTimeout(t);
     this.#outer?.removeEventListener('abort', this.#onOuter);
   }

@@ -319,7 +319,7 @@ export async function agentPage(root: string, snap: RunSnapshot, offset: number,
       if ((latest.get(ref)?.attempt ?? 0) < p.attempt) latest.set(ref, { attempt: p.attempt, file: n });
     }
     const running = new Set<string>();
-    if (view.status === 'running') {
+    if (view.status === 'running' || view.status === 'awaiting_approval') {
       // Only a live run has agents running; after a crash they count as pending.
       const { events } = await store.readJournal();
       for (const e of events) {
@@ -442,6 +442,28 @@ export function nextStepFor(view: RunStatusView): string {
         'The run is complete. Answer from the report and digests here; look up details with ' +
         `${callText('query_workflow', { query: '<words>', runId: id })} instead of reading every output.`
       );
+    case 'awaiting_approval': {
+      const cps = view.checkpoints ?? [];
+      const q = cps.map((c) => `phase ${c.phaseId}: "${c.message}"${c.timeoutAt ? ` (unanswered by ${c.timeoutAt}: ${c.onTimeout})` : ''}`).join('; ');
+      const one = cps.length === 1 ? cps[0]!.phaseId : '<phaseId>';
+      return (
+        `The run waits for a person at a checkpoint (${q || 'see the status'}); phases that do not depend on it go on. ` +
+        'Ask the user the question and do not answer it yourself. With their answer, call ' +
+        `${callText('control_workflow', { runId: id, action: 'approve', phaseId: one })} or ${callText('control_workflow', { runId: id, action: 'reject', phaseId: one })} ` +
+        `(they may also run 'fanfold approve ${id}${cps.length > 1 ? ' <phaseId>' : ''}' [--reject] in a terminal).`
+      );
+    }
+    case 'paused': {
+      const runners = (view.pausedRunners ?? []).map((p) => p.runner).join(', ') || 'a runner';
+      const auth = (view.pausedRunners ?? []).some((p) => p.kind === 'auth');
+      return (
+        `The run is paused: ${runners} ${auth ? 'could not log in or' : ''} hit a usage limit, so no further agent of it was started; nothing that finished is lost. ` +
+        (view.resumeAfter
+          ? `The limit resets at ${view.resumeAfter}: resume after that with ${callText('control_workflow', { runId: id, action: 'resume' })} (or 'fanfold resume ${id} --wait-until-reset' in a terminal). `
+          : `Tell the user; once the limit has reset${auth ? ' (or the login is fixed)' : ''}, resume with ${callText('control_workflow', { runId: id, action: 'resume' })}. `) +
+        'Agents cut off by the limit run again; finished ones are reused.'
+      );
+    }
     case 'interrupted':
       return `The run's owner died before the end. Resume it with ${callText('run_workflow', { resumeRunId: id })}: finished agents are not run again.`;
     default:

@@ -363,8 +363,13 @@ export type RunEvent =
       /** Who answered (CLI, MCP form, terminal, timeout). */
       by: string;
     })
-  | (EventBase & { type: 'agent.stop_requested'; ref: string; by: string })
-  | (EventBase & { type: 'agent.restart_requested'; ref: string; by: string })
+  | (EventBase & {
+      type: 'agent.stop_requested' | 'agent.restart_requested';
+      ref: string;
+      by: string;
+      /** What the owner did: stopping / restarting a running attempt, will_not_start, not_running, already_ended, unknown_task, or rerun (a restart by resume). */
+      effect: string;
+    })
   | (EventBase & { type: 'run.finished'; status: RunStatus; reason?: string; elapsedMs: number });
 
 /** The `type` values of RunEvent. */
