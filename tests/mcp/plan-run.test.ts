@@ -23,10 +23,10 @@ afterEach(async () => {
 });
 
 describe('discovery', () => {
-  it('lists the four tools with output schemas and annotations, the prompts and the resources', async () => {
+  it('lists the five tools with output schemas and annotations, the prompts and the resources', async () => {
     const { client } = await conn();
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(['plan_workflow', 'run_workflow', 'workflow_status', 'query_workflow']);
+    expect(tools.map((t) => t.name)).toEqual(['plan_workflow', 'run_workflow', 'workflow_status', 'query_workflow', 'control_workflow']);
     for (const t of tools) {
       expect(t.outputSchema, t.name).toBeDefined();
       expect(t.description!.length, t.name).toBeGreaterThan(40);
@@ -38,6 +38,8 @@ describe('discovery', () => {
     expect(ann['run_workflow']).toMatchObject({ readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true });
     expect(ann['workflow_status']).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
     expect(ann['query_workflow']).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false });
+    // control_workflow kills agents and can resume runs (issue 12 item 5).
+    expect(ann['control_workflow']).toMatchObject({ readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true });
     // query_workflow takes the same search options as `fanfold query` (issue 13 item 8).
     const queryInput = tools.find((t) => t.name === 'query_workflow')!.inputSchema as any;
     expect(queryInput.properties.prefix.type).toBe('boolean');

@@ -19,7 +19,7 @@ const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME 
 /** plan → run (approve) → status with wait and progress → query → ref, through any client. */
 async function flow(client: Client, store: string) {
   const { tools } = await client.listTools();
-  expect(tools.map((t) => t.name)).toEqual(['plan_workflow', 'run_workflow', 'workflow_status', 'query_workflow']);
+  expect(tools.map((t) => t.name)).toEqual(['plan_workflow', 'run_workflow', 'workflow_status', 'query_workflow', 'control_workflow']);
   const spec = commandSpec(6, { maxConcurrent: 3, join: true, command: ['sh', '-c', 'sleep 0.3; echo stdio-$FANFOLD_TASK_ID findme'] });
   const plan = await client.callTool({ name: 'plan_workflow', arguments: { spec } });
   expect(plan.isError, textOf(plan)).toBeFalsy();

@@ -9,9 +9,10 @@ import { PLAN_WORKFLOW, registerPlanWorkflowTool } from './plan-workflow.js';
 import { QUERY_WORKFLOW, registerQueryWorkflowTool } from './query-workflow.js';
 import { RUN_WORKFLOW, registerRunWorkflowTool } from './run-workflow.js';
 import { WORKFLOW_STATUS, registerWorkflowStatusTool } from './workflow-status.js';
+import { CONTROL_WORKFLOW, registerControlWorkflowTool } from './control-workflow.js';
 
 /** Names of every tool, in the order they are listed. */
-export const TOOL_NAMES = [PLAN_WORKFLOW, RUN_WORKFLOW, WORKFLOW_STATUS, QUERY_WORKFLOW] as const;
+export const TOOL_NAMES = [PLAN_WORKFLOW, RUN_WORKFLOW, WORKFLOW_STATUS, QUERY_WORKFLOW, CONTROL_WORKFLOW] as const;
 
 /** Names of the tools a child (sub-agent) server offers. */
 export const CHILD_TOOL_NAMES = [WORKFLOW_STATUS, QUERY_WORKFLOW] as const;
@@ -24,6 +25,8 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
   }
   registerWorkflowStatusTool(server, ctx);
   registerQueryWorkflowTool(server, ctx);
+  // Why not for children: a sub-agent must never stop, resume or steer runs (nor answer checkpoints).
+  if (!ctx.child) registerControlWorkflowTool(server, ctx);
 }
 
-export { PLAN_WORKFLOW, RUN_WORKFLOW, WORKFLOW_STATUS, QUERY_WORKFLOW };
+export { PLAN_WORKFLOW, RUN_WORKFLOW, WORKFLOW_STATUS, QUERY_WORKFLOW, CONTROL_WORKFLOW };
