@@ -90,7 +90,7 @@ describe('crash and resume', () => {
     }
     expect({ reruns, lost }).toEqual({ reruns: 0, lost: 0 });
     expect(kills).toBeGreaterThanOrEqual(20);
-  }, 240_000);
+  }, 600_000);
 
   it('kills the agents a SIGKILLed owner left running before it resumes, so nothing runs twice', async () => {
     const dir = tempDir();
