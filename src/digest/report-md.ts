@@ -268,13 +268,26 @@ function totalsSection(run: RunRecord, latest: readonly AgentRecord[], attempts:
   const agents = attempts ? `${n(all.length, 'agent attempt')}` : `${n(latestRan(latest), 'agent')} (latest attempts)`;
   lines.push(`- Agents: ${agents} for ${n(latest.length, 'task')} with a result; ${n(Math.max(0, retries), 'retry', 'retries')}.`);
   lines.push(`- Wall time: ${formatDuration(run.elapsedMs)}${run.resumes > 0 ? ` over ${run.resumes + 1} segments (resumed ${run.resumes}×)` : ''}; summed agent time: ${formatDuration(agentMs)}${attempts ? '' : ' (latest attempts)'}${parallel}.`);
+  // Phase summarizers are agents too: listed, and counted in tokens and cost.
+  const summ = run.summarizers ?? [];
+  if (summ.length > 0) {
+    const started = summ.filter((x) => x.status !== 'not_started');
+    const notStarted = summ.filter((x) => x.status === 'not_started');
+    const failed = started.filter((x) => x.status === 'failed');
+    lines.push(
+      `- Phase summarizers: ${n(started.length, 'agent')} started (${summ.map((x) => x.phaseId).filter((v, i, a) => a.indexOf(v) === i).slice(0, 10).join(', ')})` +
+        (failed.length > 0 ? `, ${failed.length} failed` : '') +
+        (notStarted.length > 0 ? `; ${notStarted.length} not started (${escapeMarkdownInline(clip(cleanLine(notStarted[0]!.cause ?? 'budget'), 200))}): the extractive digest stands in` : '') +
+        '; counted below.',
+    );
+  }
   let input = 0;
   let output = 0;
   let cached = 0;
   let withUsage = 0;
   let cost = 0;
   let withCost = 0;
-  for (const r of all) {
+  for (const r of [...all, ...summ.filter((x) => x.status !== 'not_started')]) {
     if (r.usage) {
       withUsage++;
       input += r.usage.inputTokens ?? 0;
@@ -286,14 +299,15 @@ function totalsSection(run: RunRecord, latest: readonly AgentRecord[], attempts:
       cost += r.costUsd;
     }
   }
+  const counted = all.length + summ.filter((x) => x.status !== 'not_started').length;
   lines.push(
     withUsage > 0
-      ? `- Tokens: ${input.toLocaleString('en-US')} in, ${output.toLocaleString('en-US')} out${cached ? `, ${cached.toLocaleString('en-US')} cached in` : ''} (reported by ${withUsage} of ${all.length} agents).`
+      ? `- Tokens: ${input.toLocaleString('en-US')} in, ${output.toLocaleString('en-US')} out${cached ? `, ${cached.toLocaleString('en-US')} cached in` : ''} (reported by ${withUsage} of ${counted} agents).`
       : '- Tokens: unknown (no agent reported usage).',
   );
   lines.push(
     withCost > 0
-      ? `- Cost: $${cost.toFixed(cost < 1 ? 4 : 2)} (reported by ${withCost} of ${all.length} agents${withCost < all.length ? '; the true total is higher' : ''}).`
+      ? `- Cost: $${cost.toFixed(cost < 1 ? 4 : 2)} (reported by ${withCost} of ${counted} agents${withCost < counted ? '; the true total is higher' : ''}).`
       : '- Cost: unknown (no agent reported cost).',
   );
   const redacted = run.totals.redactions ?? 0;

@@ -2,9 +2,14 @@
  * Phase digests during a run: computed once per phase, when the phase has ended or a later task
  * needs it. Extractive by default (deterministic, no model); with `summarize: {agent}` on the
  * phase an agent writes it, and the extractive digest is its fallback when that agent fails.
+ *
+ * A summarizer is an agent like any other, so it is held to the same rules (through
+ * {@link SummarizerHooks}): it does not start once `limits.budget` is spent or could be crossed
+ * (the extractive digest stands in, and says why), it gets the dollars left as its own ceiling,
+ * what it costs is counted, and its pid is journaled so that a resume can kill it if its owner dies.
  */
 import type { Plan, PlanPhase, RunnerKind } from '../spec/types.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, SummarizerRun } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
 import type { Runner } from '../runners/types.js';
 import { DEFAULT_DIGEST_CHARS, buildContextFile, phaseDigest, type PhaseDigestInput } from '../digest/index.js';
@@ -33,6 +38,24 @@ export interface PhaseDigestsOptions {
    * default: phaseDigest in this thread. A failure falls back to this thread.
    */
   render?: (input: PhaseDigestInput) => Promise<string>;
+  /** The owner's rules for summarizer agents (budget, journal, spend); none: they run unchecked (tests). */
+  summarizers?: SummarizerHooks;
+}
+
+/** What the owner does around a summarizer agent. */
+export interface SummarizerHooks {
+  /** Why no agent may start now (the budget), or undefined when one may. */
+  refuse(): string | undefined;
+  /** Dollars left under `limits.budget.usd`, when there is such a ceiling. */
+  remainingUsd(): number | undefined;
+  /** The attempt number of this phase's next summarizer (above every one journaled). */
+  nextAttempt(phaseId: string): number;
+  /** The child started: journal its pid before anything else happens to it. */
+  spawned(ref: string, attempt: number, pid: number): void;
+  /** It ended, failed or was not started: count it, journal it, show it. */
+  finished(run: SummarizerRun): Promise<void>;
+  /** Secrets out of what it wrote (its digest and its failure cause go to disk and to agents). */
+  redact?(text: string): string;
 }
 
 /** Memoized digests of the phases of one run. */
@@ -109,6 +132,18 @@ export class PhaseDigests {
     const name = phase.summarize!.agent;
     const agent = plan.agents[name];
     if (!agent) return `${extractive}\n(summarizer '${name}' is not defined; extractive digest)`.slice(0, maxChars);
+    const hooks = this.#o.summarizers;
+    const ref = `${phase.id}/_digest`;
+    const attempt = hooks?.nextAttempt(phase.id) ?? 1;
+    const startedAt = new Date();
+    const base = { phaseId: phase.id, ref, agent: name, runner: agent.runner, attempt, startedAt: startedAt.toISOString() };
+    // Why check here, at the last moment: the budget may have been spent while the phase ran, and
+    // a run that ended budget_exhausted must start nothing more.
+    const refused = hooks?.refuse();
+    if (refused !== undefined) {
+      await hooks!.finished({ ...base, status: 'not_started', cause: refused, durationMs: 0 });
+      return clipWithNote(extractive, `(summarizer '${name}' not started: ${refused}; extractive digest)`, maxChars);
+    }
     const prompt =
       `Write a digest of phase '${phase.id}' (${phase.title}) of the workflow '${plan.name}'` +
       (plan.goal ? ` whose goal is: ${plan.goal}` : '') +
@@ -123,18 +158,42 @@ export class PhaseDigests {
         maxBytes: plan.limits.maxContextBytes,
       }),
     );
+    let pid: number | undefined;
+    const remainingUsd = hooks?.remainingUsd();
+    let outcome: { text?: string; cause?: string; costUsd?: number; usage?: SummarizerRun['usage'] };
     try {
       const res = await this.#o.runners(agent.runner).run({
-        runId: store.runId, phaseId: phase.id, taskId: 'digest', attempt: 1, prompt, agent, cwd: this.#o.cwd,
+        runId: store.runId, phaseId: phase.id, taskId: 'digest', attempt, prompt, agent, cwd: this.#o.cwd,
         promptFile, contextFile, timeoutMs: plan.limits.agentTimeoutMs, maxOutputBytes: 64 * 1024, signal: this.#o.signal,
+        onSpawn: (p) => {
+          pid = p;
+          hooks?.spawned(ref, attempt, p);
+        },
+        // Why: a summarizer spends from the same budget as the run's other agents.
+        ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),
       });
-      const text = res.output.trim();
-      if (res.status === 'succeeded' && text) return text.length > maxChars ? text.slice(0, maxChars - 1) + '…' : text;
-      const why = res.error?.message ?? (text ? res.status : 'empty output');
-      return clipWithNote(extractive, `(summarizer '${name}' failed: ${why}; extractive digest)`, maxChars);
+      const clean = (t: string) => hooks?.redact?.(t) ?? t;
+      const text = clean(res.output.trim());
+      const ok = res.status === 'succeeded' && text.length > 0;
+      outcome = {
+        ...(ok ? { text } : { cause: clean(res.error?.message ?? (text ? res.status : 'empty output')) }),
+        ...(res.costUsd !== undefined ? { costUsd: res.costUsd } : {}),
+        ...(res.usage ? { usage: res.usage } : {}),
+      };
     } catch (e) {
-      return clipWithNote(extractive, `(summarizer '${name}' failed: ${e instanceof Error ? e.message : String(e)}; extractive digest)`, maxChars);
+      outcome = { cause: e instanceof Error ? e.message : String(e) };
     }
+    await hooks?.finished({
+      ...base,
+      status: outcome.text !== undefined ? 'succeeded' : 'failed',
+      durationMs: Date.now() - startedAt.getTime(),
+      ...(pid !== undefined ? { pid } : {}),
+      ...(outcome.cause !== undefined ? { cause: outcome.cause } : {}),
+      ...(outcome.costUsd !== undefined ? { costUsd: outcome.costUsd } : {}),
+      ...(outcome.usage ? { usage: outcome.usage } : {}),
+    });
+    if (outcome.text !== undefined) return outcome.text.length > maxChars ? outcome.text.slice(0, maxChars - 1) + '…' : outcome.text;
+    return clipWithNote(extractive, `(summarizer '${name}' failed: ${outcome.cause}; extractive digest)`, maxChars);
   }
 }
 

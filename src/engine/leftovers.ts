@@ -36,7 +36,8 @@ export function killLeftovers(events: readonly RunEvent[]): KilledLeftover[] {
   const open = new Map<string, { ref: string; attempt: number; pid: number; startTicks?: number }>();
   for (const e of events) {
     if (e.type === 'agent.spawned') open.set(`${e.ref}#${e.attempt}`, { ref: e.ref, attempt: e.attempt, pid: e.pid, ...(e.startTicks !== undefined ? { startTicks: e.startTicks } : {}) });
-    else if (e.type === 'agent.finished') open.delete(`${e.ref}#${e.attempt}`);
+    // A phase summarizer (ref `<phase>/_digest`) ends with its own event.
+    else if (e.type === 'agent.finished' || e.type === 'summarizer.finished') open.delete(`${e.ref}#${e.attempt}`);
   }
   const killed: KilledLeftover[] = [];
   for (const o of open.values()) {

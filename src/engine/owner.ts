@@ -12,14 +12,15 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Plan, RunnerKind } from '../spec/types.js';
-import type { AgentRecord, RunEvent, RunRecord, RunStatus } from '../store/types.js';
+import type { AgentRecord, RunEvent, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
+import { summarizerCount } from '../spec/estimate.js';
 import { RunStore, acquireLease, type Lease } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
 import { runDag, type SchedResult, type SchedTask, type TaskFinal } from './scheduler.js';
 import { TaskInputs } from './inputs.js';
 import { PhaseDigests } from './digests.js';
-import { killLeftovers } from './leftovers.js';
+import { killLeftovers, procStartTicks } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
 import { forSteps } from './outputs.js';
@@ -135,6 +136,17 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const redactor = runRedactor(plan);
     const originals = new PatchOriginals();
     let redactions = records.reduce((n, r) => n + (r.redactions ?? 0), 0);
+    // Phase summarizers have no agent file: what they cost, and how many ran, is in the journal.
+    const summarizerRuns: SummarizerRun[] = [];
+    const summarizerAttempts = new Map<string, number>();
+    for (const e of events) {
+      if (e.type === 'agent.spawned' && e.ref.endsWith('/_digest')) summarizerAttempts.set(e.ref, Math.max(summarizerAttempts.get(e.ref) ?? 0, e.attempt));
+      if (e.type !== 'summarizer.finished') continue;
+      const { type: _type, t: _t, ...run } = e;
+      summarizerRuns.push(run);
+      summarizerAttempts.set(run.ref, Math.max(summarizerAttempts.get(run.ref) ?? 0, run.attempt));
+      spend.account(run);
+    }
 
     const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? 'succeeded' : 'pending']));
     const running = new Map<string, { ref: string; attempt: number; startedAt: number }>();
@@ -159,6 +171,31 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       onReady: (phaseId, d) => {
         digestText.set(phaseId, d);
         changed();
+      },
+      summarizers: {
+        refuse: () => {
+          // Why the running count: a summarizer shares the budget with the agents still running.
+          const a = spend.admit(running.size);
+          return a === true ? undefined : a === false ? 'the agents still running could spend what is left of limits.budget' : a;
+        },
+        remainingUsd: () => spend.remainingUsd(),
+        nextAttempt: (phaseId) => {
+          const ref = `${phaseId}/_digest`;
+          const n = (summarizerAttempts.get(ref) ?? 0) + 1;
+          summarizerAttempts.set(ref, n);
+          return n;
+        },
+        spawned: (ref, attempt, pid) => {
+          const startTicks = procStartTicks(pid);
+          void journal({ type: 'agent.spawned', t: now(), ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) });
+        },
+        redact: (text) => redactor.redact(text).text,
+        finished: async (r) => {
+          spend.account(r);
+          summarizerRuns.push(r);
+          await journal({ type: 'summarizer.finished', t: now(), ...r });
+          changed();
+        },
       },
     });
     // A digest exists only for a phase that has ended; later phases read it in their prompts.
@@ -242,7 +279,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         changed();
         return reused;
       },
-      room: () => plan.limits.maxAgents - plan.tasks.length,
+      // Phase summarizers take room under limits.maxAgents like every other agent.
+      room: () => plan.limits.maxAgents - plan.tasks.length - summarizerCount(plan),
       // Replayed steps decide what they decided before: their events are journaled once.
       journal: (e) => (replayed(e) ? Promise.resolve() : journal(e)),
       update: () => changed(),
@@ -261,7 +299,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const agents = new AgentControl();
     let checkpoints: Checkpoints | undefined;
     const run = new RunPersist({
-      store, before, plan, resuming, state, running, virtualFinal, dynamicStates: () => dyn.states(), digestText, spend,
+      store, before, plan, resuming, state, running, virtualFinal, dynamicStates: () => dyn.states(), digestText, spend, summarizers: summarizerRuns,
       redactions: () => redactions,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.persistEveryMs !== undefined ? { persistEveryMs: opts.persistEveryMs } : {}),

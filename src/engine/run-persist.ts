@@ -5,7 +5,7 @@
  * the commit point readers watch (see `ownRun`).
  */
 import type { Plan } from '../spec/types.js';
-import type { Counts, DynamicState, PhaseState, RunRecord, RunStatus } from '../store/types.js';
+import type { Counts, DynamicState, PhaseState, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
 import { countStates, phaseStates, type TaskState } from './phases.js';
@@ -41,6 +41,8 @@ export interface RunView {
   spend: Spend;
   /** Secrets redacted from the run's records so far (all owners): run.json's `totals.redactions`. */
   redactions?: () => number;
+  /** Phase summarizers of every segment so far (live list). */
+  summarizers?: readonly SummarizerRun[];
   /** Called whenever something changes. */
   onProgress?: (s: Snapshot) => void;
   /** Minimum interval between run.json rewrites (ms). */
@@ -119,6 +121,7 @@ export class RunPersist {
       phases: s.phases,
       totals: { ...s.totals, redactions: v.redactions?.() ?? 0 },
       spend: v.spend.total(),
+      ...(v.summarizers && v.summarizers.length > 0 ? { summarizers: [...v.summarizers] } : {}),
       updatedAt: now(),
     };
   }

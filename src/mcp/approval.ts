@@ -92,9 +92,11 @@ export function approvalReasons(plan: Plan, limits: ApprovalThresholds): string[
   const reasons: string[] = [];
   const e = estimatePlan(plan);
   // Why the upper bound: approving 3 written tasks must not let a forEach start 60 more unasked.
-  const most = e.lowerBound ? Math.min(e.agentsMax ?? e.agentsCap, e.agentsCap) : plan.agentCount;
-  if (plan.agentCount > limits.agents) {
-    reasons.push(`it starts ${plural(plan.agentCount, 'agent')}, more than the ${limits.agents} that run without approval`);
+  // Phase summarizers are agents too (e.agents counts them).
+  const most = e.lowerBound ? Math.min(e.agentsMax ?? e.agentsCap, e.agentsCap) : e.agents;
+  const summ = e.summarizers > 0 ? ` (${plural(e.summarizers, 'phase summarizer')} included)` : '';
+  if (e.agents > limits.agents) {
+    reasons.push(`it starts ${plural(e.agents, 'agent')}${summ}, more than the ${limits.agents} that run without approval`);
   } else if (most > limits.agents) {
     const how = e.agentsMax !== null && e.agentsMax <= e.agentsCap ? 'as the spec allows' : `limits.maxAgents ${e.agentsCap}; how many depends on what agents answer`;
     reasons.push(`it may start up to ${plural(most, 'agent')} with the tasks made at run time (${how}), more than the ${limits.agents} that run without approval`);

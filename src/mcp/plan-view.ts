@@ -26,7 +26,8 @@ const MAX_RENDERED_BYTES = 16 * 1024;
 
 /** Zod shape of the estimate. */
 export const EstimateSchema = z.object({
-  agents: z.number().int().describe('agents the plan starts at least (one per task written; a lower bound when agentsLowerBound)'),
+  agents: z.number().int().describe('agents the plan starts at least (one per task written, plus one per phase summarizer; a lower bound when agentsLowerBound)'),
+  summarizers: z.number().int().describe('phase summarizer agents (phases with summarize), included in agents'),
   agentsLowerBound: z.boolean().describe('true when phases make tasks at run time (forEach, pipeline, verify, gate, converge): agents is then a lower bound'),
   agentsMax: z.number().int().nullable().describe('most agents the plan may start, when the spec fixes it; null when it depends on what agents answer'),
   agentsCap: z.number().int().describe('limits.maxAgents: no task is made past it (the rest is reported as dropped)'),
@@ -101,7 +102,8 @@ export function summarizePlan(plan: Plan, thresholds: ApprovalThresholds): PlanS
       refs: refs.length <= MAX_PATH_REFS ? refs : [...refs.slice(0, MAX_PATH_REFS - 1), `… ${refs.length - MAX_PATH_REFS + 1} more`],
     },
     estimate: {
-      agents: plan.agentCount,
+      agents: e.agents,
+      summarizers: e.summarizers,
       agentsLowerBound: e.lowerBound,
       agentsMax: e.agentsMax,
       agentsCap: e.agentsCap,

@@ -21,8 +21,13 @@ export interface DynamicBound {
 
 /** A plan's estimate. Spend is null when the spec gives no per-agent figure. */
 export interface PlanEstimate {
-  /** Agents of the tasks known at plan time: the exact count, or a lower bound when `lowerBound`. */
+  /**
+   * Agents known at plan time — one per written task plus one per phase summarizer: the exact
+   * count, or a lower bound when `lowerBound`.
+   */
   agents: number;
+  /** Phase summarizer agents (one per phase with `summarize`), included in `agents`. */
+  summarizers: number;
   /** True when some phase makes tasks at run time (`plan.dynamic`): `agents` is a lower bound. */
   lowerBound: boolean;
   /**
@@ -112,16 +117,20 @@ export function estimatePlan(plan: Plan): PlanEstimate {
   const dynamic = plan.phases.map((p) => dynamicBound(plan, p)).filter((x): x is DynamicBound => x !== undefined);
   const lowerBound = plan.dynamic === true || dynamic.length > 0;
   const cap = plan.limits.maxAgents;
-  let agentsMax: number | null = plan.agentCount;
+  // Why summarizers count: the engine starts them like any agent, and they spend like one.
+  const summarizers = summarizerCount(plan);
+  const known = plan.agentCount + summarizers;
+  let agentsMax: number | null = known;
   for (const x of dynamic) agentsMax = agentsMax === null || x.max === null ? null : agentsMax + x.max;
-  if (agentsMax !== null) agentsMax = Math.min(agentsMax, Math.max(cap, plan.agentCount));
-  const usd = b.perAgentUsd !== undefined ? round(plan.agentCount * b.perAgentUsd, 4) : null;
-  const tokens = b.perAgentTokens !== undefined ? plan.agentCount * b.perAgentTokens : null;
+  if (agentsMax !== null) agentsMax = Math.min(agentsMax, Math.max(cap, known));
+  const usd = b.perAgentUsd !== undefined ? round(known * b.perAgentUsd, 4) : null;
+  const tokens = b.perAgentTokens !== undefined ? known * b.perAgentTokens : null;
   const usdMax = b.perAgentUsd !== undefined && agentsMax !== null ? round(agentsMax * b.perAgentUsd, 4) : null;
   const tokensMax = b.perAgentTokens !== undefined && agentsMax !== null ? agentsMax * b.perAgentTokens : null;
   const overBudget = (usd !== null && b.usd !== undefined && usd > b.usd) || (tokens !== null && b.tokens !== undefined && tokens > b.tokens);
   return {
-    agents: plan.agentCount,
+    agents: known,
+    summarizers,
     lowerBound,
     agentsMax,
     agentsCap: cap,
@@ -254,7 +263,7 @@ export function planCost(plan: Plan): PlanCost {
   const summarizers = plan.phases.filter((p) => p.summarize !== undefined).map((p) => p.summarize!.agent);
   const written = [...plan.tasks.map((t) => t.agent), ...summarizers];
   const agents = written.length;
-  const extra = Math.max(0, (e.lowerBound ? (e.agentsMax ?? e.agentsCap) : plan.agentCount) - plan.agentCount);
+  const extra = Math.max(0, (e.lowerBound ? (e.agentsMax ?? e.agentsCap) : e.agents) - e.agents);
   const agentsMax = agents + extra;
   const base = written.map((a) => perAgent(plan, a));
   // An agent made at run time costs what the dearest of the agents dynamic phases use costs.

@@ -402,14 +402,17 @@ function checkAndBuild(spec: WorkflowSpec, opts: BuildOptions): ValidationResult
   });
 
   // The cap on agents: refused with the count, never truncated. Tasks made at run time are capped
-  // as they are made (the rest reported), so only the written ones count here.
+  // as they are made (the rest reported), so only the written ones count here — and the phase
+  // summarizers, one agent per phase with `summarize`, since the engine starts them too.
+  const summarizers = spec.phases.filter((p) => p.summarize !== undefined).length;
   const total = drafts.length;
-  if (total > limits.maxAgents) {
+  if (total + summarizers > limits.maxAgents) {
+    const what = summarizers > 0 ? `${total} tasks and ${summarizers} phase summarizer${summarizers === 1 ? '' : 's'} planned (${total + summarizers} agents)` : `${total} tasks planned`;
     issues.push({
       path: '',
       message:
-        `${total} tasks planned, over limits.maxAgents ${limits.maxAgents}: ` +
-        (total <= 1000 ? 'raise limits.maxAgents (at most 1000) or split the workflow' : 'split the workflow (limits.maxAgents is at most 1000)'),
+        `${what}, over limits.maxAgents ${limits.maxAgents}: ` +
+        (total + summarizers <= 1000 ? 'raise limits.maxAgents (at most 1000) or split the workflow' : 'split the workflow (limits.maxAgents is at most 1000)'),
     });
   }
 

@@ -133,13 +133,15 @@ export function renderPlan(plan: Plan): string {
   if (plan.phases.length > MAX_PHASES) lines.push(`  … and ${plan.phases.length - MAX_PHASES} more phases`);
   const estimate = estimatePlan(plan);
   if (estimate.lowerBound) {
-    lines.push(`Total: ${plural(plan.tasks.length, 'task')} written, more made at run time: ${renderAgentBounds(estimate)}`);
+    const summ = estimate.summarizers > 0 ? ` and ${plural(estimate.summarizers, 'phase summarizer')}` : '';
+    lines.push(`Total: ${plural(plan.tasks.length, 'task')} written${summ}, more made at run time: ${renderAgentBounds(estimate)}`);
     for (const x of estimate.dynamic.slice(0, MAX_DYNAMIC_NOTES)) {
       lines.push(`  ${x.phaseId}: ${x.max === null ? 'unknown number of agents' : x.max === 0 ? 'no more agents' : `up to ${plural(x.max, 'more agent')}`} — ${clip(x.note, 300)}`);
     }
     if (estimate.dynamic.length > MAX_DYNAMIC_NOTES) lines.push(`  … and ${estimate.dynamic.length - MAX_DYNAMIC_NOTES} more dynamic phases`);
   } else {
-    lines.push(`Total: ${plural(plan.tasks.length, 'task')} (${plural(plan.agentCount, 'agent')} at least)`);
+    const summ = estimate.summarizers > 0 ? ` and ${plural(estimate.summarizers, 'phase summarizer')}` : '';
+    lines.push(`Total: ${plural(plan.tasks.length, 'task')}${summ} (${plural(estimate.agents, 'agent')} at least)`);
   }
   const cp = plan.criticalPath;
   lines.push(`Critical path: ${plural(cp.length, 'task')}${cp.refs.length > 0 ? `: ${pathText(cp.refs)}` : ''}`);

@@ -240,7 +240,7 @@ export interface RunRecord {
   plan: Plan;
   phases: PhaseState[];
   totals: Counts;
-  /** What the run's agents cost so far, as their CLIs reported it (all attempts, all segments). */
+  /** What the run's agents cost so far, as their CLIs reported it (all attempts, all segments, phase summarizers included). */
   spend?: { usd: number; tokens: number };
   /** Checkpoints waiting for a person right now (status `awaiting_approval`). */
   checkpoints?: CheckpointWait[];
@@ -248,6 +248,8 @@ export interface RunRecord {
   pausedRunners?: PausedRunner[];
   /** `paused`: the earliest time the limit is known to reset (ISO), when a CLI said. */
   resumeAfter?: string;
+  /** Phase summarizer agents started (or refused) so far, all segments. */
+  summarizers?: SummarizerRun[];
   updatedAt: string;
 }
 
@@ -294,6 +296,30 @@ export interface RequestRecord {
   by: { pid: number; host: string; via: string };
 }
 
+/**
+ * One phase summarizer agent (a phase with `summarize: {agent}` has its digest written by it):
+ * what it cost and how it ended. Kept in run.json (`summarizers`) and journaled as
+ * `summarizer.finished`, so its spend survives a resume.
+ */
+export interface SummarizerRun {
+  phaseId: string;
+  /** `<phaseId>/_digest`: the ref its `agent.spawned` line carries. */
+  ref: string;
+  agent: string;
+  runner: string;
+  /** Numbered per phase across owners, so a resume can tell its spawn from an earlier one. */
+  attempt: number;
+  /** `not_started`: the budget was spent (or could be crossed); the extractive digest stands in. */
+  status: 'succeeded' | 'failed' | 'not_started';
+  /** Why it failed or did not start. */
+  cause?: string;
+  pid?: number;
+  costUsd?: number;
+  usage?: Usage;
+  durationMs: number;
+  startedAt: string;
+}
+
 /** Fields every journal event has. */
 interface EventBase {
   /** ISO time. */
@@ -307,6 +333,8 @@ export type RunEvent =
   | (EventBase & { type: 'phase.started'; phaseId: string })
   | (EventBase & { type: 'phase.finished'; phaseId: string; status: PhaseStatus })
   | (EventBase & { type: 'agent.started'; ref: string; key: string; attempt: number; slot: number })
+  /** A phase summarizer ended (or was not started); its pid was journaled with `agent.spawned` (ref `<phase>/_digest`). */
+  | (EventBase & { type: 'summarizer.finished' } & SummarizerRun)
   | (EventBase & {
       type: 'agent.spawned';
       ref: string;
