@@ -53,7 +53,8 @@ function spec(budgetUsd: number, markerDir: string) {
     limits: { maxConcurrent: 2, retries: 0, budget: { usd: budgetUsd, perAgentUsd: 0.5 } },
     agents: {
       worker: { runner: 'command', command: ['sh', '-c', 'echo found widgets in $(cat); echo COST 0.5'] },
-      summ: { runner: 'command', command: ['sh', '-c', `touch ${JSON.stringify(path.join(markerDir, 'summarizer-ran'))}; echo SUMMARY of the map; echo COST 0.25`] },
+      // Tier edit: it writes its marker into the project (a read-only agent is kept from that).
+      summ: { runner: 'command', tier: 'edit', command: ['sh', '-c', `touch ${JSON.stringify(path.join(markerDir, 'summarizer-ran'))}; echo SUMMARY of the map; echo COST 0.25`] },
     },
     phases: [{ id: 'map', agent: 'worker', summarize: { agent: 'summ' }, tasks: [{ id: 'a', prompt: 'alpha' }, { id: 'b', prompt: 'beta' }] }],
   };
@@ -115,7 +116,9 @@ describe('a summarizer left running by a dead owner', () => {
   it('is killed by the resume (its pid was journaled), and the resume numbers its own summarizer above it', async () => {
     const d = dir();
     const store = path.join(d, 'store');
-    // The summarizer writes its pid; its first attempt then never ends on its own.
+    // The summarizer writes a file (it has started); its first attempt then never ends on its own.
+    // Unsandboxed, like the claude and codex runners' children: bubblewrap would take a command
+    // agent down with its owner (--die-with-parent), and there would be no leftover to find.
     const summ = `echo $$ > ${JSON.stringify(path.join(d, 'summ.pid'))}.$FANFOLD_ATTEMPT; if [ "$FANFOLD_ATTEMPT" = 1 ]; then while true; do sleep 0.1; done; fi; echo SUMMARY`;
     fs.writeFileSync(
       path.join(d, 'spec.json'),
@@ -123,7 +126,7 @@ describe('a summarizer left running by a dead owner', () => {
         version: 1,
         name: 'summ-crash',
         limits: { maxConcurrent: 2, retries: 0 },
-        agents: { worker: { runner: 'command', command: ['sh', '-c', 'echo done $(cat)'] }, summ: { runner: 'command', command: ['sh', '-c', summ] } },
+        agents: { worker: { runner: 'command', command: ['sh', '-c', 'echo done $(cat)'] }, summ: { runner: 'command', sandbox: 'off', command: ['sh', '-c', summ] } },
         phases: [{ id: 'map', agent: 'worker', summarize: { agent: 'summ' }, tasks: [{ id: 'a', prompt: 'alpha' }] }],
       }),
     );
@@ -135,9 +138,10 @@ describe('a summarizer left running by a dead owner', () => {
     let summPid = 0;
     try {
       await until(() => fs.existsSync(firstPidFile) && readJournal(runDir).some((e) => e.type === 'agent.spawned' && e.ref === 'map/_digest'), 30_000, 'the summarizer and its agent.spawned line');
-      summPid = Number(fs.readFileSync(firstPidFile, 'utf8'));
+      // The journaled pid is the child's pid on this host (inside a sandbox's pid namespace `$$` differs).
       const spawned = readJournal(runDir).find((e) => e.type === 'agent.spawned' && e.ref === 'map/_digest');
-      expect(spawned).toMatchObject({ attempt: 1, pid: summPid });
+      expect(spawned).toMatchObject({ attempt: 1, pid: expect.any(Number), startTicks: expect.any(Number) });
+      summPid = spawned.pid;
       process.kill(owner, 'SIGKILL');
       await until(() => !alive(owner), 10_000, 'owner death');
       expect(alive(summPid)).toBe(true); // its own process group: it outlives the owner
