@@ -106,7 +106,8 @@ export class Attempts {
         signal,
         onSpawn: (pid) => {
           const startTicks = procStartTicks(pid);
-          void this.#d.journal({ type: 'agent.spawned', t: now(), ref: t.ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) });
+          // A refused line (lost lease) stops the run through the lease's onLost; nothing to add here.
+          this.#d.journal({ type: 'agent.spawned', t: now(), ref: t.ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) }).catch(() => {});
         },
         ...(t.schema ? { schema: t.schema } : {}),
         ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ownRun } from './owner.js';
+import { LeaseLostError } from './fence.js';
 import { loadPlanFile } from './plan-file.js';
 
 async function main(): Promise<number> {
@@ -40,7 +41,9 @@ function stopRequester(root: string, runId: string): string | undefined {
 main().then(
   (code) => process.exit(code),
   (e) => {
-    process.stderr.write(`fanfold owner: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    // A lost lease is an expected ending, told in one line; anything else with its stack.
+    const text = e instanceof LeaseLostError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+    process.stderr.write(`fanfold owner: ${text}\n`);
     process.exit(1);
   },
 );

@@ -12,9 +12,9 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Plan, RunnerKind } from '../spec/types.js';
-import type { AgentRecord, RunEvent, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
+import type { AgentRecord, EventOwner, RunEvent, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
 import { summarizerCount } from '../spec/estimate.js';
-import { RunStore, acquireLease, type Lease } from '../store/index.js';
+import { RunStore } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
 import { runDag, type SchedResult, type SchedTask, type TaskFinal } from './scheduler.js';
@@ -42,6 +42,7 @@ import { Breaker } from './breaker.js';
 import { Checkpoints, isCheckpointRef, withCheckpoints, type CheckpointDeps } from './checkpoints.js';
 import { AgentControl, clearAgentRequests, pollRequests } from './control.js';
 import { tripsBreaker } from '../runners/limits.js';
+import { LeaseLostError, leaseLost, leaseLostError, leaseTtl, takeLease } from './fence.js';
 
 // Re-exported so callers keep one import for the owner and what it reports.
 export { Spend } from './spend.js';
@@ -50,6 +51,7 @@ export { countStates, emptyCounts, phaseStates, phaseStatus, type TaskState } fr
 export { fmtMs } from './say.js';
 export type { Snapshot } from './run-persist.js';
 export type { StopReason } from './stops.js';
+export { LeaseLostError, LEASE_TTL_ENV } from './fence.js';
 
 /** Options of `ownRun`. */
 export interface OwnerOptions {
@@ -66,7 +68,7 @@ export interface OwnerOptions {
   runners?: (kind: RunnerKind) => Runner;
   /** How often control.json is polled for a stop request (ms). */
   controlPollMs?: number;
-  /** Lease time-to-live (ms). */
+  /** Lease time-to-live (ms); default FANFOLD_LEASE_TTL_MS, else 10 s. */
   leaseTtlMs?: number;
   /** Minimum interval between run.json rewrites (ms). */
   persistEveryMs?: number;
@@ -85,14 +87,21 @@ const DECISIONS = new Set(['verify.verdict', 'gate.checked', 'converge.round', '
 /**
  * Executes (or resumes) a run that already exists in the store, to its end. Resolves with the
  * final run record. Tasks whose latest succeeded record carries their current key are reused.
+ * Rejects with LeaseLostError when another owner took the run over meanwhile: its agents are
+ * stopped and nothing more is written.
  */
 export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
+  const ttlMs = leaseTtl(opts.leaseTtlMs);
   const store = await RunStore.open(opts.root, opts.runId);
   const stops = new Stops();
-  const lease: Lease = await acquireLease(store.dir, {
-    ...(opts.leaseTtlMs ? { ttlMs: opts.leaseTtlMs } : {}),
-    onLost: () => stops.stop({ kind: 'lease_lost' }),
-  });
+  let persisted: RunPersist | undefined;
+  try {
+    // Attached to the store: every owner-only write checks lease.json right before it lands.
+    await takeLease(store, ttlMs, () => stops.stop({ kind: 'lease_lost' }));
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   // Digests and reports render in a worker thread: this loop keeps the lease's heartbeat.
   const offloader = new Offloader();
   let requestTimer: NodeJS.Timeout | undefined;
@@ -122,7 +131,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     await clearAgentRequests(store);
 
     const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
-    const { maxAttempt, latestCurrent, succeededByKey, done, succeededFile, latestFile, recorded } = readPrior(records, plan, taskByRef);
+    const { maxAttempt, latestCurrent, succeededByKey, done, succeededFile, latestFile, recorded } = readPrior(records, plan, taskByRef, events);
     // A restart of an ended run: the task and everything downstream of it run again.
     const forced = forcedClosure(plan.tasks, opts.rerun ?? []);
     for (const ref of forced) {
@@ -212,6 +221,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         loadRecords: async () => (await store.listAgentRecords()).records,
         phaseTitles,
         saveRebuilt: true,
+        fence: store.fence,
       }).catch((e) => {
         warn(`search index unavailable for run ${store.runId}: ${errText(e)}`);
         return undefined;
@@ -223,6 +233,11 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         ix.saveDebounced();
       });
     const journal = (e: RunEvent) => store.appendEvent(e);
+    /** A journal line nobody waits for: a lost lease stops the run; other failures are told. */
+    const journalLater = (e: RunEvent): void => void journal(e).catch((err: unknown) => {
+      if (leaseLost(store, err)) stops.stop({ kind: 'lease_lost' });
+      else warn(`cannot journal ${e.type}: ${errText(err)}`);
+    });
     const attempts = new Attempts({
       store, plan, root: opts.root, cwd: before.cwd, worktreesDir, inputs, spend, runners: opts.runners ?? getRunner, journal,
       redactor,
@@ -275,7 +290,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
             if (last?.errorType === 'invalid_structured_output') attempts.refusedBefore(t.ref, last.file);
           }
         }
-        if (lines.length > 0) void journal({ type: 'agent.reused', t: now(), tasks: lines });
+        if (lines.length > 0) journalLater({ type: 'agent.reused', t: now(), tasks: lines });
         changed();
         return reused;
       },
@@ -308,6 +323,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         return { checkpoints: checkpoints?.waiting() ?? [], pausedRunners: breaker.paused, ...(after ? { resumeAfter: after } : {}) };
       },
     });
+    persisted = run;
     const changed = () => run.changed();
     const approvedBefore = new Set(events.flatMap((e) => (e.type === 'checkpoint.answered' && (e.answer === 'approve' || e.answer === 'timeout_continue') ? [e.phaseId] : [])));
     checkpoints = new Checkpoints({
@@ -325,12 +341,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const cps = checkpoints;
 
     if (resuming) {
-      await journal({ type: 'run.resumed', t: now(), runId: store.runId, reused: done.size, toRun: plan.tasks.length - done.size, resumes: before.resumes + 1 });
+      await journal({ type: 'run.resumed', t: now(), runId: store.runId, reused: done.size, toRun: plan.tasks.length - done.size, resumes: before.resumes + 1, owner: ownerOf(store) });
       const tasks = [...done].map((ref) => ({ ref, key: taskByRef.get(ref)!.key, file: inputs.fileOf(ref)! })).filter((x) => x.file);
       if (tasks.length > 0) await journal({ type: 'agent.reused', t: now(), tasks });
       for (const ref of opts.rerun ?? []) await journal({ type: 'agent.restart_requested', t: now(), ref, by: 'fanfold restart', effect: 'rerun' });
     } else {
-      await journal({ type: 'run.started', t: now(), runId: store.runId, name: plan.name, agentCount: plan.agentCount });
+      await journal({ type: 'run.started', t: now(), runId: store.runId, name: plan.name, agentCount: plan.agentCount, owner: ownerOf(store) });
     }
     await run.persistNow();
 
@@ -340,7 +356,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       readControl: () => store.readControl(),
       pollMs: opts.controlPollMs ?? 500,
       runTimeoutMs: plan.limits.runTimeoutMs,
-      onStopRequested: (by) => void journal({ type: 'run.stop_requested', t: now(), by }),
+      onStopRequested: (by) => journalLater({ type: 'run.stop_requested', t: now(), by }),
     });
     // Checkpoint answers and per-agent stops/restarts from other sessions (requests/).
     let polling = false;
@@ -379,7 +395,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           running.set(task.ref, { ref: task.ref, attempt, startedAt: Date.now() });
           if (!phaseStarted.has(task.phaseId)) {
             phaseStarted.add(task.phaseId);
-            void journal({ type: 'phase.started', t: now(), phaseId: task.phaseId });
+            journalLater({ type: 'phase.started', t: now(), phaseId: task.phaseId });
           }
           changed();
         },
@@ -404,7 +420,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           if (phase && !phaseFinished.has(phase.id) && phaseEnded(phase.id)) {
             phaseFinished.add(phase.id);
             const st = phaseStates({ ...plan, phases: [phase] }, state, false, virtualFinal, dyn.states())[0]!;
-            void journal({ type: 'phase.finished', t: now(), phaseId: phase.id, status: st.status });
+            journalLater({ type: 'phase.finished', t: now(), phaseId: phase.id, status: st.status });
           }
           changed();
         },
@@ -422,53 +438,59 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           changed();
         },
         onRetry(task, attempt, delayMs, cause) {
-          void journal({ type: 'agent.retry_scheduled', t: now(), ref: task.ref, attempt, delayMs, cause });
+          journalLater({ type: 'agent.retry_scheduled', t: now(), ref: task.ref, attempt, delayMs, cause });
         },
         async onSkip(task, cause) {
           const attempt = (maxAttempt.get(task.ref) ?? 0) + 1;
           maxAttempt.set(task.ref, attempt);
-          await attempts.skip(taskByRef.get(task.ref)!, attempt, cause);
+          await attempts.skip(taskByRef.get(task.ref)!, attempt, cause).catch(unlessLeaseLost);
         },
       },
       execute: async (task, { attempt, slot, signal }) => {
-        if (isCheckpointRef(task.ref)) {
-          const a = await cps.wait(task.phaseId);
-          if (a?.answer === 'approve' || a?.answer === 'timeout_continue') return { status: 'succeeded', retryable: false };
-          if (a) stops.stop({ kind: 'checkpoint', phaseId: task.phaseId, by: a.by, answer: a.answer });
+        try {
+          if (isCheckpointRef(task.ref)) {
+            const a = await cps.wait(task.phaseId);
+            if (a?.answer === 'approve' || a?.answer === 'timeout_continue') return { status: 'succeeded', retryable: false };
+            if (a) stops.stop({ kind: 'checkpoint', phaseId: task.phaseId, by: a.by, answer: a.answer });
+            return { status: 'cancelled', retryable: false };
+          }
+          if (task.virtual) {
+            const out = await dyn.run(task);
+            if (out.status !== 'succeeded' && out.cause) stepCause.set(task.ref, out.cause);
+            return out;
+          }
+          const t = taskByRef.get(task.ref)!;
+          const stopper = agents.takeStopBefore(t.ref);
+          if (stopper !== undefined) {
+            const why = `stopped by ${stopper} before it started; its dependents are skipped`;
+            agents.stopped.set(t.ref, stopper);
+            await attempts.cancelled(t, attempt, why);
+            return { status: 'cancelled', retryable: false, stopped: true, cause: why };
+          }
+          const own = agents.begin(t.ref);
+          const out = await attempts.run(t, attempt, slot, AbortSignal.any([signal, own]), () => agents.note(t.ref));
+          const asked = agents.end(t.ref);
+          if (out.status === 'cancelled' && asked && !signal.aborted) {
+            if (asked.action === 'stop') agents.stopped.set(t.ref, asked.by);
+            return asked.action === 'stop' ? { ...out, stopped: true, cause: `stopped by ${asked.by}` } : { ...out, restart: true };
+          }
+          if (out.status !== 'succeeded' && tripsBreaker(out.error)) {
+            const runner = runnerOf(t.ref);
+            const opened = breaker.trip(runner, t.ref, out.error!);
+            if (opened) {
+              warn(`run ${store.runId}: ${runner} ${opened.kind === 'auth' ? 'cannot log in' : 'hit a usage limit'}; no further ${runner} agent will start (${out.error!.message})`);
+              await journal({ type: 'runner.paused', t: now(), runner, kind: opened.kind, ref: t.ref, cause: opened.cause, ...(opened.resumeAfter ? { resumeAfter: opened.resumeAfter } : {}) });
+            }
+            changed();
+            // Not a failure of the work: set aside, to run again on resume.
+            return { ...out, hold: true };
+          }
+          return out;
+        } catch (e) {
+          unlessLeaseLost(e);
+          // Why not throw: the other attempts must end too (their children killed) before this owner leaves.
           return { status: 'cancelled', retryable: false };
         }
-        if (task.virtual) {
-          const out = await dyn.run(task);
-          if (out.status !== 'succeeded' && out.cause) stepCause.set(task.ref, out.cause);
-          return out;
-        }
-        const t = taskByRef.get(task.ref)!;
-        const stopper = agents.takeStopBefore(t.ref);
-        if (stopper !== undefined) {
-          const why = `stopped by ${stopper} before it started; its dependents are skipped`;
-          agents.stopped.set(t.ref, stopper);
-          await attempts.cancelled(t, attempt, why);
-          return { status: 'cancelled', retryable: false, stopped: true, cause: why };
-        }
-        const own = agents.begin(t.ref);
-        const out = await attempts.run(t, attempt, slot, AbortSignal.any([signal, own]), () => agents.note(t.ref));
-        const asked = agents.end(t.ref);
-        if (out.status === 'cancelled' && asked && !signal.aborted) {
-          if (asked.action === 'stop') agents.stopped.set(t.ref, asked.by);
-          return asked.action === 'stop' ? { ...out, stopped: true, cause: `stopped by ${asked.by}` } : { ...out, restart: true };
-        }
-        if (out.status !== 'succeeded' && tripsBreaker(out.error)) {
-          const runner = runnerOf(t.ref);
-          const opened = breaker.trip(runner, t.ref, out.error!);
-          if (opened) {
-            warn(`run ${store.runId}: ${runner} ${opened.kind === 'auth' ? 'cannot log in' : 'hit a usage limit'}; no further ${runner} agent will start (${out.error!.message})`);
-            await journal({ type: 'runner.paused', t: now(), runner, kind: opened.kind, ref: t.ref, cause: opened.cause, ...(opened.resumeAfter ? { resumeAfter: opened.resumeAfter } : {}) });
-          }
-          changed();
-          // Not a failure of the work: set aside, to run again on resume.
-          return { ...out, hold: true };
-        }
-        return out;
       },
     });
     clearInterval(requestTimer);
@@ -481,10 +503,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       else if (f !== 'succeeded') state.set(ref, 'pending');
     }
     const stopReason = stops.reason;
-    if (stopReason?.kind === 'lease_lost') {
-      // Another owner has the run now: write nothing more.
-      throw new Error(`engine: lost the lease of run '${store.runId}' to another owner; stopped without writing`);
-    }
+    // Another owner has the run now: write nothing more.
+    if (stopReason?.kind === 'lease_lost') throw await leaseLostError(store);
     const end = decideEnd({
       stopReason, halted: sched.halted, final: sched.final, state, stepCause, breaker, stoppedAgents: agents.stopped,
       conflicts: [...dyn.states().values()].flatMap((d) => d.merge?.conflicts.map((c) => c.ref) ?? []),
@@ -509,13 +529,30 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // A crash before this line leaves the run `interrupted`, and resume finishes it.
     await run.commit(finalRecord);
     return finalRecord;
+  } catch (e) {
+    // A write refused by the fence surfaces here as a StoreError 'lease_lost': say who has the run.
+    if (!(e instanceof LeaseLostError) && leaseLost(store, e)) throw await leaseLostError(store);
+    throw e;
   } finally {
     clearInterval(requestTimer);
+    persisted?.dispose();
     stops.dispose();
     await offloader.close();
-    await lease.release().catch(() => {});
-    await store.close();
+    // Waits for writes in flight, then releases the lease (only if lease.json is still ours).
+    await store.close().catch(() => {});
   }
+
+  /** Swallows a lost lease (stopping the run); rethrows anything else. */
+  function unlessLeaseLost(e: unknown): void {
+    if (!leaseLost(store, e)) throw e;
+    stops.stop({ kind: 'lease_lost' });
+  }
+}
+
+/** Who this owner is, for the journal: the next owner to find its lease lost can name it. */
+function ownerOf(store: RunStore): EventOwner {
+  const l = store.lease!.record;
+  return { pid: l.pid, host: l.host, epoch: l.epoch ?? 0 };
 }
 
 /** How a scheduler pass ended, as `decideEnd` reads it. */

@@ -4,13 +4,13 @@
  * where their records are, the highest attempt per task, and what a task made at run time may reuse.
  */
 import type { Plan, PlanTask } from '../spec/types.js';
-import type { AttemptSummary } from '../store/types.js';
+import type { AttemptSummary, RunEvent } from '../store/types.js';
 
 /** The earlier attempts of a run, indexed for the owner. */
 export interface Prior {
   /** Every attempt on disk. */
   records: AttemptSummary[];
-  /** Highest attempt number per ref. */
+  /** Highest attempt number per ref, on disk or in the journal (started or spawned). */
   maxAttempt: Map<string, number>;
   /** Latest attempt per ref among records whose key matches the task as planned now. */
   latestCurrent: Map<string, AttemptSummary>;
@@ -26,9 +26,15 @@ export interface Prior {
   recorded: Map<string, Set<string>>;
 }
 
-/** Indexes the attempts an earlier owner left, against the plan as it stands now. */
-export function readPrior(records: AttemptSummary[], plan: Plan, taskByRef: ReadonlyMap<string, PlanTask>): Prior {
+/** Indexes the attempts earlier owners left (`records`, and `events` of the journal), against the plan as it stands now. */
+export function readPrior(records: AttemptSummary[], plan: Plan, taskByRef: ReadonlyMap<string, PlanTask>, events: readonly RunEvent[] = []): Prior {
   const maxAttempt = new Map<string, number>();
+  // Why the journal too: an owner that lost its lease (paused, then woken) may still be about to
+  // write the attempt it started; numbering above every attempt ever started or spawned keeps
+  // two owners from ever sharing an agent file name.
+  for (const e of events) {
+    if (e.type === 'agent.started' || e.type === 'agent.spawned') maxAttempt.set(e.ref, Math.max(maxAttempt.get(e.ref) ?? 0, e.attempt));
+  }
   const latestCurrent = new Map<string, AttemptSummary>();
   const latestSucceeded = new Map<string, AttemptSummary>();
   const newer = (m: Map<string, AttemptSummary>, ref: string, r: AttemptSummary) => {

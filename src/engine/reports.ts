@@ -62,7 +62,9 @@ export async function writeReports(
     : renderReports(run, records, hint);
   const md = path.join(store.dir, REPORT_MD);
   const htmlPath = path.join(store.dir, REPORT_HTML);
-  await writeTextAtomic(md, markdown);
-  await writeTextAtomic(htmlPath, html);
+  // The store's fence: an owner that lost its lease writes no report (a store without a lease,
+  // as `fanfold report` opens it, has none).
+  await writeTextAtomic(md, markdown, { fence: store.fence });
+  await writeTextAtomic(htmlPath, html, { fence: store.fence });
   return { md, html: htmlPath };
 }

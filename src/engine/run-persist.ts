@@ -7,7 +7,7 @@
 import type { Plan } from '../spec/types.js';
 import type { Counts, DynamicState, PhaseState, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
-import type { RunStore } from '../store/index.js';
+import { isStoreError, type RunStore } from '../store/index.js';
 import { countStates, phaseStates, type TaskState } from './phases.js';
 import type { Spend } from './spend.js';
 import { planForDisk } from './secret-env.js';
@@ -132,7 +132,10 @@ export class RunPersist {
     this.#timer = undefined;
     if (this.#ending) return this.#persisting;
     const rec = this.record();
-    this.#persisting = this.#persisting.then(() => this.#v.store.writeRun(rec)).catch((e) => warn(`cannot write run.json: ${errText(e)}`));
+    this.#persisting = this.#persisting.then(() => this.#v.store.writeRun(rec)).catch((e) => {
+      // A lost lease is not this write's failure to tell: the owner stops and says so once.
+      if (!isStoreError(e, 'lease_lost')) warn(`cannot write run.json: ${errText(e)}`);
+    });
     return this.#persisting;
   }
 
@@ -156,6 +159,12 @@ export class RunPersist {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     return rec;
+  }
+
+  /** Cancels a pending interim write (the owner is leaving). */
+  dispose(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** Writes the final record: the commit point. */

@@ -92,7 +92,7 @@ export async function indexFileText(runId: string, ms: MiniSearch<IndexDoc>, pau
   return [`${JSON.stringify({ ...header, index: ms })}\n`];
 }
 
-/** Replaces `file` atomically with the text `indexFileText` produced. */
-export async function writeIndexFile(file: string, chunks: readonly string[]): Promise<void> {
-  await writeTextAtomic(file, chunks.join(''));
+/** Replaces `file` atomically with the text `indexFileText` produced; `fence` runs right before the rename. */
+export async function writeIndexFile(file: string, chunks: readonly string[], fence?: () => void): Promise<void> {
+  await writeTextAtomic(file, chunks.join(''), fence ? { fence } : {});
 }

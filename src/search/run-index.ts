@@ -110,6 +110,8 @@ export interface RunIndexOpenOptions {
   saveRebuilt?: boolean;
   /** Default delay of `saveDebounced()` (ms, default 1000). */
   saveDebounceMs?: number;
+  /** The run owner's lease check, run right before each save's rename (see RunStore.fence). */
+  fence?: () => void;
   /** Aborts a rebuild between slices. */
   signal?: AbortSignal;
 }
@@ -198,6 +200,7 @@ export class RunIndex {
   #lastSaveMs = 0;
   /** Rough bytes this index holds in memory (see approxBytes). */
   #approxBytes = 0;
+  #fence: (() => void) | undefined;
 
   private constructor(
     runId: string,
@@ -258,6 +261,7 @@ export class RunIndex {
         if (ahead === null) {
           const index = new RunIndex(runId, indexFile, loaded.ms, phaseTitles, debounceMs);
           index.#approxBytes = fileBytes * LOADED_BYTES_FACTOR;
+          index.#fence = options.fence;
           let caughtUp = 0;
           if (behind.length > 0) {
             // The index lags (the owner saves at most once a second, and a crash loses the last
@@ -290,6 +294,7 @@ export class RunIndex {
     records ??= await loadRecords();
     signal?.throwIfAborted();
     const index = new RunIndex(runId, indexFile, cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS)), phaseTitles, debounceMs);
+    index.#fence = options.fence;
     let sliceStart = performance.now();
     for (const record of latestAttempts(records).values()) {
       const doc = toDoc(record, phaseTitles[record.phaseId]);
@@ -530,7 +535,7 @@ export class RunIndex {
         }
       }
       try {
-        await writeIndexFile(this.indexFile, chunks);
+        await writeIndexFile(this.indexFile, chunks, this.#fence);
         this.#saveCount++;
         this.#lastSaveMs = performance.now() - started;
       } catch (err) {

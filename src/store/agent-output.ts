@@ -84,7 +84,7 @@ export function utf8Head(text: string, maxBytes: number): string {
  * Writes `text` atomically to `file` (see writeTextAtomic), encoding it one slice at a time with a
  * yield between slices, so a 60 MiB output never blocks the event loop for long.
  */
-export async function writeOutputFile(file: string, text: string, opts: { fsync?: boolean } = {}): Promise<void> {
+export async function writeOutputFile(file: string, text: string, opts: { fsync?: boolean; fence?: () => void } = {}): Promise<void> {
   async function* chunks(): AsyncGenerator<Buffer> {
     for (let i = 0; i < text.length; ) {
       const end = sliceEnd(text, i, SLICE_CHARS);

@@ -3,7 +3,7 @@
  * and JSON reads that refuse unknown schema versions loudly.
  */
 import fs from 'node:fs/promises';
-import { constants as C } from 'node:fs';
+import { constants as C, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { StoreError, errnoCode, ioError } from './errors.js';
@@ -41,6 +41,11 @@ export interface WriteTextOptions {
   fsync?: boolean;
   /** Mode of a newly written file before the umask (default 0o666, like fs.writeFile). */
   mode?: number;
+  /**
+   * Called right before the rename that publishes the file; throwing cancels the write (the temp
+   * file is removed). The run owner's lease check (see Lease.assertOnDisk).
+   */
+  fence?: () => void;
 }
 
 /** In-process queue per file, so concurrent writes to one file land in call order (the last call wins). */
@@ -113,7 +118,14 @@ async function replaceFile(file: string, data: string | Buffer | AsyncIterable<B
     if (opts.fsync ?? true) await fh.sync();
     await fh.close();
     fh = undefined;
-    await fs.rename(tmp, file);
+    if (opts.fence) {
+      // Why synchronous: the fence and the rename run back to back on this thread. An async rename
+      // would wait in libuv's thread pool (behind other fsyncs, possibly for long) after the check.
+      opts.fence();
+      renameSync(tmp, file);
+    } else {
+      await fs.rename(tmp, file);
+    }
   } catch (err) {
     await fh?.close().catch(() => {});
     await fs.unlink(tmp).catch(() => {});

@@ -4,7 +4,7 @@
  * the next owner cuts it off before appending.
  */
 import fs from 'node:fs/promises';
-import { constants as C } from 'node:fs';
+import { constants as C, writeSync } from 'node:fs';
 import type { RunEvent } from './types.js';
 import { StoreError, errnoCode, ioError } from './errors.js';
 import { readTextFile } from './atomic.js';
@@ -27,6 +27,11 @@ export interface JournalOptions {
   sync?: JournalSync;
   /** Longest line accepted, in bytes (default 1 MiB). */
   maxLineBytes?: number;
+  /**
+   * Called right before each line is written (and before a torn tail is repaired); throwing
+   * refuses the append. The run owner's lease check (see Lease.assertOnDisk).
+   */
+  fence?: () => void;
 }
 
 /** Default cap on one journal line. */
@@ -53,6 +58,7 @@ export class Journal {
   #broken: StoreError | undefined;
   #sync: JournalSync;
   #maxLine: number;
+  readonly #fence: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(file: string, fh: fs.FileHandle, size: number, repaired: number, opts: JournalOptions) {
@@ -62,6 +68,7 @@ export class Journal {
     this.repairedBytes = repaired;
     this.#sync = opts.sync ?? 'boundaries';
     this.#maxLine = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#fence = opts.fence;
   }
 
   /**
@@ -72,6 +79,8 @@ export class Journal {
    */
   static async open(file: string, opts: JournalOptions = {}): Promise<Journal> {
     let fh: fs.FileHandle;
+    // The owner's lease check: a journal is opened (and maybe created or repaired) only by the owner.
+    opts.fence?.();
     try {
       // Why O_APPEND: every write lands at the current end, whatever the file position says.
       // Why O_NOFOLLOW: a symlink at the journal's name must not redirect appends out of the store.
@@ -185,8 +194,13 @@ export class Journal {
     if (!fh) throw this.#closedError();
     const buf = Buffer.from(line, 'utf8');
     const before = this.#size;
+    // Why the fence and a synchronous first write: they run back to back on this thread, with no
+    // event-loop turn (or thread-pool queue) between the owner's lease check and the append.
+    const fenced = this.#fence !== undefined;
+    this.#fence?.();
     try {
       let off = 0;
+      if (fenced) off = writeSync(fh.fd, buf, 0, buf.length);
       // A regular-file write is whole unless the disk fills or a signal interrupts; loop for the rest.
       while (off < buf.length) {
         const { bytesWritten } = await fh.write(buf, off, buf.length - off);

@@ -13,14 +13,20 @@
  * - A claimer that died mid-takeover leaves a stale claim; it is cleared the same way, by winning
  *   the claim on the claimer (`lease.takeover.<claimer>.json`).
  * Heartbeats and release check the owner id first (a fencing token): an owner whose record was
- * replaced learns it has lost the lease at its next heartbeat and stops.
+ * replaced learns it has lost the lease at its next heartbeat and stops. Every owner-only write
+ * also checks it first (`assertOnDisk`, called by the store right before its rename or append), so
+ * an owner that was paused past its ttl writes nothing once it wakes, whatever its timers say.
+ * Each record carries an epoch, one more than the record it replaced, so the order of owners can
+ * be read from lease.json and from the journal.
  *
- * Limits (documented, not hidden): heartbeat and release are check-then-act, so an owner that was
- * paused past its ttl and a new owner can overlap by up to one heartbeat interval before one of
- * them sees `onLost`; pid liveness is only consulted when the host name matches ours.
+ * Limits (documented, not hidden; see docs/durability.md): the check before a write and the write
+ * itself are two system calls, so an owner paused (SIGSTOP, a VM freeze) exactly between them for
+ * longer than the ttl still lands that one write after a new owner took over; heartbeat and
+ * release are check-then-act the same way. Pid liveness is only consulted when the host name
+ * matches ours.
  */
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as C, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { SCHEMA_VERSION, type LeaseRecord } from './types.js';
 import { StoreError, errnoCode, ioError, isStoreError } from './errors.js';
@@ -169,6 +175,7 @@ export class Lease {
   #chain: Promise<unknown> = Promise.resolve();
   #beating = false;
   #lost: StoreError | undefined;
+  #lostTo: LeaseRecord | undefined;
   #released = false;
   #lastOkAt: number;
 
@@ -212,6 +219,51 @@ export class Lease {
     if (this.#released) throw new StoreError('lease_lost', `lease on ${this.runDir} was released`);
   }
 
+  /** The record that replaced ours, when the lease was lost to another owner and it could be read. */
+  get lostTo(): LeaseRecord | undefined {
+    return this.#lostTo;
+  }
+
+  /**
+   * The fence of every owner-only write: throws StoreError 'lease_lost' unless lease.json on disk
+   * still carries this owner id (and the lease was neither lost nor released). Finding another
+   * owner's record (or none) marks the lease lost, with onLost, like a heartbeat would.
+   *
+   * Why synchronous: the caller runs it immediately before its rename or append, with no event-loop
+   * turn in between, so nothing of this process can run between the check and the write. Only a
+   * pause of the whole process between the two system calls is left (see the module comment).
+   */
+  assertOnDisk(): void {
+    this.assertHeld();
+    let text: string;
+    try {
+      // Why O_NOFOLLOW: the lease is read from a folder others may write; never follow a link.
+      const fd = openSync(this.file, C.O_RDONLY | C.O_NOFOLLOW);
+      try {
+        text = readFileSync(fd, 'utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') this.#markLost('lease.json was removed');
+      else throw ioError('reading lease', this.file, err);
+      throw this.#lost!;
+    }
+    let cur: LeaseRecord;
+    try {
+      cur = validateLease(JSON.parse(text), this.file);
+    } catch (err) {
+      // Only whole records are ever renamed into place, so an unreadable one was put there by someone else.
+      this.#markLost(`lease.json was replaced by something unreadable (${(err as Error).message})`);
+      throw this.#lost!;
+    }
+    if (cur.ownerId !== this.ownerId) {
+      this.#lostTo = cur;
+      this.#markLost(`lease.json now belongs to ${describeLease(cur)}`);
+      throw this.#lost!;
+    }
+  }
+
   /**
    * Renews the heartbeat: checks that lease.json still carries this owner id, then rewrites it
    * atomically with a new `heartbeatAt`. Resolves true when renewed, false when the lease is lost
@@ -246,6 +298,7 @@ export class Lease {
         return false;
       }
       if (cur.ownerId !== this.ownerId) {
+        this.#lostTo = cur;
         this.#markLost(`lease.json now belongs to ${describeLease(cur)}`);
         return false;
       }
@@ -337,10 +390,13 @@ export async function acquireLease(runDir: string, opts: LeaseOptions = {}): Pro
     acquiredAt: now,
     heartbeatAt: now,
     ttlMs,
+    epoch: 1,
   };
   const tmp = await safeJoinReal(runDir, `${LEASE_FILE}.${record.ownerId}.tmp`);
   await writeNewFile(tmp, `${JSON.stringify(record, null, 2)}\n`);
-  const make = (): Lease => new Lease(runDir, leasePath, record, { heartbeatMs, onLost: opts.onLost });
+  // What the temp file holds now: the record that becomes lease.json if this process wins.
+  let mine = record;
+  const make = (): Lease => new Lease(runDir, leasePath, mine, { heartbeatMs, onLost: opts.onLost });
   try {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       try {
@@ -354,6 +410,12 @@ export async function acquireLease(runDir: string, opts: LeaseOptions = {}): Pro
       const cur = await readLeaseAt(leasePath);
       if (!cur) continue; // released between our link and our read: try again
       if (leaseState(cur) === 'live') throw heldError(runDir, cur);
+      // The record that replaces a stale one carries the next epoch.
+      if (mine.epoch !== (cur.epoch ?? 0) + 1) {
+        mine = { ...record, epoch: (cur.epoch ?? 0) + 1 };
+        await fs.unlink(tmp).catch(() => {});
+        await writeNewFile(tmp, `${JSON.stringify(mine, null, 2)}\n`);
+      }
       const outcome = await takeOver(runDir, leasePath, tmp, cur);
       if (outcome === 'won') return make();
       if (outcome === 'lost') {

@@ -15,6 +15,8 @@ export interface AtomicJsonFileOptions {
   expectVersion?: number;
   /** fsync before rename (default true). */
   fsync?: boolean;
+  /** Called right before the rename; throwing cancels the write (see WriteTextOptions.fence). */
+  fence?: () => void;
 }
 
 /**
@@ -44,6 +46,6 @@ export class AtomicJsonFile<T> implements Adapter<T> {
 
   /** Replaces the file atomically with `data` as JSON. */
   async write(data: T): Promise<void> {
-    await writeJsonAtomic(this.file, data, { fsync: this.#opts.fsync ?? true });
+    await writeJsonAtomic(this.file, data, { fsync: this.#opts.fsync ?? true, ...(this.#opts.fence ? { fence: this.#opts.fence } : {}) });
   }
 }

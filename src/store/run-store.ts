@@ -162,16 +162,18 @@ export class RunStore {
   #runChain: Promise<unknown> = Promise.resolve();
   #journal: Promise<Journal> | undefined;
   #lease: Lease | undefined;
+  readonly #fenceOf: Fence;
   #ownsLease = false;
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(runId: string, paths: SafeRoot, adapter: Adapter<RunRecord>, opts: RunStoreOptions) {
+  private constructor(runId: string, paths: SafeRoot, adapter: Adapter<RunRecord>, opts: RunStoreOptions, fence: Fence) {
     this.runId = runId;
     this.dir = paths.root;
     this.#paths = paths;
     this.#adapter = adapter;
-    this.#journalOpts = opts.journal ?? {};
+    this.#fenceOf = fence;
+    this.#journalOpts = { ...opts.journal, fence: fence.check };
     this.#fsync = opts.fsync ?? true;
   }
 
@@ -203,8 +205,9 @@ export class RunStore {
       await fs.mkdir(path.join(dir, AGENTS_DIR));
       await fs.mkdir(path.join(dir, INPUTS_DIR));
       const paths = await SafeRoot.open(dir);
-      const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), { ...runFileOpts, fsync: opts.fsync ?? true });
-      const store = new RunStore(runId, paths, adapter, opts);
+      const fence = new Fence();
+      const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), { ...runFileOpts, fsync: opts.fsync ?? true, fence: fence.check });
+      const store = new RunStore(runId, paths, adapter, opts, fence);
       await store.writeRun(run);
       return store;
     } catch (err) {
@@ -235,8 +238,9 @@ export class RunStore {
       throw ioError('opening run', dir, err);
     }
     const paths = await SafeRoot.open(dir);
-    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), { ...runFileOpts, fsync: opts.fsync ?? true });
-    return new RunStore(runId, paths, adapter, opts);
+    const fence = new Fence();
+    const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), { ...runFileOpts, fsync: opts.fsync ?? true, fence: fence.check });
+    return new RunStore(runId, paths, adapter, opts, fence);
   }
 
   /**
@@ -283,6 +287,7 @@ export class RunStore {
     if (this.#lease && !this.#lease.lost && !this.#lease.released) return this.#lease;
     this.#lease = await acquireLease(this.dir, opts);
     this.#ownsLease = true;
+    this.#fenceOf.lease = this.#lease;
     return this.#lease;
   }
 
@@ -296,7 +301,15 @@ export class RunStore {
     }
     this.#lease = lease;
     this.#ownsLease = false;
+    this.#fenceOf.lease = lease;
   }
+
+  /**
+   * Throws StoreError 'lease_lost' unless this store's lease (if any) is still held on disk. Writers
+   * of files in the run folder outside this class (reports, the search index) pass it as the
+   * `fence` of their atomic writes; a store without a lease has no fence.
+   */
+  readonly fence = (): void => this.#fenceOf.check();
 
   /** The lease fencing this store, if any. */
   get lease(): Lease | undefined {
@@ -466,7 +479,7 @@ export class RunStore {
       if (bytes > OUTPUT_INLINE_MAX_BYTES) {
         this.#assertLease();
         const outName = outputFileName(name);
-        await writeOutputFile(await this.#paths.join(AGENTS_DIR, outName), output, { fsync: this.#fsync });
+        await writeOutputFile(await this.#paths.join(AGENTS_DIR, outName), output, { fsync: this.#fsync, fence: this.fence });
         const { structured, ...noStructured } = toWrite;
         toWrite = {
           ...noStructured,
@@ -479,7 +492,7 @@ export class RunStore {
       // Why check again: encoding a big output yields to the event loop many times, and the lease
       // may have been lost meanwhile; the record is what makes the attempt count.
       this.#assertLease();
-      await writeJsonAtomic(await this.#paths.join(AGENTS_DIR, name), toWrite, { fsync: this.#fsync });
+      await writeJsonAtomic(await this.#paths.join(AGENTS_DIR, name), toWrite, { fsync: this.#fsync, fence: this.fence });
       return name;
     });
   }
@@ -695,7 +708,7 @@ export class RunStore {
       const file = await this.#paths.join(INPUTS_DIR, name);
       // No fsync: inputs are rebuilt for every attempt, and an attempt cut short by a crash runs
       // again; flushing them would only add a disk round trip to every dispatch.
-      await writeTextAtomic(file, content, { fsync: false });
+      await writeTextAtomic(file, content, { fsync: false, fence: this.fence });
       return file;
     });
   }
@@ -782,6 +795,7 @@ export class RunStore {
     return this.#track(async () => {
       const file = await this.#paths.join(CONTROL_FILE);
       try {
+        this.fence();
         await fs.unlink(file);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw ioError('removing', file, err);
@@ -847,6 +861,15 @@ export class RunStore {
 }
 
 const runFileOpts = { kind: 'run record', expectVersion: SCHEMA_VERSION };
+
+/**
+ * The lease check shared by a store and the writers it hands it to (run.json's adapter, the
+ * journal): set once a lease is attached, a no-op before.
+ */
+class Fence {
+  lease: Lease | undefined;
+  readonly check = (): void => this.lease?.assertOnDisk();
+}
 
 function checkAgentFile(file: string): string {
   if (typeof file !== 'string' || !parseAgentFileName(file)) {

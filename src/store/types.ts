@@ -253,11 +253,24 @@ export interface RunRecord {
   updatedAt: string;
 }
 
+/** The owner that wrote `run.started`/`run.resumed` (absent in journals written before it existed). */
+export interface EventOwner {
+  pid: number;
+  host: string;
+  /** Its lease's fencing epoch. */
+  epoch: number;
+}
+
 /** `lease.json`: who owns the run right now. */
 export interface LeaseRecord {
   schemaVersion: typeof SCHEMA_VERSION;
-  /** Random id of this ownership; a fencing token checked on every heartbeat. */
+  /** Random id of this ownership; a fencing token checked on every heartbeat and before every owner write. */
   ownerId: string;
+  /**
+   * Fencing epoch: 1 for the first owner of lease.json, one more than the record it replaced for
+   * each takeover of a stale lease. Absent in leases written before it existed (read as 0).
+   */
+  epoch?: number;
   pid: number;
   host: string;
   acquiredAt: string;
@@ -328,8 +341,8 @@ interface EventBase {
 
 /** One line of `events.jsonl`, a discriminated union on `type`. */
 export type RunEvent =
-  | (EventBase & { type: 'run.started'; runId: string; name: string; agentCount: number })
-  | (EventBase & { type: 'run.resumed'; runId: string; reused: number; toRun: number; resumes: number })
+  | (EventBase & { type: 'run.started'; runId: string; name: string; agentCount: number; owner?: EventOwner })
+  | (EventBase & { type: 'run.resumed'; runId: string; reused: number; toRun: number; resumes: number; owner?: EventOwner })
   | (EventBase & { type: 'phase.started'; phaseId: string })
   | (EventBase & { type: 'phase.finished'; phaseId: string; status: PhaseStatus })
   | (EventBase & { type: 'agent.started'; ref: string; key: string; attempt: number; slot: number })
