@@ -87,6 +87,8 @@ export class Attempts {
     let patch: AgentRecord['patch'];
     try {
       if (t.isolation === 'worktree') {
+        // The worktree lives in the run folder: fenced like every owner write (git makes its files).
+        store.fence();
         wt = await createWorktree({ cwd: this.#d.cwd, dir: path.join(this.#d.worktreesDir, `${t.phaseId}.${t.taskId}.${attempt}`), signal });
       }
       const remainingUsd = this.#d.spend.remainingUsd();
@@ -125,7 +127,8 @@ export class Attempts {
           : { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false },
       };
     } finally {
-      if (wt) await removeWorktree(wt.repo, wt.dir).catch((e) => warn(`cannot remove worktree ${wt!.dir}: ${errText(e)}`));
+      // An owner that lost the lease leaves the worktree to the owner that has the run now.
+      if (wt && !store.lease?.lost) await removeWorktree(wt.repo, wt.dir).catch((e) => warn(`cannot remove worktree ${wt!.dir}: ${errText(e)}`));
     }
     // A gate's command that ran and exited has done its job: its exit code is the gate's
     // verdict, read by the gate step; only a check that could not run (timeout, missing
