@@ -14,6 +14,7 @@ import type { RunRecord } from '../store/types.js';
 import { latestAttempts } from '../digest/index.js';
 import { ProgressView, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
+import { guardOutput, terminalGone } from './terminal.js';
 import { commandHint, printJson, storeRoot, summaryText, type CommandHint } from './shared.js';
 import { stopAgent } from './control.js';
 import { terminalAsk } from './ask.js';
@@ -114,16 +115,30 @@ export async function detached(root: string, runId: string, pid: number, json: b
   process.exitCode = 0;
 }
 
+/** Signals that stop a foreground run the way Ctrl-C does, and how the run's reason names them. */
+const STOP_SIGNALS: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', string> = {
+  SIGINT: 'Ctrl-C',
+  SIGTERM: `SIGTERM to pid ${process.pid}`,
+  // The terminal closed (an SSH session dropped, a window shut): its agents must not run on unsupervised.
+  SIGHUP: `SIGHUP to pid ${process.pid} (its terminal closed)`,
+};
+
 /** Owns the run in this process with live progress; exit code 0 only when it completed. */
 export async function foreground(root: string, runId: string, o: { json?: boolean; hint: CommandHint; plan?: import('../spec/types.js').Plan; rerun?: string[] }) {
+  // Why: once the terminal is gone, writing progress fails (EIO on a tty, EPIPE on a pipe); an
+  // unhandled 'error' event would crash the owner mid-run and leave its agents unsupervised.
+  guardOutput();
   const view = new ProgressView(process.stderr);
   const ctl = new AbortController();
-  const onSigint = () => {
-    if (!ctl.signal.aborted) process.stderr.write(`\nfanfold: stopping run ${runId}: agents are being stopped and recorded…\n`);
-    ctl.abort('Ctrl-C');
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  const handlers = (Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]).map((sig) => {
+    const h = () => {
+      if (sig === 'SIGHUP') terminalGone();
+      if (!ctl.signal.aborted) process.stderr.write(`\nfanfold: stopping run ${runId} (${sig}): agents are being stopped and recorded…\n`);
+      ctl.abort(STOP_SIGNALS[sig]);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
   try {
     const ask = terminalAsk(view);
     const run = await ownRun({
@@ -140,8 +155,7 @@ export async function foreground(root: string, runId: string, o: { json?: boolea
     process.exitCode = run.status === 'completed' ? 0 : 1;
   } finally {
     view.done();
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    for (const [sig, h] of handlers) process.off(sig, h);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Entry point of a detached run owner: `node owner-main.js --store DIR --run ID [--spec FILE]`.
- * Started by `launchOwner`; not meant to be run by hand. SIGTERM/SIGINT stop the run gracefully.
+ * Started by `launchOwner`; not meant to be run by hand. SIGTERM/SIGINT stop the run gracefully;
+ * SIGHUP is ignored (the owner outlives the terminal that started it).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,9 +17,15 @@ async function main(): Promise<number> {
     return 2;
   }
   const ctl = new AbortController();
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => ctl.abort(stopRequester(values.store!, values.run!) ?? `${sig} to the owner (pid ${process.pid})`));
   }
+  // Why ignore SIGHUP: a detached owner outlives the terminal that started it; a hangup of that
+  // session is not a request to stop the run (`fanfold stop` or SIGTERM is).
+  process.on('SIGHUP', () => {});
+  // Its stderr is owner.log, but a broken one must not crash the run either.
+  process.stderr.on('error', () => {});
+  process.stdout.on('error', () => {});
   const plan = values.spec ? await loadPlanFile(values.spec) : undefined;
   const run = await ownRun({ root: values.store, runId: values.run, signal: ctl.signal, ...(plan ? { plan } : {}), ...(values.rerun?.length ? { rerun: values.rerun } : {}) });
   process.stderr.write(`fanfold owner: run ${run.runId} ended ${run.status}${run.reason ? `: ${run.reason}` : ''}\n`);
