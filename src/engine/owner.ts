@@ -129,6 +129,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     // A stop asked of an earlier owner must not stop this one; nor may its per-agent requests.
     await store.clearControl();
     await clearAgentRequests(store);
+    // Half-written files of earlier owners (crashed, or paused mid-write and taken over).
+    await store.removeStaleTemps();
 
     const taskByRef = new Map(plan.tasks.map((t) => [t.ref, t]));
     const { maxAttempt, latestCurrent, succeededByKey, done, succeededFile, latestFile, recorded } = readPrior(records, plan, taskByRef, events);

@@ -304,8 +304,12 @@ export class Lease {
       }
       const next: LeaseRecord = { ...this.#record, heartbeatAt: new Date().toISOString() };
       try {
-        await writeJsonAtomic(this.file, next);
+        // Why fence the heartbeat's own rename: writing the temp file (and its fsync) takes time,
+        // and an owner paused in between must not put its record back over a new owner's — or
+        // recreate lease.json after the new owner finished and removed it.
+        await writeJsonAtomic(this.file, next, { fence: () => this.assertOnDisk() });
       } catch (err) {
+        if (isStoreError(err, 'lease_lost')) return false;
         this.#checkExpired(err);
         throw err;
       }

@@ -790,6 +790,35 @@ export class RunStore {
     });
   }
 
+  /**
+   * Removes the temp files of atomic writes that other processes left in the run folder, agents/
+   * and inputs/ (owner only; call it right after taking the lease). They are what a crashed owner,
+   * or one paused mid-write and taken over, leaves behind; none of them is ever renamed into place
+   * once this owner holds the lease (every rename is fenced). Returns the names removed.
+   */
+  async removeStaleTemps(): Promise<string[]> {
+    this.#assertWritable();
+    const removed: string[] = [];
+    for (const sub of ['.', AGENTS_DIR, INPUTS_DIR]) {
+      const dir = sub === '.' ? this.dir : await this.#paths.join(sub);
+      let names: string[];
+      try {
+        names = await fs.readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const m = TEMP_FILE.exec(n);
+        // Why not our own pid: a write of this process may be in flight. Why not control.json's:
+        // any process may be writing a stop request right now.
+        if (!m || Number(m[1]) === process.pid || n.startsWith(`${CONTROL_FILE}.`)) continue;
+        this.fence();
+        await fs.unlink(path.join(dir, n)).then(() => removed.push(sub === '.' ? n : `${sub}/${n}`), () => {});
+      }
+    }
+    return removed;
+  }
+
   /** Removes control.json (owner only, after acting on it). */
   clearControl(): Promise<void> {
     return this.#track(async () => {
@@ -855,12 +884,16 @@ export class RunStore {
   }
 
   #assertLease(): void {
-    // Why fence: an owner that lost its lease must not write over the new owner's run.
-    if (this.#lease) this.#lease.assertHeld();
+    // Why fence, and on disk already here: an owner that lost its lease must not write over the
+    // new owner's run, nor even leave a temp file there; the write re-checks right before its rename.
+    if (this.#lease) this.#lease.assertOnDisk();
   }
 }
 
 const runFileOpts = { kind: 'run record', expectVersion: SCHEMA_VERSION };
+
+/** Name of an atomic write's temp file (see atomic.ts): `<file>.<pid>-<12 hex>.tmp`. */
+const TEMP_FILE = /\.(\d+)-[0-9a-f]{12}\.tmp$/;
 
 /**
  * The lease check shared by a store and the writers it hands it to (run.json's adapter, the

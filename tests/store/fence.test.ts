@@ -95,4 +95,18 @@ describe('the fence of owner-only writes', () => {
     expect(() => a.assertOnDisk()).toThrow(/now belongs to pid/);
     await b.release();
   });
+
+  it('a new owner removes the temp files other processes left, and keeps everything else', async () => {
+    const root = await tmpDir();
+    const s = await RunStore.create(root, makeRun('run3'));
+    open.push(s);
+    await s.acquireLease({ heartbeatMs: 0 });
+    const stale = ['index.json.1-0123456789ab.tmp', 'agents/p.t.1.json.2-abcdefabcdef.tmp', 'inputs/p.t.1.prompt.txt.3-00000000000f.tmp'];
+    const mine = `run.json.${process.pid}-aaaaaaaaaaaa.tmp`;
+    for (const f of [...stale, mine, 'agents/notes.tmp']) fs.writeFileSync(path.join(s.dir, f), 'x');
+    expect((await s.removeStaleTemps()).sort()).toEqual([...stale].sort());
+    for (const f of stale) expect(fs.existsSync(path.join(s.dir, f))).toBe(false);
+    expect(fs.existsSync(path.join(s.dir, mine))).toBe(true);
+    expect(fs.existsSync(path.join(s.dir, 'agents/notes.tmp'))).toBe(true);
+  });
 });
