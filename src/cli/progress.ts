@@ -5,6 +5,7 @@
  */
 import { createLogUpdate } from 'log-update';
 import type { Counts, DynamicState, RunRecord } from '../store/types.js';
+import { describeCounts, emptyCounts, endedCount } from '../store/counts.js';
 import { fmtMs } from '../engine/say.js';
 import { dynamicSummaries, dynamicSummary } from '../digest/report-md.js';
 
@@ -23,6 +24,8 @@ export interface ProgressModel {
     skipped?: number;
     running?: number;
     pending?: number;
+    checkFailed?: number;
+    cancelled?: number;
     /** What a dynamic phase did so far (items, verdicts, gate, rounds, merge). */
     dynamic?: DynamicState;
   }[];
@@ -33,32 +36,58 @@ export interface ProgressModel {
 }
 
 const MAX_RUNNING_SHOWN = 8;
+/** Width used when the stream does not say (not a terminal, or a terminal that reports none). */
+export const DEFAULT_COLUMNS = 80;
 
 function countsOf(p: ProgressModel['phases'][number]): Counts {
   return p.counts ?? {
     total: p.total ?? 0, succeeded: p.succeeded ?? 0, failed: p.failed ?? 0,
     skipped: p.skipped ?? 0, running: p.running ?? 0, pending: p.pending ?? 0,
+    ...(p.checkFailed !== undefined ? { checkFailed: p.checkFailed } : {}),
+    ...(p.cancelled !== undefined ? { cancelled: p.cancelled } : {}),
   };
 }
 
-function bar(c: Counts, width = 20): string {
+function bar(c: Counts, width: number): string {
   if (c.total === 0) return '·'.repeat(width);
-  const done = Math.round(((c.succeeded + c.failed + c.skipped) / c.total) * width);
+  const done = Math.round((endedCount(c) / c.total) * width);
   return '█'.repeat(done) + '░'.repeat(width - done);
 }
 
-/** Renders the view as lines of text (no colours, so logs stay readable). */
-export function renderProgress(m: ProgressModel, now = Date.now()): string {
-  const totals = m.totals ?? m.agents ?? { total: 0, succeeded: 0, failed: 0, skipped: 0, running: 0, pending: 0 };
-  const lines = [`${m.name}  run ${m.runId}  ${m.status}  ${fmtClock(m.elapsedMs)}`];
-  const idWidth = Math.min(24, Math.max(...m.phases.map((p) => p.id.length), 5));
-  for (const p of m.phases) {
+/** `line` cut to `width` characters, with `…` where it was cut. */
+export function fitLine(line: string, width: number): string {
+  const chars = [...line];
+  if (chars.length <= width) return line;
+  return chars.slice(0, Math.max(0, width - 1)).join('') + '…';
+}
+
+/**
+ * Renders the view as lines of text (no colours, so logs stay readable), every line at most
+ * `columns` characters wide: a line that would wrap makes the in-place redraw scroll.
+ */
+export function renderProgress(m: ProgressModel, now = Date.now(), columns = DEFAULT_COLUMNS): string {
+  const width = Math.max(20, columns);
+  const totals = m.totals ?? m.agents ?? emptyCounts();
+  const lines = [`run ${m.runId}  ${m.status}  ${fmtClock(m.elapsedMs)}  ${m.name}`];
+  const idWidth = Math.min(16, Math.max(...m.phases.map((p) => p.id.length), 5));
+  const rows = m.phases.map((p) => {
     const c = countsOf(p);
-    const fin = c.succeeded + c.failed + c.skipped;
-    lines.push(
-      `  ${p.id.padEnd(idWidth).slice(0, idWidth)} ${bar(c)} ${String(fin).padStart(4)}/${c.total}` +
-        `  ok ${c.succeeded}  failed ${c.failed}  skipped ${c.skipped}  running ${c.running}  ${p.status}`,
-    );
+    return {
+      p,
+      c,
+      id: p.id.length > idWidth ? `${p.id.slice(0, idWidth - 1)}…` : p.id.padEnd(idWidth),
+      fin: `${endedCount(c)}/${c.total}`,
+      words: describeCounts({ ...c, pending: 0 }, { short: true, of: false }),
+    };
+  });
+  const finWidth = Math.max(0, ...rows.map((r) => r.fin.length));
+  const statusWidth = Math.max(0, ...rows.map((r) => r.p.status.length));
+  const wordsWidth = Math.max(0, ...rows.map((r) => r.words.length));
+  // One bar width for every phase (the bars line up); it gives way first, down to 6 cells, then
+  // the words at the end of the line are cut.
+  const barWidth = Math.max(6, Math.min(20, width - (2 + idWidth + 1 + 1 + finWidth + 2 + statusWidth + 2 + Math.min(wordsWidth, 28))));
+  for (const { p, c, id, fin, words } of rows) {
+    lines.push(`  ${id} ${bar(c, barWidth)} ${fin.padStart(finWidth)}  ${p.status.padEnd(statusWidth)}  ${words}`);
     const dyn = dynamicSummary(p.dynamic);
     if (dyn) lines.push(`  ${' '.repeat(idWidth)} ↳ ${dyn}`);
   }
@@ -66,15 +95,12 @@ export function renderProgress(m: ProgressModel, now = Date.now()): string {
   if (running.length) {
     lines.push(`  running now (${running.length}):`);
     for (const r of running.slice(0, MAX_RUNNING_SHOWN)) {
-      lines.push(`    ${r.ref}${r.attempt > 1 ? ` (attempt ${r.attempt})` : ''}  ${fmtMs(Math.max(0, now - r.startedAt))}`);
+      lines.push(`    ${fmtMs(Math.max(0, now - r.startedAt)).padStart(6)}  ${r.ref}${r.attempt > 1 ? ` (attempt ${r.attempt})` : ''}`);
     }
     if (running.length > MAX_RUNNING_SHOWN) lines.push(`    … and ${running.length - MAX_RUNNING_SHOWN} more`);
   }
-  lines.push(
-    `  agents: ${totals.succeeded + totals.failed + totals.skipped}/${totals.total} done` +
-      ` (${totals.succeeded} ok, ${totals.failed} failed, ${totals.skipped} skipped), ${totals.running} running, ${totals.pending} pending`,
-  );
-  return lines.join('\n');
+  lines.push(`  agents ${endedCount(totals)}/${totals.total} done: ${describeCounts(totals, { short: true, of: false })}`);
+  return lines.map((l) => fitLine(l, width)).join('\n');
 }
 
 /**
@@ -142,18 +168,23 @@ export class ProgressView {
   #render(m: ProgressModel) {
     if (this.#held) return;
     if (this.#draw) {
-      this.#draw(renderProgress(m));
+      this.#draw(renderProgress(m, Date.now(), this.#columns()));
       return;
     }
     const t = m.totals ?? m.agents;
     if (!t) return;
-    const line = `[${fmtClock(m.elapsedMs)}] ${m.runId} ${m.status}: ${t.succeeded + t.failed + t.skipped}/${t.total} done, ${t.failed} failed, ${t.running} running`;
+    const line = `[${fmtClock(m.elapsedMs)}] ${m.runId} ${m.status}: ${endedCount(t)}/${t.total} done — ${describeCounts(t, { of: false })}`;
     const now = Date.now();
     if (line === this.#lastLine) return;
     if (now - this.#lastPrint < 1000 && m.status === 'running') return;
     this.#lastLine = line;
     this.#lastPrint = now;
     this.#out.write(line + '\n');
+  }
+
+  /** The terminal's width now (it may be resized), else {@link DEFAULT_COLUMNS}. */
+  #columns(): number {
+    return this.#out.columns > 0 ? this.#out.columns : DEFAULT_COLUMNS;
   }
 
   #closed = false;
@@ -165,10 +196,10 @@ export class ProgressView {
     if (this.#timer) clearInterval(this.#timer);
     if (m) this.#last = m;
     if (this.#draw) {
-      if (this.#last) this.#draw(renderProgress(this.#last));
+      if (this.#last) this.#draw(renderProgress(this.#last, Date.now(), this.#columns()));
       this.#draw.done();
     } else if (this.#last) {
-      this.#out.write(renderProgress(this.#last) + '\n');
+      this.#out.write(renderProgress(this.#last, Date.now(), this.#columns()) + '\n');
     }
   }
 }

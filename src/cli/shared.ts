@@ -3,7 +3,7 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { resolveStoreRoot } from '../store/index.js';
+import { describeCounts, resolveStoreRoot } from '../store/index.js';
 import type { RunStatusView } from '../engine/status.js';
 import { fmtClock } from './progress.js';
 import { cliCommand } from '../install/invocation.js';
@@ -40,11 +40,9 @@ export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fa
   const a = s.agents;
   const lines = [
     `run ${s.runId} (${s.name}): ${s.status}${s.reason ? ` — ${s.reason}` : ''}`,
-    `  agents: ${a.succeeded} succeeded, ${a.failed} failed, ${a.skipped} skipped, ${a.running} running, ${a.pending} pending of ${a.total}`,
+    `  agents: ${describeCounts(a)}`,
   ];
-  for (const p of s.phases) {
-    lines.push(`  phase ${p.id}: ${p.status} (${p.succeeded}/${p.total} ok${p.failed ? `, ${p.failed} failed` : ''}${p.skipped ? `, ${p.skipped} skipped` : ''})`);
-  }
+  for (const p of s.phases) lines.push(`  phase ${p.id}: ${p.status} (${describeCounts(p)})`);
   for (const note of s.security ?? []) lines.push(`  sandbox: ${note}`);
   for (const c of s.checkpoints ?? []) {
     lines.push(`  CHECKPOINT before phase ${c.phaseId}: ${c.message}`);

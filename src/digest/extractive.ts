@@ -12,7 +12,8 @@
  */
 import type { PlanPhase } from '../spec/types.js';
 import type { AgentRecord } from '../store/types.js';
-import { countStatuses, failureCause, STATUS_LABELS } from './records.js';
+import { failureCause, STATUS_LABELS } from './records.js';
+import { countTasks, describeCounts, taskStateOf, type TaskState } from '../store/counts.js';
 import {
   cleanLine,
   clip,
@@ -179,7 +180,6 @@ function windowLines(output: string, scanChars: number, maxLines: number): strin
 
 /** Header line: phase id (and title when it says more), task count and counts per status. */
 function headerLine(phase: PlanPhase, records: readonly AgentRecord[]): string {
-  const counts = countStatuses(records);
   const planned = phase.taskRefs?.length ?? 0;
   const total = Math.max(planned, records.length);
   const title = cleanLine(phase.title ?? '');
@@ -188,12 +188,10 @@ function headerLine(phase: PlanPhase, records: readonly AgentRecord[]): string {
   if (records.length === 0) {
     return `${name} — ${tasks}: ${total === 0 ? 'nothing to digest' : 'none finished yet'}`;
   }
-  const parts = [`${counts.succeeded} succeeded`];
-  for (const [status, label] of STATUS_LABELS) {
-    if (status !== 'succeeded' && counts[status] > 0) parts.push(`${counts[status]} ${label}`);
-  }
-  if (planned > records.length) parts.push(`${planned - records.length} not finished`);
-  return `${name} — ${tasks}: ${parts.join(', ')}`;
+  // The same counts and words as status and the report: tasks without a record are pending.
+  const states: TaskState[] = records.map((r) => taskStateOf(r));
+  for (let i = records.length; i < total; i++) states.push('pending');
+  return `${name} — ${tasks}: ${describeCounts(countTasks(states), { of: false })}`;
 }
 
 /** The "what was left out" line. */

@@ -25,4 +25,4 @@ export {
 export { escapeMarkdownInline, fence, renderReportMarkdown, REPORT_MAX_BYTES, type ReportInput } from './report-md.js';
 export { renderReportHtml, STATUS_COLOURS, type ReportHtmlInput } from './report-html.js';
 export { escapeHtml, renderInline, renderMarkdownHtml } from './markdown-html.js';
-export { countStatuses, failureCause, latestAttempts, refOf, STATUS_LABELS, type StatusCounts } from './records.js';
+export { failureCause, latestAttempts, refOf, STATUS_LABELS } from './records.js';

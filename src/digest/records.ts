@@ -3,6 +3,7 @@
  * counting statuses, and stating why an attempt did not succeed.
  */
 import type { AgentRecord, AgentStatus } from '../store/types.js';
+import { isFailedCheck } from '../store/counts.js';
 import { cleanLine, clip, lastNonEmptyLine } from './text.js';
 
 /** `phaseId/taskId` of a record, the same form as `PlanTask.ref`. */
@@ -30,18 +31,6 @@ export function latestAttempts(records: readonly AgentRecord[]): AgentRecord[] {
   return [...best.values()];
 }
 
-/** How many records have each status; every status is present (0 when absent). */
-export type StatusCounts = Record<AgentStatus, number>;
-
-/** Counts records per status. */
-export function countStatuses(records: readonly AgentRecord[]): StatusCounts {
-  const counts: StatusCounts = { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, skipped: 0 };
-  for (const r of records) {
-    if (r.status in counts) counts[r.status]++;
-  }
-  return counts;
-}
-
 /** Status words for people, in the order reports list them. */
 export const STATUS_LABELS: ReadonlyArray<[AgentStatus, string]> = [
   ['succeeded', 'succeeded'],
@@ -57,7 +46,9 @@ export const STATUS_LABELS: ReadonlyArray<[AgentStatus, string]> = [
  */
 export function failureCause(record: AgentRecord, max = 240): string {
   const parts: string[] = [];
-  if (record.error) {
+  if (isFailedCheck(record)) {
+    parts.push(`check did not pass${record.exitCode !== null && record.exitCode !== 0 ? ` (exit code ${record.exitCode})` : ''}`);
+  } else if (record.error) {
     const message = cleanLine(record.error.message);
     parts.push(record.error.type ? `${cleanLine(record.error.type)}: ${message}` : message);
   } else if (record.status === 'timed_out') {

@@ -7,12 +7,13 @@
  * any backtick run inside, or is backslash-escaped inline, so it cannot restructure the document.
  */
 import type { PlanPhase } from '../spec/types.js';
-import type { AgentRecord, PhaseState, RunRecord } from '../store/types.js';
+import type { AgentRecord, Counts, PhaseState, RunRecord } from '../store/types.js';
+import { describeCounts, emptyCounts, fullCounts, type FullCounts } from '../store/counts.js';
 import { code, escapeMarkdownInline, fence, n } from './markdown-text.js';
 import { DYNAMIC_MAX_BYTES, dynamicSection, helperRefs } from './report-dynamic.js';
 export { escapeMarkdownInline, fence } from './markdown-text.js';
 export { dynamicSummaries, dynamicSummary } from './report-dynamic.js';
-import { countStatuses, failureCause, refOf, type StatusCounts } from './records.js';
+import { failureCause, refOf } from './records.js';
 import { cleanBlock, cleanLine, clip, clipBlockBytes, fairShares, formatBytes, formatDuration, utf8Bytes } from './text.js';
 
 /** Hard cap of the whole report in UTF-8 bytes. */
@@ -53,28 +54,49 @@ const CAUSE_MAX = 220;
 const CUT_SHORT = new Set(['stopped', 'failed', 'interrupted', 'budget_exhausted', 'paused']);
 
 
-/** The status paragraph: plain about cut-short runs and never "completed" for them. */
-function statusLines(run: RunRecord, latest: readonly AgentRecord[], planned: number): string[] {
-  const counts = countStatuses(latest);
-  const unfinished = Math.max(0, planned - counts.succeeded);
+/**
+ * The run's task counts as the engine recorded them (run.json): the same numbers `fanfold status`,
+ * `workflow_status` and the live view show, summed over the phases.
+ */
+export function runCounts(run: Pick<RunRecord, 'phases'>): FullCounts {
+  const sum = fullCounts(emptyCounts());
+  sum.pending = 0;
+  const keys = ['total', 'succeeded', 'checkFailed', 'failed', 'cancelled', 'skipped', 'running', 'pending'] as const;
+  for (const p of run.phases) {
+    const c = fullCounts(p.counts);
+    for (const k of keys) sum[k] += c[k];
+  }
+  return sum;
+}
+
+/**
+ * The status paragraph: plain about cut-short runs and never "completed" for them, and never "all
+ * tasks succeeded" when a gate check failed on the way.
+ */
+function statusLines(run: RunRecord): string[] {
+  const c = runCounts(run);
+  const planned = c.total;
+  const unfinished = Math.max(0, planned - c.succeeded - c.checkFailed);
   const reason = run.reason ? escapeMarkdownInline(clip(run.reason, 400)) : 'no reason was recorded';
+  const checks = c.checkFailed > 0 ? ` ${n(c.checkFailed, 'gate check')} did not pass on the way (each answered by a fix).` : '';
   switch (run.status) {
     case 'completed':
       if (unfinished > 0) {
-        return [`**Status: recorded as finished, but ${n(unfinished, 'task')} of ${planned} did not succeed** — treat the results as partial.`];
+        return [`**Status: recorded as finished, but ${n(unfinished, 'task')} of ${planned} did not succeed** — treat the results as partial (${describeCounts(c)}).`];
       }
+      if (c.checkFailed > 0) return [`**Status: completed** — ${c.succeeded} of ${planned} tasks succeeded;${checks}`];
       return [`**Status: completed** — all ${n(planned, 'task')} succeeded.`];
     case 'running':
-      return [`**Status: still running** — this is a snapshot; ${counts.succeeded} of ${planned} tasks have succeeded so far.`];
+      return [`**Status: still running** — this is a snapshot; ${c.succeeded} of ${planned} tasks have succeeded so far (${describeCounts(c)}).`];
     case 'awaiting_approval':
       return [
-        `**Status: awaiting approval** — the run waits for a person; ${counts.succeeded} of ${planned} tasks have succeeded so far.`,
+        `**Status: awaiting approval** — the run waits for a person; ${c.succeeded} of ${planned} tasks have succeeded so far.`,
         ...(run.checkpoints ?? []).map((c) => `- Checkpoint before phase \`${c.phaseId}\`: ${escapeMarkdownInline(clip(c.message, 400))} — answer with \`fanfold approve ${run.runId}${(run.checkpoints?.length ?? 0) > 1 ? ` ${c.phaseId}` : ''}\` (or \`--reject\`).`),
       ];
     case 'paused':
       return [
         `**Status: paused — a usage or auth limit stopped new agents.** Reason: ${reason}.`,
-        `${counts.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not run to the end and run on resume` +
+        `${c.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not run to the end and run on resume` +
           (run.resumeAfter ? ` (the limit resets ${run.resumeAfter}: \`fanfold resume ${run.runId} --wait-until-reset\`).` : ' (`fanfold resume` once the limit has reset).'),
       ];
     case 'stopped':
@@ -85,9 +107,10 @@ function statusLines(run: RunRecord, latest: readonly AgentRecord[], planned: nu
         run.status === 'interrupted' ? 'interrupted (the run owner ended without recording an end)'
         : run.status === 'budget_exhausted' ? 'budget exhausted (no agent was started that could cross limits.budget)'
         : run.status;
+      const rest = describeCounts({ ...c, succeeded: 0 }, { of: false }).replace(/^0 succeeded(, )?/, '');
       return [
         `**Status: ${what} — the run was cut short.** Reason: ${reason}.`,
-        `${counts.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not (results below are partial).`,
+        `${c.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not (results below are partial)${rest ? `: ${rest}` : ''}.`,
       ];
     }
     default:
@@ -96,34 +119,25 @@ function statusLines(run: RunRecord, latest: readonly AgentRecord[], planned: nu
 }
 
 /** Phase status word; a phase that finished is "done" (the word "completed" is kept for runs). */
-function phaseStatusWord(state: PhaseState | undefined, counts: StatusCounts, total: number, seen: number): string {
-  const status = state?.status;
-  if (status === 'completed') return 'done';
-  if (status) return status;
-  if (seen === 0) return 'pending';
-  if (seen < total) return 'running';
-  return counts.succeeded === total ? 'done' : 'failed';
+function phaseStatusWord(state: PhaseState | undefined): string {
+  const status = state?.status ?? 'pending';
+  return status === 'completed' ? 'done' : status;
 }
 
 function tableCell(text: string): string {
   return escapeMarkdownInline(text).replace(/\n/g, ' ');
 }
 
-/** Per-phase table of counts. */
-function phaseTable(run: RunRecord, byPhase: Map<string, AgentRecord[]>, notes: string[]): string[] {
+/** Per-phase table of counts (the engine's, as status shows them), narrow enough for a small window. */
+function phaseTable(run: RunRecord, notes: string[]): string[] {
   const phases = run.plan.phases;
-  const lines = [
-    '| Phase | Title | Status | Tasks | Succeeded | Failed | Timed out | Cancelled | Skipped | Not finished |',
-    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
+  const lines = ['| Phase | Title | Status | Tasks | Outcome |', '| --- | --- | --- | ---: | --- |'];
   for (const phase of phases.slice(0, MAX_PHASE_ROWS)) {
-    const records = byPhase.get(phase.id) ?? [];
-    const counts = countStatuses(records);
-    const total = Math.max(phase.taskRefs.length, records.length);
     const state = run.phases.find((p) => p.id === phase.id);
+    const counts = state ? fullCounts(state.counts) : fullCounts(emptyCounts(phase.taskRefs.length));
     const title = clip(cleanLine(phase.title ?? ''), 60);
     lines.push(
-      `| ${code(phase.id)}${phase.final ? ' (final)' : ''} | ${tableCell(title)} | ${phaseStatusWord(state, counts, total, records.length)} | ${total} | ${counts.succeeded} | ${counts.failed} | ${counts.timed_out} | ${counts.cancelled} | ${counts.skipped} | ${Math.max(0, total - records.length)} |`,
+      `| ${code(phase.id)}${phase.final ? ' (final)' : ''} | ${tableCell(title)} | ${phaseStatusWord(state)} | ${counts.total} | ${describeCounts(counts, { of: false })} |`,
     );
   }
   if (phases.length > MAX_PHASE_ROWS) {
@@ -349,7 +363,7 @@ export function renderReportMarkdown(input: ReportInput): string {
   );
 
   const head: string[] = [`# ${escapeMarkdownInline(clip(run.name || run.runId, 120))} — fanfold report`, ''];
-  head.push(...statusLines(run, latest, planned), '');
+  head.push(...statusLines(run), '');
   if (run.plan.goal) head.push(`**Goal:** ${escapeMarkdownInline(clip(run.plan.goal, 600))}`, '');
   for (const s of run.plan.security ?? []) head.push(`**Sandbox:** ${escapeMarkdownInline(clip(s, 600))}`, '');
   const when = [`Run ${code(run.runId)}`, `started ${escapeMarkdownInline(run.startedAt)}`];
@@ -357,7 +371,7 @@ export function renderReportMarkdown(input: ReportInput): string {
   when.push(`wall time ${formatDuration(run.elapsedMs)}`);
   head.push(when.join(' · '), '');
 
-  const table = ['## Phases', '', ...phaseTable(run, byPhase, notes), ''];
+  const table = ['## Phases', '', ...phaseTable(run, notes), ''];
   const hint = input.hint ?? plainHint;
   const failures = failureSection(run, latest, notes, hint);
   const skipped = skippedSection(latest, notes);

@@ -3,7 +3,7 @@
  * Readers never write. A run whose run.json says `running` but whose owner's lease is not live is
  * reported `interrupted` — the owner died without recording an end.
  */
-import { RunStore, readLease, leaseState } from '../store/index.js';
+import { RunStore, fullCounts, readLease, leaseState } from '../store/index.js';
 import type { CheckpointWait, Counts, PausedRunner, RunRecord, RunStatus } from '../store/types.js';
 import { fmtTokens } from '../spec/estimate.js';
 
@@ -76,11 +76,12 @@ export function statusView(
 ): RunStatusView {
   let status = run.status;
   let reason = run.reason;
-  // `agents` keeps the per-status counts only; the redaction count has its own field.
+  // `agents` keeps the per-status counts only (every bucket, also for run.json files written before
+  // some buckets existed); the redaction count has its own field.
   const { redactions = 0, ...counts } = run.totals;
-  let agents: Counts = counts;
+  let agents: Counts = fullCounts(counts);
   const titles = new Map(run.plan.phases.map((p) => [p.id, p.title]));
-  let phases: PhaseStatusView[] = run.phases.map((p) => ({ id: p.id, title: titles.get(p.id) ?? p.id, status: p.status, ...p.counts }));
+  let phases: PhaseStatusView[] = run.phases.map((p) => ({ id: p.id, title: titles.get(p.id) ?? p.id, status: p.status, ...fullCounts(p.counts) }));
   let elapsedMs = run.elapsedMs;
   const live = status === 'running' || status === 'awaiting_approval';
   if (live && !lease) {

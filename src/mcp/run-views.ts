@@ -8,6 +8,9 @@ import fs from 'node:fs/promises';
 import { formatSpend, statusView, TERMINAL, totalSpend, type RunStatusView } from '../engine/status.js';
 import {
   AGENTS_DIR,
+  describeCounts,
+  endedCount,
+  isFailedCheck,
   RunStore,
   errnoCode,
   leaseState,
@@ -18,6 +21,7 @@ import {
   type RunRecord,
 } from '../store/index.js';
 import { dynamicSummary } from '../digest/report-md.js';
+import { failureCause } from '../digest/records.js';
 import { clipBytes, callText, plural, prefixFitting, utf8Length } from './answer.js';
 
 /** Most phases listed in one answer; the rest are counted. */
@@ -78,7 +82,11 @@ export interface PhaseRow {
   status: string;
   total: number;
   succeeded: number;
+  /** Gate checks that ran and did not pass. */
+  checkFailed: number;
   failed: number;
+  /** Running when the run was stopped. */
+  cancelled: number;
   skipped: number;
   running: number;
   pending: number;
@@ -100,7 +108,9 @@ export function phaseRows(snap: RunSnapshot, withDigests: boolean): { rows: Phas
       status: p.status,
       total: p.total,
       succeeded: p.succeeded,
+      checkFailed: p.checkFailed ?? 0,
       failed: p.failed,
+      cancelled: p.cancelled ?? 0,
       skipped: p.skipped,
       running: p.running,
       pending: p.pending,
@@ -275,7 +285,7 @@ export interface AgentRow {
   ref: string;
   phaseId: string;
   taskId: string;
-  /** Latest attempt's status, or `running` / `pending` when it has not ended. */
+  /** Latest attempt's status (`check_failed` for a gate check that did not pass), or `running` / `pending` when it has not ended. */
   status: string;
   /** Latest attempt number with a record (absent before the first one). */
   attempt?: number;
@@ -340,13 +350,15 @@ export async function agentPage(root: string, snap: RunSnapshot, offset: number,
         } catch (err) {
           return { ...base, status: 'unreadable', attempt: l.attempt, cause: clipChars((err as Error).message, MAX_CAUSE_CHARS) };
         }
+        const checkFailed = isFailedCheck(rec);
         return {
           ...base,
-          status: rec.status,
+          // A gate check that did not pass is its own state, never a green `succeeded`.
+          status: checkFailed ? 'check_failed' : rec.status,
           attempt: rec.attempt,
           durationMs: rec.durationMs,
           outputBytes: rec.outputBytes,
-          ...(rec.error ? { cause: clipChars(rec.error.message, MAX_CAUSE_CHARS) } : {}),
+          ...(rec.error || checkFailed ? { cause: clipChars(failureCause(rec), MAX_CAUSE_CHARS) } : {}),
         };
       }),
     );
@@ -367,7 +379,7 @@ export interface RunRow {
   runId: string;
   name: string;
   status: string;
-  /** Agents that ended (succeeded, failed or skipped). */
+  /** Agents that ended, however they ended (see store/counts.ts). */
   done: number;
   total: number;
   failed: number;
@@ -399,7 +411,7 @@ export async function recentRuns(root: string, limit = MAX_RUN_ROWS): Promise<{ 
         runId: v.runId,
         name: v.name,
         status: v.status,
-        done: v.agents.succeeded + v.agents.failed + v.agents.skipped,
+        done: endedCount(v.agents),
         total: v.agents.total,
         failed: v.agents.failed,
         startedAt: v.startedAt,
@@ -486,12 +498,9 @@ export function fmtDuration(ms: number): string {
 
 /** One line of agent counts: `12/40 agents done (10 succeeded, 2 failed), 4 running, 24 pending`. */
 export function countsLine(a: RunStatusView['agents'], redactions = 0): string {
-  const done = a.succeeded + a.failed + a.skipped;
-  const parts = [`${a.succeeded} succeeded`];
-  if (a.failed) parts.push(`${a.failed} failed`);
-  if (a.skipped) parts.push(`${a.skipped} skipped`);
+  const ended = describeCounts({ ...a, running: 0, pending: 0 }, { of: false });
   const redacted = redactions > 0 ? `; ${redactions} secret${redactions === 1 ? '' : 's'} redacted` : '';
-  return `${done}/${a.total} agents done (${parts.join(', ')}), ${a.running} running, ${a.pending} pending${redacted}`;
+  return `${endedCount(a)}/${a.total} agents done (${ended}), ${a.running} running, ${a.pending} pending${redacted}`;
 }
 
 /** Whether a status is final. */

@@ -79,3 +79,14 @@ export {
   utf8Head,
   utf8Length,
 } from './agent-output.js';
+export {
+  emptyCounts,
+  countTasks,
+  fullCounts,
+  endedCount,
+  isFailedCheck,
+  taskStateOf,
+  describeCounts,
+  COUNT_WORDS,
+  type TaskState,
+} from './counts.js';

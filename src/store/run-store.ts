@@ -35,6 +35,7 @@ import {
   utf8Length,
   writeOutputFile,
 } from './agent-output.js';
+import { isFailedCheck } from './counts.js';
 
 /** File and folder names inside a run directory. */
 export const RUN_FILE = 'run.json';
@@ -638,7 +639,8 @@ export class RunStore {
       const c = e.census!;
       attempts.push({ ...parts, key: e.key, status: e.status, file: n,
         ...(c.costUsd !== undefined ? { costUsd: c.costUsd } : {}), ...(c.usage ? { usage: c.usage } : {}), ...(c.errorType ? { errorType: c.errorType } : {}),
-        ...(c.redactions ? { redactions: c.redactions } : {}) });
+        ...(c.redactions ? { redactions: c.redactions } : {}),
+        ...(c.checkFailed ? { checkFailed: true } : {}) });
     }
     const read = await mapLimit(toRead, READ_CONCURRENCY, async (file) => {
       try {
@@ -655,7 +657,8 @@ export class RunStore {
       const rec = r.rec;
       attempts.push({ phaseId: rec.phaseId, taskId: rec.taskId, attempt: rec.attempt, key: rec.key, status: rec.status, file: r.file,
         ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}),
-        ...(rec.redactions?.length ? { redactions: rec.redactions.reduce((n, r) => n + r.count, 0) } : {}) });
+        ...(rec.redactions?.length ? { redactions: rec.redactions.reduce((n, r) => n + r.count, 0) } : {}),
+        ...(isFailedCheck(rec) ? { checkFailed: true } : {}) });
     }
     attempts.sort(compareAgentRecords);
     return { attempts, unreadable };

@@ -133,6 +133,11 @@ export interface AgentRecord {
   error?: FailureInfo;
   /** Parsed structured result, when the task asked for one. */
   structured?: unknown;
+  /**
+   * A gate check's verdict. The attempt itself succeeded (the check ran); `passed: false` means the
+   * gate was not satisfied (command exit code, or the critic's `pass`), shown as a failed check.
+   */
+  check?: { passed: boolean };
   usage?: Usage;
   costUsd?: number;
   /** Session or thread id the agent CLI reported. */
@@ -164,13 +169,20 @@ export interface AttemptSummary {
   errorType?: string;
   /** Secrets redacted from this attempt's record. */
   redactions?: number;
+  /** A gate check that ran and did not pass. */
+  checkFailed?: boolean;
 }
 
-/** Per-status task counts. */
+/** Per-state task counts (see counts.ts, the one function that makes them). */
 export interface Counts {
   total: number;
   succeeded: number;
+  /** Gate checks that ran and did not pass (absent in files written before it existed). */
+  checkFailed?: number;
+  /** Agents that could not do their job: crashed, timed out, bad output. */
   failed: number;
+  /** Running when the run was stopped (absent in files written before it existed). */
+  cancelled?: number;
   skipped: number;
   running: number;
   pending: number;
@@ -370,7 +382,7 @@ export type RunEvent =
        * What resume needs of the record, so it need not read the file: its cost, its usage and
        * its error type. Absent on lines written before it existed (resume reads those files).
        */
-      census?: { costUsd?: number; usage?: Usage; errorType?: string; redactions?: number };
+      census?: { costUsd?: number; usage?: Usage; errorType?: string; redactions?: number; checkFailed?: boolean };
     })
   | (EventBase & { type: 'agent.retry_scheduled'; ref: string; attempt: number; delayMs: number; cause: string })
   | (EventBase & { type: 'agent.skipped'; ref: string; cause: string; file: string })

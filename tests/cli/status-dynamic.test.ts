@@ -48,9 +48,9 @@ describe('a dynamic run in the CLI', () => {
 
   it('fanfold run ends with one line under each dynamic phase', () => {
     expect(run.status, run.stderr).toBe(0);
-    expect(run.stdout).toContain(`phase review: completed (21/21 ok)\n${LINES.review}\n  phase polish`);
+    expect(run.stdout).toContain(`phase review: completed (21 succeeded of 21)\n${LINES.review}\n  phase polish`);
     for (const line of Object.values(LINES)) expect(run.stdout).toContain(line);
-    expect(run.stdout).toMatch(/phase list: completed \(1\/1 ok\)\n  phase review/); // no line for a static phase
+    expect(run.stdout).toMatch(/phase list: completed \(1 succeeded of 1\)\n  phase review/); // no line for a static phase
   });
 
   it('fanfold status prints the same lines, and --json adds them with the state', () => {
@@ -153,8 +153,8 @@ describe('the live view', () => {
       ],
     });
     expect(text.split('\n').slice(1, 4)).toEqual([
-      '  list   ████████████████████    1/1  ok 1  failed 0  skipped 0  running 0  completed',
-      '  review ███████░░░░░░░░░░░░░    3/9  ok 3  failed 0  skipped 0  running 6  running',
+      '  list   ████████████████████ 1/1  completed  1 ok',
+      '  review ███████░░░░░░░░░░░░░ 3/9  running    3 ok, 6 running',
       '         ↳ 3/5 items (2 dropped: forEach.max 3)',
     ]);
   });

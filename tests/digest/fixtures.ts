@@ -94,7 +94,11 @@ export function makePlan(phases: PlanPhase[], goal?: string): Plan {
 /** A run record over `plan` with the given status. */
 export function makeRun(plan: Plan, status: RunStatus, extra: Partial<RunRecord> = {}): RunRecord {
   const total = plan.tasks.length;
-  const counts = { total, succeeded: 0, failed: 0, skipped: 0, running: 0, pending: 0 };
+  // Counts that add up: a completed run's tasks all succeeded, any other run's are pending (tests
+  // that need other counts set run.phases themselves).
+  const done = status === 'completed';
+  const countsOf = (n: number) => ({ total: n, succeeded: done ? n : 0, failed: 0, skipped: 0, running: 0, pending: done ? 0 : n });
+  const counts = countsOf(total);
   return {
     schemaVersion: 1,
     runId: 'r-test',
@@ -107,7 +111,7 @@ export function makeRun(plan: Plan, status: RunStatus, extra: Partial<RunRecord>
     elapsedMs: 120_000,
     resumes: 0,
     plan,
-    phases: plan.phases.map((p) => ({ id: p.id, status: 'completed', counts: { ...counts, total: p.taskRefs.length } })),
+    phases: plan.phases.map((p) => ({ id: p.id, status: done ? 'completed' : 'pending', counts: countsOf(p.taskRefs.length) })),
     totals: counts,
     updatedAt: at(120_000),
     ...extra,
@@ -257,9 +261,10 @@ export function scenario(n: number, status: RunStatus, opts: { hostile?: boolean
     const succeeded = mine.filter((r) => r.status === 'succeeded').length;
     const failed = mine.filter((r) => r.status === 'failed' || r.status === 'timed_out').length;
     const skipped = mine.filter((r) => r.status === 'skipped').length;
+    const cancelled = mine.filter((r) => r.status === 'cancelled').length;
     const total = p.taskRefs.length;
     const phaseStatus = mine.length === 0 ? (cut ? 'stopped' : 'pending') : succeeded === total ? 'completed' : failed > 0 ? 'failed' : 'stopped';
-    return { id: p.id, status: phaseStatus, counts: { total, succeeded, failed, skipped, running: 0, pending: total - mine.length } };
+    return { id: p.id, status: phaseStatus, counts: { total, succeeded, failed, cancelled, skipped, running: 0, pending: total - mine.length } };
   });
   return { run, attempts, latest };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { countStatuses, failureCause, latestAttempts } from '../../src/digest/index.js';
+import { failureCause, latestAttempts } from '../../src/digest/index.js';
+import { countTasks, describeCounts, taskStateOf } from '../../src/store/counts.js';
 import { at, makeRecord } from './fixtures.js';
 
 describe('latestAttempts', () => {
@@ -24,10 +25,23 @@ describe('latestAttempts', () => {
   });
 });
 
-describe('countStatuses and failureCause', () => {
-  it('counts every status', () => {
-    const c = countStatuses([makeRecord({ phaseId: 'a', taskId: 'x' }), makeRecord({ phaseId: 'a', taskId: 'y', status: 'skipped' })]);
-    expect(c).toEqual({ succeeded: 1, failed: 0, timed_out: 0, cancelled: 0, skipped: 1 });
+describe('task states, counts and failureCause', () => {
+  it('counts every state, a failed gate check apart from succeeded and failed', () => {
+    const recs = [
+      makeRecord({ phaseId: 'a', taskId: 'x' }),
+      makeRecord({ phaseId: 'a', taskId: 'y', status: 'skipped' }),
+      makeRecord({ phaseId: 'a', taskId: 'c1', exitCode: 1, check: { passed: false } }),
+      // Written before the check field: a succeeded attempt with a non-zero exit is a check's verdict.
+      makeRecord({ phaseId: 'a', taskId: 'c2', exitCode: 2 }),
+      makeRecord({ phaseId: 'a', taskId: 'c3', exitCode: 0, check: { passed: true } }),
+      makeRecord({ phaseId: 'a', taskId: 't', status: 'timed_out', exitCode: null }),
+      makeRecord({ phaseId: 'a', taskId: 'z', status: 'cancelled', exitCode: null }),
+    ];
+    const c = countTasks([...recs.map((r) => taskStateOf(r)), 'pending', 'running']);
+    expect(c).toEqual({ total: 9, succeeded: 2, checkFailed: 2, failed: 1, cancelled: 1, skipped: 1, running: 1, pending: 1 });
+    expect(describeCounts(c)).toBe('2 succeeded, 2 checks failed, 1 failed, 1 cancelled, 1 skipped, 1 running, 1 pending of 9');
+    expect(describeCounts({ total: 12, succeeded: 0, failed: 4, skipped: 0, running: 0, pending: 8 })).toBe('0 succeeded, 4 failed, 8 pending of 12');
+    expect(failureCause(recs[2]!)).toBe('check did not pass (exit code 1)');
   });
 
   it('states causes from the error, exit code, signal and stderr', () => {

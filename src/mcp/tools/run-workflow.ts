@@ -39,7 +39,9 @@ const InputSchema = z.strictObject({
 const CountsSchema = z.object({
   total: z.number().int(),
   succeeded: z.number().int(),
+  checkFailed: z.number().int().optional().describe('gate checks that ran and did not pass (not agent failures)'),
   failed: z.number().int(),
+  cancelled: z.number().int().optional().describe('running when the run was stopped; they run again on resume'),
   skipped: z.number().int(),
   running: z.number().int(),
   pending: z.number().int(),

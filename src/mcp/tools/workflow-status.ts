@@ -4,7 +4,7 @@
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { assertId } from '../../store/index.js';
+import { assertId, describeCounts } from '../../store/index.js';
 import { composeText, okResult } from '../answer.js';
 import type { ToolContext } from '../context.js';
 import { ToolInputError, toolError } from '../errors.js';
@@ -56,7 +56,9 @@ const PhaseRowSchema = z.object({
   status: z.string(),
   total: z.number().int(),
   succeeded: z.number().int(),
+  checkFailed: z.number().int().describe('gate checks that ran and did not pass (not agent failures)'),
   failed: z.number().int(),
+  cancelled: z.number().int().describe('running when the run was stopped; they run again on resume'),
   skipped: z.number().int(),
   running: z.number().int(),
   pending: z.number().int(),
@@ -237,10 +239,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
 function phasesText(rows: PhaseRow[], omitted: number): string {
   const lines = ['Phases:'];
   for (const p of rows) {
-    const extra = [p.failed ? `${p.failed} failed` : '', p.skipped ? `${p.skipped} skipped` : '', p.running ? `${p.running} running` : '']
-      .filter(Boolean)
-      .join(', ');
-    lines.push(`- ${p.id}${p.title && p.title !== p.id ? ` (${p.title})` : ''}: ${p.status}, ${p.succeeded}/${p.total} succeeded${extra ? `, ${extra}` : ''}`);
+    lines.push(`- ${p.id}${p.title && p.title !== p.id ? ` (${p.title})` : ''}: ${p.status}, ${describeCounts(p)}`);
     if (p.digest) lines.push(`  digest: ${p.digest.replace(/\n/g, '\n  ')}`);
   }
   if (omitted) lines.push(`… and ${omitted} more phases`);
