@@ -2,7 +2,7 @@
  * Commands that read runs: `status`, `list`, `show`.
  */
 import type { Command } from 'commander';
-import { RunStore, assertId } from '../store/index.js';
+import { RunStore, assertId, isFailedCheck } from '../store/index.js';
 import type { AgentRecord, RunRecord } from '../store/types.js';
 import { TERMINAL, formatSpend, listStatuses, readStatus, totalSpend, waitForStatus, type RunStatusView } from '../engine/status.js';
 import { dynamicSummary } from '../digest/report-md.js';
@@ -94,7 +94,8 @@ export function registerInspectCommands(program: Command): void {
         } else rec = mine.reduce((a, b) => (b.attempt > a.attempt ? b : a));
         if (o.json) return printJson(rec);
         const head = [
-          `${rec.phaseId}/${rec.taskId} attempt ${rec.attempt}: ${rec.status} in ${rec.durationMs} ms (agent ${rec.agent}, runner ${rec.runner})`,
+          // A gate check that did not pass says so: it ran fine, but its verdict is "not yet".
+          `${rec.phaseId}/${rec.taskId} attempt ${rec.attempt}: ${isFailedCheck(rec) ? 'check failed (the gate check ran and did not pass)' : rec.status} in ${rec.durationMs} ms (agent ${rec.agent}, runner ${rec.runner})`,
           rec.exitCode !== null || rec.signal ? `exit: ${rec.signal ?? rec.exitCode}` : '',
           rec.error ? `cause: ${rec.error.message}` : '',
           rec.truncated ? `output: ${rec.storedBytes ?? Buffer.byteLength(rec.output)} bytes stored of ${rec.outputBytes} (truncated)` : '',

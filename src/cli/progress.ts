@@ -38,6 +38,8 @@ export interface ProgressModel {
 const MAX_RUNNING_SHOWN = 8;
 /** Width used when the stream does not say (not a terminal, or a terminal that reports none). */
 export const DEFAULT_COLUMNS = 80;
+/** Height used when the terminal does not say. */
+const DEFAULT_ROWS = 24;
 
 function countsOf(p: ProgressModel['phases'][number]): Counts {
   return p.counts ?? {
@@ -143,7 +145,19 @@ export class ProgressView {
   constructor(out: NodeJS.WriteStream = process.stderr, opts: { quiet?: boolean } = {}) {
     this.#out = out;
     this.#tty = Boolean(out.isTTY) && !opts.quiet;
-    this.#draw = this.#tty ? createLogUpdate(out) : undefined;
+    // log-update wraps at the stream's `columns` and keeps its last `rows` lines; a terminal that
+    // reports 0 for either (unknown size) would have every character wrapped, or every line cut.
+    // It draws through a view of the stream whose size falls back to 80 × 24.
+    const sized = {
+      write: (chunk: string) => out.write(chunk),
+      get columns() {
+        return out.columns > 0 ? out.columns : DEFAULT_COLUMNS;
+      },
+      get rows() {
+        return out.rows > 0 ? out.rows : DEFAULT_ROWS;
+      },
+    };
+    this.#draw = this.#tty ? createLogUpdate(sized as unknown as NodeJS.WriteStream) : undefined;
     // Redraw on a terminal once a second so elapsed times move even when nothing happens.
     if (this.#tty) this.#timer = setInterval(() => this.#last && this.#render(this.#last), 1000).unref();
   }

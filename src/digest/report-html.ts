@@ -13,6 +13,7 @@ import type { AgentRecord, AgentStatus, RunRecord } from '../store/types.js';
 import { escapeHtml, renderMarkdownHtml } from './markdown-html.js';
 import { dynamicSummary } from './report-md.js';
 import { failureCause, refOf, STATUS_LABELS } from './records.js';
+import { isFailedCheck } from '../store/counts.js';
 import { cleanLine, clip, formatDuration, parseTime } from './text.js';
 
 /** Input of {@link renderReportHtml}. */
@@ -24,9 +25,13 @@ export interface ReportHtmlInput {
   markdown: string;
 }
 
+/** What a bar shows: an attempt's status, or `check_failed` for a gate check that did not pass. */
+export type BarStatus = AgentStatus | 'check_failed';
+
 /** Bar colours by status; the legend shows them in this order. */
-export const STATUS_COLOURS: Readonly<Record<AgentStatus, string>> = {
+export const STATUS_COLOURS: Readonly<Record<BarStatus, string>> = {
   succeeded: '#2f9e5b',
+  check_failed: '#9a6700',
   failed: '#d9453b',
   timed_out: '#e8912d',
   cancelled: '#7d8590',
@@ -107,9 +112,9 @@ section.timeline { padding: 14px 28px 18px; border-bottom: 1px solid var(--line)
 .grid i { position: absolute; top: 0; bottom: 0; border-left: 1px dashed #c9d1d9; }
 .bar { position: absolute; height: ${BAR_PX}px; min-width: 2px; border-radius: 2px; cursor: default; }
 .bar:hover { outline: 2px solid #1f2328; z-index: 2; }
-${(Object.keys(STATUS_COLOURS) as AgentStatus[]).map((s) => `.s-${s} { background: ${STATUS_COLOURS[s]}; }`).join('\n')}
+${(Object.keys(STATUS_COLOURS) as BarStatus[]).map((s) => `.s-${s} { background: ${STATUS_COLOURS[s]}; }`).join('\n')}
 .s-skipped { background: repeating-linear-gradient(45deg, #9aa3ae 0 2px, #e3e7ec 2px 4px); min-width: 6px; box-shadow: inset 0 0 0 1px #9aa3ae; }
-${(Object.keys(STATUS_COLOURS) as AgentStatus[]).map((s) => `.hide-${s} .s-${s} { visibility: hidden; }`).join('\n')}
+${(Object.keys(STATUS_COLOURS) as BarStatus[]).map((s) => `.hide-${s} .s-${s} { visibility: hidden; }`).join('\n')}
 .retry { box-shadow: inset 3px 0 0 rgba(0,0,0,.35); }
 .tip { position: fixed; z-index: 10; max-width: 460px; padding: 6px 9px; border-radius: 6px; background: #1f2328; color: #fff; font-size: 12px; white-space: pre-wrap; pointer-events: none; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
 .empty { color: var(--muted); font-style: italic; padding: 8px 0; }
@@ -173,10 +178,16 @@ function packLanes(items: Placed[], minSpan: number): number {
   return Math.max(1, laneEnds.length);
 }
 
+/** A bar's status: a gate check that ran and did not pass is a failed check, not a green task. */
+function barStatus(r: AgentRecord): BarStatus {
+  return isFailedCheck(r) ? 'check_failed' : r.status;
+}
+
 /** The hover text of one bar. */
 function barTitle(p: Placed, t0: number): string {
   const r = p.record;
-  const lines = [`${refOf(r)} · attempt ${r.attempt} · ${r.status.replace('_', ' ')}`];
+  const status = barStatus(r);
+  const lines = [`${refOf(r)} · attempt ${r.attempt} · ${status === 'check_failed' ? 'check failed (the gate check ran and did not pass)' : status.replace('_', ' ')}`];
   lines.push(
     p.known
       ? `${formatDuration(r.durationMs)} (from +${formatDuration(p.start - t0)} to +${formatDuration(p.end - t0)})`
@@ -184,7 +195,7 @@ function barTitle(p: Placed, t0: number): string {
   );
   const exit = r.signal ? `signal ${cleanLine(r.signal)}` : r.exitCode !== null ? `exit code ${r.exitCode}` : '';
   if (exit) lines.push(exit);
-  if (r.status !== 'succeeded') {
+  if (status !== 'succeeded') {
     const cause = failureCause(r, 300);
     if (cause) lines.push(`cause: ${cause}`);
   }
@@ -221,9 +232,10 @@ function timeline(run: RunRecord, records: readonly AgentRecord[]): string {
     byPhase.set(record.phaseId, list);
   }
 
-  const counts = new Map<AgentStatus, number>();
-  for (const r of records) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
-  const legend = STATUS_LABELS.map(
+  const counts = new Map<BarStatus, number>();
+  for (const r of records) counts.set(barStatus(r), (counts.get(barStatus(r)) ?? 0) + 1);
+  const labels: [BarStatus, string][] = [STATUS_LABELS[0]!, ['check_failed', 'check failed'], ...STATUS_LABELS.slice(1)];
+  const legend = labels.map(
     ([s, label]) =>
       `<span data-toggle="${s}" title="show or hide ${label}"><i class="sw s-${s}"></i>${label} (${counts.get(s) ?? 0})</span>`,
   ).join('');
@@ -249,7 +261,7 @@ function timeline(run: RunRecord, records: readonly AgentRecord[]): string {
       const width = ((p.end - p.start) / span) * 100;
       const r = p.record;
       return (
-        `<div class="bar s-${escapeHtml(r.status)}${r.attempt > 1 ? ' retry' : ''}" data-ref="${escapeHtml(refOf(r))}" data-status="${escapeHtml(r.status)}" data-attempt="${r.attempt}"` +
+        `<div class="bar s-${escapeHtml(barStatus(r))}${r.attempt > 1 ? ' retry' : ''}" data-ref="${escapeHtml(refOf(r))}" data-status="${escapeHtml(barStatus(r))}" data-attempt="${r.attempt}"` +
         ` style="left:${pct(left)};width:${pct(width)};top:${p.lane * LANE_PX + 4}px" title="${escapeHtml(barTitle(p, t0))}"></div>`
       );
     });

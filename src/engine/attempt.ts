@@ -21,6 +21,7 @@ import { idleTimeoutFor } from '../runners/idle.js';
 import { errText, now, warn } from './say.js';
 import { redactAttempt, type PatchOriginals } from './secrets.js';
 import { Redactor, totalRedactions } from '../redact/index.js';
+import { criticVerdict } from './findings.js';
 
 /** What attempts need from their owner. */
 export interface AttemptDeps {
@@ -145,6 +146,11 @@ export class Attempts {
     if (patch && clean.patch?.redacted) this.#d.originals?.remember(t.ref, clean.patch, patch);
     const rec = agentRecord(store.runId, t, attempt, agent.runner, prepared.prompt, clean.result, startedAt, new Date(), clean.patch);
     if (clean.redactions.length > 0) rec.redactions = clean.redactions;
+    // The check's verdict goes on its record, so every front can show a check that did not pass
+    // as a failed check (not a green task, not a crashed agent). A critic answers with `pass`.
+    if (t.origin?.kind === 'check' && rec.status === 'succeeded') {
+      rec.check = { passed: t.schema ? criticVerdict(rec).pass : rec.exitCode === 0 };
+    }
     const file = await store.writeAgentRecord(rec);
     this.#d.spend.account(rec);
     // Invalid structured output is retried with the validation errors fed back (bounded by retries).
@@ -156,6 +162,7 @@ export class Attempts {
       census: {
         ...(rec.costUsd !== undefined ? { costUsd: rec.costUsd } : {}), ...(rec.usage ? { usage: rec.usage } : {}), ...(rec.error ? { errorType: rec.error.type } : {}),
         ...(rec.redactions ? { redactions: totalRedactions(rec.redactions) } : {}),
+        ...(rec.check?.passed === false ? { checkFailed: true } : {}),
       },
     });
     return {

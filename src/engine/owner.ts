@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import type { Plan, RunnerKind } from '../spec/types.js';
 import type { AgentRecord, EventOwner, RunEvent, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
 import { summarizerCount } from '../spec/estimate.js';
-import { RunStore } from '../store/index.js';
+import { RunStore, isFailedCheck } from '../store/index.js';
 import { getRunner } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
 import { runDag, type SchedResult, type SchedTask, type TaskFinal } from './scheduler.js';
@@ -159,7 +159,12 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       spend.account(run);
     }
 
-    const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? 'succeeded' : 'pending']));
+    // A reused gate check that did not pass stays a failed check (its record says so).
+    const failedCheckFiles = new Set(records.filter((r) => r.checkFailed).map((r) => r.file));
+    const doneState = (file: string | undefined): TaskState => (file !== undefined && failedCheckFiles.has(file) ? 'check_failed' : 'succeeded');
+    const state = new Map<string, TaskState>(plan.tasks.map((t) => [t.ref, done.has(t.ref) ? doneState(succeededFile.get(t.ref)) : 'pending']));
+    /** Checks of this segment that ran and did not pass: done for the scheduler, shown as failed checks. */
+    const failedChecks = new Set<string>();
     const running = new Map<string, { ref: string; attempt: number; startedAt: number }>();
     const phaseById = new Map(plan.phases.map((p) => [p.id, p]));
     /** Final state of the virtual nodes (a dynamic phase has ended when its end node has). */
@@ -247,6 +252,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       onRecord(ref, file, rec) {
         redactions += totalRedactions(rec.redactions);
         latestFile.set(ref, file);
+        if (isFailedCheck(rec)) failedChecks.add(ref);
+        else failedChecks.delete(ref);
         if (rec.status === 'succeeded') inputs.recordFile(ref, file);
         indexRecord(rec);
       },
@@ -282,7 +289,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           const rec = forced.has(t.ref) ? undefined : succeededByKey.get(`${t.ref}\0${t.key}`);
           if (rec) {
             reused.add(t.ref);
-            state.set(t.ref, 'succeeded');
+            state.set(t.ref, doneState(rec.file));
             latestFile.set(t.ref, rec.file);
             inputs.recordFile(t.ref, rec.file);
             lines.push({ ref: t.ref, key: t.key, file: rec.file });
@@ -377,6 +384,10 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     for (const r of latestCurrent.values()) {
       if (r.errorType === 'invalid_structured_output') attempts.refusedBefore(`${r.phaseId}/${r.taskId}`, r.file);
     }
+    const finalState = (ref: string, f: TaskFinal): TaskState =>
+      f === 'succeeded' ? (failedChecks.has(ref) ? 'check_failed' : 'succeeded')
+      : f === 'failed' || f === 'skipped' || f === 'cancelled' ? f
+      : 'pending';
     const sched = await runDag({
       tasks: withCheckpoints(plan, [...(plan.tasks as SchedTask[]), ...dyn.initialNodes()]),
       done,
@@ -403,16 +414,17 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         },
         onAttemptEnd(task) {
           if (task.virtual) return;
+          // No redraw here: the scheduler calls onFinal or onRetry next, synchronously, and they
+          // say where the task stands. Drawing now would show a finished task as pending for
+          // one frame.
           running.delete(task.ref);
-          if (state.get(task.ref) === 'running') state.set(task.ref, 'pending');
-          changed();
         },
         onFinal(task, f) {
           if (isCheckpointRef(task.ref)) return changed();
           if (task.virtual) {
             if (task.ref.endsWith('/_done') || f !== 'succeeded') virtualFinal.set(task.ref, f);
           } else {
-            state.set(task.ref, f === 'succeeded' || f === 'failed' || f === 'skipped' ? f : 'pending');
+            state.set(task.ref, finalState(task.ref, f));
           }
           const phase = phaseById.get(task.phaseId);
           // Extractive digests are cheap: compute them as soon as a phase ends. A summarizer agent
@@ -440,6 +452,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           changed();
         },
         onRetry(task, attempt, delayMs, cause) {
+          // Waiting out its back-off: pending again until it is dispatched.
+          state.set(task.ref, 'pending');
+          changed();
           journalLater({ type: 'agent.retry_scheduled', t: now(), ref: task.ref, attempt, delayMs, cause });
         },
         async onSkip(task, cause) {
@@ -497,12 +512,11 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     });
     clearInterval(requestTimer);
 
-    // Final states: failed attempts that will not be retried are `failed`; cancelled/not_run stay pending.
+    // Final states: failed attempts that will not be retried are `failed`, attempts a stop cut
+    // short `cancelled`; tasks never started (not_run) stay pending.
     for (const [ref, f] of sched.final) {
       if (isVirtualRef(ref)) continue; // steps of dynamic phases are not agents
-      if (f === 'failed') state.set(ref, 'failed');
-      else if (f === 'skipped') state.set(ref, 'skipped');
-      else if (f !== 'succeeded') state.set(ref, 'pending');
+      if (f !== 'succeeded') state.set(ref, finalState(ref, f));
     }
     const stopReason = stops.reason;
     // Another owner has the run now: write nothing more.
@@ -577,7 +591,8 @@ interface EndFacts {
 /** The run's final status and reason, from how its pass ended. */
 function decideEnd(f: EndFacts): { status: RunStatus; reason?: string } {
   const totals = countStates(f.state.values());
-  const tally = `${totals.succeeded}/${totals.total} tasks succeeded`;
+  const checks = totals.checkFailed ?? 0;
+  const tally = `${totals.succeeded}/${totals.total} tasks succeeded${checks ? `, ${checks} gate check${checks === 1 ? '' : 's'} did not pass` : ''}`;
   // A step of a dynamic phase that failed (a gate out of iterations, no room under maxAgents) ends
   // the run failed with its cause, whatever the tasks did.
   const dynFailure = [...f.final].filter(([ref, v]) => v === 'failed' && isVirtualRef(ref)).map(([ref]) => f.stepCause.get(ref) ?? `${ref} failed`)[0];
@@ -603,7 +618,7 @@ function decideEnd(f: EndFacts): { status: RunStatus; reason?: string } {
     const c = f.conflicts;
     return { status: 'failed', reason: `merge conflicts: the patches of ${c.slice(0, 5).join(', ')}${c.length > 5 ? ` and ${c.length - 5} more` : ''} did not apply; each is kept in its agent record (patch.diff)` };
   }
-  if (totals.failed > 0 || totals.skipped > 0 || totals.succeeded < totals.total || f.unfinishedPhase) {
+  if (totals.failed > 0 || totals.skipped > 0 || totals.succeeded + checks < totals.total || f.unfinishedPhase) {
     const firstFailed = [...f.state].find(([, s]) => s === 'failed')?.[0];
     return {
       status: 'failed',

@@ -4,32 +4,23 @@
  */
 import type { Plan } from '../spec/types.js';
 import type { Counts, DynamicState, PhaseState, PhaseStatus } from '../store/types.js';
+import { countTasks, type TaskState } from '../store/counts.js';
 
-/** Where one task stands, as the progress view and status see it. */
-export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+/** Where one task stands (see store/counts.ts, which counts them for every front). */
+export type { TaskState } from '../store/counts.js';
+export { emptyCounts } from '../store/counts.js';
 
-/** Empty counts for `total` tasks. */
-export function emptyCounts(total = 0): Counts {
-  return { total, succeeded: 0, failed: 0, skipped: 0, running: 0, pending: total };
-}
-
-/** Counts of a set of task states. */
-export function countStates(states: Iterable<TaskState>): Counts {
-  const c = emptyCounts();
-  for (const s of states) {
-    c.total++;
-    c[s]++;
-  }
-  return c;
-}
+/** Counts of a set of task states: {@link countTasks}, the one counting function. */
+export const countStates = countTasks;
 
 /** Phase status from its counts; `runEnded` turns unfinished phases into `stopped`. */
 export function phaseStatus(c: Counts, runEnded: boolean): PhaseStatus {
-  if (c.total > 0 && c.succeeded === c.total) return 'completed';
-  const unfinished = c.pending + c.running;
+  // A check that did not pass is done (its gate decides the phase); a cancelled task is not.
+  if (c.total > 0 && c.succeeded + (c.checkFailed ?? 0) === c.total) return 'completed';
+  const unfinished = c.pending + c.running + (c.cancelled ?? 0);
   if (unfinished === 0 && c.failed + c.skipped > 0) return 'failed';
   if (runEnded) return c.failed + c.skipped > 0 ? 'failed' : 'stopped';
-  return c.succeeded + c.running + c.failed + c.skipped > 0 ? 'running' : 'pending';
+  return c.pending < c.total ? 'running' : 'pending';
 }
 
 /** Per-phase states from task states. */

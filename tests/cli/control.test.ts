@@ -63,7 +63,7 @@ describe('detached runs, status --wait, list, show, and the store location', () 
     expect(waited.status, waited.stderr).toBe(0);
     const s = waited.json();
     expect(s.status).toBe('completed');
-    expect(s.agents).toEqual({ total: 3, succeeded: 3, failed: 0, skipped: 0, running: 0, pending: 0 });
+    expect(s.agents).toEqual({ total: 3, succeeded: 3, checkFailed: 0, failed: 0, cancelled: 0, skipped: 0, running: 0, pending: 0 });
     expect(readJournal(p.runDir(d.runId)).at(-1)).toMatchObject({ type: 'run.finished', status: 'completed' });
     expect(alive(lease.pid)).toBe(false);
 
@@ -140,7 +140,8 @@ describe('stop, resume', () => {
       expect(s.status).toBe('stopped');
       // The reason names who asked (the stop command's pid), not the signal that woke the owner.
       expect(s.reason).toMatch(/^stopped by fanfold stop \(pid \d+ on /);
-      expect(s.agents).toMatchObject({ total: 5, succeeded: 2, running: 0, pending: 3 });
+      // The two running when stopped are cancelled (they run again on resume); s3 never started.
+      expect(s.agents).toMatchObject({ total: 5, succeeded: 2, cancelled: 2, running: 0, pending: 1 });
       await until(() => pids.every((pid) => !alive(pid)), 3000, 'the stopped agents to be gone');
       const files = p.agents(runId);
       expect(latest(files, 'a/s1').status).toBe('cancelled');
@@ -153,6 +154,10 @@ describe('stop, resume', () => {
       const later = p.cli(['status', runId, '--json']);
       expect(later.status).toBe(1);
       expect(later.json().status).toBe('stopped');
+      // Every front shows the same cancelled bucket (issue 13 item 3).
+      const words = '2 succeeded, 2 cancelled, 1 pending of 5';
+      expect(p.cli(['status', runId]).stdout).toContain(`agents: ${words}`);
+      expect(fs.readFileSync(path.join(p.runDir(runId), 'report.md'), 'utf8')).toContain('| 5 | 2 succeeded, 2 cancelled, 1 pending |');
       // A task of the plan that never ran has no record yet: show says so.
       const notRun = p.cli(['show', runId, 'a/s3']);
       expect(notRun.status).toBe(2);

@@ -118,7 +118,7 @@ describe('fanfold run (foreground)', () => {
     }
     expect(status.phases[0]).toMatchObject({ total: 3, succeeded: 3, failed: 0, skipped: 0, running: 0, pending: 0 });
     expect(status.phases[1]).toMatchObject({ total: 1, succeeded: 1, failed: 0, skipped: 0, running: 0, pending: 0 });
-    expect(status.agents).toEqual({ total: 4, succeeded: 4, failed: 0, skipped: 0, running: 0, pending: 0 });
+    expect(status.agents).toEqual({ total: 4, succeeded: 4, checkFailed: 0, failed: 0, cancelled: 0, skipped: 0, running: 0, pending: 0 });
     expect(Date.parse(status.startedAt)).not.toBeNaN();
     expect(Date.parse(status.endedAt)).toBeGreaterThanOrEqual(Date.parse(status.startedAt));
     expect(status.elapsedMs).toBeGreaterThan(200); // the gather agents sleep 200 ms

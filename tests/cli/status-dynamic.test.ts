@@ -83,6 +83,27 @@ describe('a dynamic run in the CLI', () => {
     expect(html).toContain('<strong>Refuted findings (3)</strong>');
     expect(html).toContain('<strong>2 items dropped</strong>');
   });
+
+  it('a gate check that did not pass shows as a failed check in status, show, the report and the timeline (issue 13 item 4)', () => {
+    // fixup's gate passed on its third check: check-1 and check-2 ran and did not pass.
+    const json = p.cli(['status', runId, '--json']).json();
+    const fixup = json.phases.find((x: { id: string }) => x.id === 'fixup');
+    expect(fixup).toMatchObject({ status: 'completed', checkFailed: 2, failed: 0 });
+    expect(json.agents.checkFailed).toBe(2);
+    expect(json.agents.succeeded + json.agents.checkFailed).toBe(json.agents.total);
+    const text = p.cli(['status', runId]).stdout;
+    expect(text).toMatch(/phase fixup: completed \(\d+ succeeded, 2 checks failed of \d+\)/);
+    const show = p.cli(['show', runId, 'fixup/check-1']);
+    expect(show.stdout).toMatch(/^fixup\/check-1 attempt 1: check failed \(the gate check ran and did not pass\)/);
+    expect(p.cli(['show', runId, 'fixup/check-3']).stdout).toMatch(/^fixup\/check-3 attempt 1: succeeded/);
+    const md = fs.readFileSync(`${p.runDir(runId)}/report.md`, 'utf8');
+    expect(md).not.toMatch(/all \d+ tasks succeeded/);
+    expect(md).toMatch(/\*\*Status: completed\*\* — \d+ of \d+ tasks succeeded; 2 gate checks did not pass on the way/);
+    const html = fs.readFileSync(`${p.runDir(runId)}/report.html`, 'utf8');
+    expect(html).not.toMatch(/all \d+ tasks succeeded/);
+    expect(html).toMatch(/<div class="bar [^"]*s-check_failed[^"]*" data-ref="fixup\/check-1" data-status="check_failed"/);
+    expect(html).toMatch(/<div class="bar [^"]*s-succeeded[^"]*" data-ref="fixup\/check-3"/);
+  });
 });
 
 describe('a failing gate and a merge conflict in the CLI', () => {

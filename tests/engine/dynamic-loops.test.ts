@@ -274,16 +274,18 @@ describe('run totals after a failed dynamic step', () => {
     const { status } = outOfRuns();
     expect(status.status).toBe('failed');
     // build, check-1, fix-1 and check-2 ran; ship was skipped. The gate's steps (_gate-2, _done) are not agents.
-    expect.soft(status.agents).toEqual({ total: 5, succeeded: 4, failed: 0, skipped: 1, running: 0, pending: 0 });
+    // The two checks ran and did not pass: failed checks, neither succeeded work nor crashed agents.
+    expect.soft(status.agents).toEqual({ total: 5, succeeded: 2, checkFailed: 2, failed: 0, cancelled: 0, skipped: 1, running: 0, pending: 0 });
     expect.soft(status.agents.total).toBe(phaseSum(status, 'total'));
-    expect.soft(status.reason).toMatch(/; 4\/5 tasks succeeded$/);
+    expect.soft(status.agents.checkFailed).toBe(phaseSum(status, 'checkFailed'));
+    expect.soft(status.reason).toMatch(/; 2\/5 tasks succeeded, 2 gate checks did not pass$/);
   });
 
   it('counts agents only when a critic check failed and the gate steps after it were skipped', () => {
     const { status } = junkRuns[0]!();
     expect(status.status).toBe('failed');
     // write succeeded, check-1 failed (twice: one retry), ship skipped.
-    expect.soft(status.agents).toEqual({ total: 3, succeeded: 1, failed: 1, skipped: 1, running: 0, pending: 0 });
+    expect.soft(status.agents).toEqual({ total: 3, succeeded: 1, checkFailed: 0, failed: 1, cancelled: 0, skipped: 1, running: 0, pending: 0 });
     expect.soft(status.agents.skipped).toBe(phaseSum(status, 'skipped'));
     expect.soft(status.reason).toMatch(/^1 task\(s\) failed, 1 skipped/);
   });

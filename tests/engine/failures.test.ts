@@ -65,7 +65,7 @@ describe('failures with onFailure: continue, retries and timeouts', () => {
     expect(res.status, res.stderr).toBe(1);
     expect(status.status).toBe('failed');
     expect(status.reason).toMatch(/3 task\(s\) failed, 3 skipped/);
-    expect(status.agents).toEqual({ total: 10, succeeded: 4, failed: 3, skipped: 3, running: 0, pending: 0 });
+    expect(status.agents).toEqual({ total: 10, succeeded: 4, checkFailed: 0, failed: 3, cancelled: 0, skipped: 3, running: 0, pending: 0 });
     expect(status.phases.map((x: any) => [x.id, x.status])).toEqual([['p', 'failed'], ['down', 'failed']]);
     expect(p.journal(status.runId).at(-1)).toMatchObject({ type: 'run.finished', status: 'failed' });
     expect(p.runJson(status.runId).status).toBe('failed');
