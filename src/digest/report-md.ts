@@ -110,7 +110,7 @@ function statusLines(run: RunRecord): string[] {
       const rest = describeCounts({ ...c, succeeded: 0 }, { of: false }).replace(/^0 succeeded(, )?/, '');
       return [
         `**Status: ${what} — the run was cut short.** Reason: ${reason}.`,
-        `${c.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not (results below are partial)${rest ? `: ${rest}` : ''}.`,
+        `${c.succeeded} of ${planned} tasks succeeded; ${rest || `${n(unfinished, 'task')} did not`} (results below are partial).`,
       ];
     }
     default:

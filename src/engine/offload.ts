@@ -13,21 +13,21 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { phaseDigest, type PhaseDigestInput } from '../digest/index.js';
+import { phaseDigest, type Pause, type PhaseDigestInput } from '../digest/index.js';
 import type { AgentRecord, RunRecord } from '../store/types.js';
 import { renderReports, reportHint } from './reports.js';
 
 /** The jobs a worker runs, by kind: input and output. */
 export interface OffloadJobs {
   digest: { input: PhaseDigestInput; output: string };
-  reports: { input: { run: RunRecord; records: AgentRecord[]; storeDir?: string }; output: { markdown: string; html: string } };
+  reports: { input: { run: RunRecord; records: AgentRecord[]; storeDir?: string; pauses?: Pause[] }; output: { markdown: string; html: string } };
 }
 
 /** Runs one job of `kind` on `input` in this thread (the worker calls this too). */
 export function runJob<K extends keyof OffloadJobs>(kind: K, input: OffloadJobs[K]['input']): OffloadJobs[K]['output'] {
   if (kind === 'digest') return phaseDigest(input as PhaseDigestInput) as OffloadJobs[K]['output'];
-  const { run, records, storeDir } = input as OffloadJobs['reports']['input'];
-  return renderReports(run, records, storeDir ? reportHint(run, storeDir) : undefined) as OffloadJobs[K]['output'];
+  const { run, records, storeDir, pauses } = input as OffloadJobs['reports']['input'];
+  return renderReports(run, records, storeDir ? reportHint(run, storeDir) : undefined, pauses) as OffloadJobs[K]['output'];
 }
 
 /** Path of the built worker script, or undefined (tests running from src/ before a build). */

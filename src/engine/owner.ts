@@ -537,7 +537,7 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const finalRecord = await run.final();
     const ix = await index();
     await ix?.flush().catch((e) => warn(`cannot save the search index: ${errText(e)}`));
-    await writeReports(store, finalRecord, (r, records, storeDir) => offloader.run('reports', { run: r, records, storeDir }))
+    await writeReports(store, finalRecord, (r, records, storeDir, pauses) => offloader.run('reports', { run: r, records, storeDir, pauses }))
       .catch((e) => warn(`cannot write the reports: ${errText(e)}`));
     await journal({ type: 'run.finished', t: now(), status: end.status, ...(end.reason ? { reason: end.reason } : {}), elapsedMs: finalRecord.elapsedMs });
     // run.json is the commit point that readers (status --wait, stop, MCP workflow_status) watch:

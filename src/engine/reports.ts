@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { RunStore, writeTextAtomic } from '../store/index.js';
 import type { AgentRecord, RunRecord } from '../store/types.js';
-import { latestAttempts, renderReportHtml, renderReportMarkdown } from '../digest/index.js';
+import { latestAttempts, pausesOf, renderReportHtml, renderReportMarkdown, type Pause } from '../digest/index.js';
 import { resolveStoreRoot } from '../store/index.js';
 import { cliCommand } from '../install/invocation.js';
 
@@ -33,7 +33,12 @@ export const REPORT_MD = 'report.md';
 export const REPORT_HTML = 'report.html';
 
 /** Renders both reports of a run; records of tasks no longer in the plan are left out. */
-export function renderReports(run: RunRecord, records: AgentRecord[], hint?: (args: readonly string[]) => string): { markdown: string; html: string } {
+export function renderReports(
+  run: RunRecord,
+  records: AgentRecord[],
+  hint?: (args: readonly string[]) => string,
+  pauses: Pause[] = [],
+): { markdown: string; html: string } {
   const refs = new Set(run.plan.tasks.map((t) => t.ref));
   const keyOf = new Map(run.plan.tasks.map((t) => [t.ref, t.key]));
   const mine = records.filter((r) => refs.has(`${r.phaseId}/${r.taskId}`));
@@ -43,7 +48,7 @@ export function renderReports(run: RunRecord, records: AgentRecord[], hint?: (ar
   const digests: Record<string, string> = {};
   for (const p of run.phases) if (p.digest) digests[p.id] = p.digest;
   const markdown = renderReportMarkdown({ run, latest: latestAttempts(current), digests, attempts: mine, ...(hint ? { hint } : {}) });
-  const html = renderReportHtml({ run, records: mine, markdown });
+  const html = renderReportHtml({ run, records: mine, markdown, pauses });
   return { markdown, html };
 }
 
@@ -51,15 +56,18 @@ export function renderReports(run: RunRecord, records: AgentRecord[], hint?: (ar
 export async function writeReports(
   store: RunStore,
   run: RunRecord,
-  render?: (run: RunRecord, records: AgentRecord[], storeDir: string) => Promise<{ markdown: string; html: string }>,
+  render?: (run: RunRecord, records: AgentRecord[], storeDir: string, pauses: Pause[]) => Promise<{ markdown: string; html: string }>,
 ): Promise<{ md: string; html: string }> {
   const { records } = await store.listAgentRecords();
   // `render`: the owner's rendering worker (offload.ts), so a big run's report never blocks the
   // owner's event loop; a failure there renders here.
   const hint = reportHint(run, store.dir);
+  // The journal says when the run was stopped and resumed: the timeline marks those gaps.
+  const { events } = await store.readJournal();
+  const pauses = pausesOf(events);
   const { markdown, html } = render
-    ? await render(run, records, store.dir).catch(() => renderReports(run, records, hint))
-    : renderReports(run, records, hint);
+    ? await render(run, records, store.dir, pauses).catch(() => renderReports(run, records, hint, pauses))
+    : renderReports(run, records, hint, pauses);
   const md = path.join(store.dir, REPORT_MD);
   const htmlPath = path.join(store.dir, REPORT_HTML);
   // The store's fence: an owner that lost its lease writes no report (a store without a lease,
