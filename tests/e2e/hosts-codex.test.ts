@@ -18,6 +18,7 @@ import {
   CODEX_DISCOVERY,
   FANFOLD_CLI,
   FANFOLD_TOOLS,
+  SERVER_TOOLS,
   PLANTED,
   PROJECT_FILES,
   SCAN_TASKS,
@@ -147,7 +148,7 @@ describe.skipIf(!ENABLED)('Codex hosts fanfold serve (real CLIs)', () => {
     const found = JSON.parse(searches.at(-1)!.result!) as Array<{ type: string; name: string; tools: Array<{ name: string }> }>;
     const ns = found.find((t) => t.type === 'namespace' && t.name === 'mcp__fanfold');
     expect(ns, searches.at(-1)!.result).toBeDefined();
-    expect(ns!.tools.map((t) => t.name).sort()).toEqual([...FANFOLD_TOOLS].sort());
+    expect(ns!.tools.map((t) => t.name).sort()).toEqual([...SERVER_TOOLS].sort());
     console.log(`[fanfold e2e] codex: fanfold tools found by tool_search #${searches.length} (${searches.length - 1} searched before fanfold serve was up)`);
 
     // Every fanfold call went out namespaced, and each result came back to the model.

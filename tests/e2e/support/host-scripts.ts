@@ -18,6 +18,8 @@ import type { ResponsesReply, ResponsesRequestBody } from './responses-server.js
 export const FANFOLD_CLI = resolve(REPO_ROOT, 'dist', 'cli', 'main.js');
 
 export const FANFOLD_TOOLS = ['plan_workflow', 'run_workflow', 'workflow_status', 'query_workflow'] as const;
+/** Every tool `fanfold serve` lists (the host scripts use FANFOLD_TOOLS; control_workflow is for stopping and approving). */
+export const SERVER_TOOLS = [...FANFOLD_TOOLS, 'control_workflow'] as const;
 export type FanfoldTool = (typeof FANFOLD_TOOLS)[number];
 
 /** The word planted in one project file; only the agent that reads that file prints it. */
