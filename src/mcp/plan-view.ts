@@ -42,7 +42,7 @@ export const EstimateSchema = z.object({
   budget: z.object({ usd: z.number().nullable(), tokens: z.number().nullable() }).describe('the ceilings of limits.budget, when set'),
   overBudget: z.boolean().describe('the expected spend is over a ceiling: the run would end budget_exhausted'),
   note: z.string(),
-  headline: z.string().describe("the rendered plan's first line: `N agents (up to M) · ~T tokens · ~$X · ≤ Y min`, 'unknown' where there is no per-agent basis"),
+  headline: z.string().describe("the rendered plan's first line: `N agents (up to M) · ~T tokens · ~$X · ~Y min`, 'unknown' where there is no per-agent basis"),
   largeWorkflow: z.array(z.string()).describe('why this is a large workflow (over 25 agents or 1.5 M expected tokens); empty when it is not'),
 });
 

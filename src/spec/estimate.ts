@@ -217,6 +217,12 @@ export interface PlanCost {
   /** Expected US dollars of `agents`, and of `agentsMax`; null without a basis. */
   usd: number | null;
   usdMax: number | null;
+  /**
+   * Minutes the headline shows (`~Y min`): agent turns in sequence × agentTimeout, within
+   * runTimeout — the time the timeouts give a run where nothing is retried. Never null: the
+   * timeouts always have a value (their defaults), so there is always a basis.
+   */
+  minutes: number;
   /** The most minutes the caps allow (agent turns in sequence × agentTimeout × tries, within runTimeout). */
   minutesMax: number;
   /** Why it is a large workflow (empty: it is not). */
@@ -274,13 +280,14 @@ export function planCost(plan: Plan): PlanCost {
   const plus = (n: number | null, per: number | null) => (n === null ? null : extra === 0 ? n : per === null ? null : n + extra * per);
   const l = plan.limits;
   const turns = Math.max(plan.criticalPath.length + (summarizers.length > 0 ? 1 : 0), Math.ceil(agentsMax / l.maxConcurrent));
+  const minutes = Math.ceil(Math.min(l.runTimeoutMs, turns * l.agentTimeoutMs) / 60_000);
   const minutesMax = Math.ceil(Math.min(l.runTimeoutMs, turns * l.agentTimeoutMs * (l.retries + 1)) / 60_000);
   const tokensMax = plus(tokens, dearest('tokens'));
   const large: string[] = [];
   if (agentsMax > LARGE_WORKFLOW_AGENTS) large.push(`${e.lowerBound && agentsMax > agents ? 'up to ' : ''}${agentsMax} agents (over ${LARGE_WORKFLOW_AGENTS})`);
   const tokenFigure = tokensMax ?? tokens;
   if (tokenFigure !== null && tokenFigure > LARGE_WORKFLOW_TOKENS) large.push(`${e.lowerBound && tokensMax !== tokens ? 'up to ' : ''}~${fmtTokens(tokenFigure)} tokens (over ${fmtTokens(LARGE_WORKFLOW_TOKENS)})`);
-  return { agents, agentsMax, tokens, tokensMax, usd, usdMax: plus(usd, dearest('usd')), minutesMax, large };
+  return { agents, agentsMax, tokens, tokensMax, usd, usdMax: plus(usd, dearest('usd')), minutes, minutesMax, large };
 }
 
 /** `950`, `12k`, `1.5M` tokens. */
@@ -292,7 +299,7 @@ export function fmtTokens(n: number): string {
 
 /**
  * The plan's headline, the first line of the rendered plan:
- * `12 agents (up to 40) · ~360k tokens (up to 1.2M) · ~$1.20 (up to $4.00) · ≤ 30 min`, with
+ * `12 agents (up to 40) · ~360k tokens (up to 1.2M) · ~$1.20 (up to $4.00) · ~30 min`, with
  * `unknown` where there is no per-agent basis; a second line `Warning: large workflow — …` above
  * 25 agents or 1.5 M expected tokens.
  */
@@ -301,6 +308,6 @@ export function renderPlanHeadline(c: PlanCost): string {
   const tokens = c.tokens === null ? 'unknown tokens' : `~${fmtTokens(c.tokens)} tokens${upTo(c.tokens, c.tokensMax, fmtTokens)}`;
   const usd = (n: number) => `$${n.toFixed(2)}`;
   const dollars = c.usd === null ? '$unknown' : `~${usd(c.usd)}${upTo(c.usd, c.usdMax, usd)}`;
-  const line = `${plural(c.agents, 'agent')} (up to ${c.agentsMax}) · ${tokens} · ${dollars} · ≤ ${c.minutesMax} min`;
+  const line = `${plural(c.agents, 'agent')} (up to ${c.agentsMax}) · ${tokens} · ${dollars} · ~${c.minutes} min`;
   return c.large.length > 0 ? `${line}\nWarning: large workflow — ${c.large.join(' and ')}` : line;
 }

@@ -116,7 +116,7 @@ describe('plan_workflow', () => {
     expect(d.estimate).toMatchObject({ budget: { usd: null, tokens: null }, overBudget: false });
     expect(d.requiresApproval).toBe(false);
     expect(d.approvalReasons).toEqual([]);
-    expect(d.rendered).toMatch(/^\d+ agents \(up to \d+\) · ~0 tokens · ~\$0\.00 · ≤ \d+ min\nWorkflow: source-census/);
+    expect(d.rendered).toMatch(/^\d+ agents \(up to \d+\) · ~0 tokens · ~\$0\.00 · ~\d+ min\nWorkflow: source-census/);
     expect(d.estimate.headline).toBe(d.rendered.split('\n')[0]);
     expect(d.estimate.largeWorkflow).toEqual([]);
     const text = textOf(r);

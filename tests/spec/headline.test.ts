@@ -1,5 +1,5 @@
 /**
- * The plan's headline (issue 12, item 6): `N agents (up to M) · ~T tokens · ~$X · ≤ Y min` at the
+ * The plan's headline (issue 12, item 6): `N agents (up to M) · ~T tokens · ~$X · ~Y min` at the
  * top of the rendered plan, "unknown" where there is no per-agent basis, and the large-workflow
  * warning above 25 agents or 1.5 M expected tokens.
  */
@@ -25,17 +25,17 @@ const headline = (s: Record<string, unknown>) => renderPlan(buildPlan(s)).split(
 describe('plan headline', () => {
   it('Claude agents with per-agent figures: tokens, dollars and the minutes the caps allow', () => {
     // 8 agents over 4 slots: 2 turns × 5 min.
-    expect(headline(spec(8, 'claude', { budget: { perAgentTokens: 30_000, perAgentUsd: 0.25 } }))).toBe('8 agents (up to 8) · ~240k tokens · ~$2.00 · ≤ 10 min');
+    expect(headline(spec(8, 'claude', { budget: { perAgentTokens: 30_000, perAgentUsd: 0.25 } }))).toBe('8 agents (up to 8) · ~240k tokens · ~$2.00 · ~10 min');
   });
 
   it('says unknown where there is no basis: no per-agent figure, and dollars for Codex and Pi at all', () => {
-    expect(headline(spec(3, 'claude'))).toBe('3 agents (up to 3) · unknown tokens · $unknown · ≤ 5 min');
-    expect(headline(spec(3, 'codex', { budget: { perAgentTokens: 10_000, perAgentUsd: 1 } }))).toBe('3 agents (up to 3) · ~30k tokens · $unknown · ≤ 5 min');
-    expect(headline(spec(3, 'pi', { budget: { perAgentUsd: 1 } }))).toBe('3 agents (up to 3) · unknown tokens · $unknown · ≤ 5 min');
+    expect(headline(spec(3, 'claude'))).toBe('3 agents (up to 3) · unknown tokens · $unknown · ~5 min');
+    expect(headline(spec(3, 'codex', { budget: { perAgentTokens: 10_000, perAgentUsd: 1 } }))).toBe('3 agents (up to 3) · ~30k tokens · $unknown · ~5 min');
+    expect(headline(spec(3, 'pi', { budget: { perAgentUsd: 1 } }))).toBe('3 agents (up to 3) · unknown tokens · $unknown · ~5 min');
   });
 
   it('command agents use no model: 0 tokens and $0 without any figure', () => {
-    expect(headline(spec(2, 'command'))).toBe('2 agents (up to 2) · ~0 tokens · ~$0.00 · ≤ 5 min');
+    expect(headline(spec(2, 'command'))).toBe('2 agents (up to 2) · ~0 tokens · ~$0.00 · ~5 min');
   });
 
   it('counts phase summarizers as agents (and a turn after the phase)', () => {
@@ -53,8 +53,9 @@ describe('plan headline', () => {
     const c = planCost(buildPlan(s));
     expect(c).toMatchObject({ agents: 1, agentsMax: 11, tokens: 20_000, tokensMax: 220_000, usd: 0.1 });
     expect(c.usdMax).toBeCloseTo(1.1);
+    expect(c.minutes).toBe(15); // 3 turns × 5 min, no retry
     expect(c.minutesMax).toBe(30); // 3 turns (11 agents / 4 slots) × 5 min × 2 tries = 30, under 45
-    expect(renderPlanHeadline(c)).toBe('1 agent (up to 11) · ~20k tokens (up to 220k) · ~$0.10 (up to $1.10) · ≤ 30 min');
+    expect(renderPlanHeadline(c)).toBe('1 agent (up to 11) · ~20k tokens (up to 220k) · ~$0.10 (up to $1.10) · ~15 min');
   });
 
   it('warns "large workflow" above 25 agents or 1.5 M expected tokens, on the line below', () => {
