@@ -72,6 +72,9 @@ export function retryAfterMsIn(text: string): number | undefined {
   return durationAt(after);
 }
 
+/** Month names' first three letters, in order. */
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
 /** Offset (ms) of IANA zone `zone` from UTC at `at`, or undefined for an unknown zone. */
 function zoneOffsetMs(zone: string, at: Date): number | undefined {
   try {
@@ -105,21 +108,34 @@ export function resetTimeIn(text: string, now: Date = new Date()): string | unde
     const ms = durationAt(text.slice(rel.index + rel[0].length));
     if (ms !== undefined) return new Date(now.getTime() + ms).toISOString();
   }
-  const wall = /reset(?:s)?(?:\s+at)?\s+(\d{1,2})(?::(\d\d))?\s*(am|pm)?(?:\s*\(([A-Za-z_]+(?:\/[A-Za-z_+-]+)*)\))?/i.exec(text);
-  if (wall && (wall[2] !== undefined || wall[3] !== undefined)) {
-    let hour = Number(wall[1]);
-    const minute = Number(wall[2] ?? 0);
-    const ampm = wall[3]?.toLowerCase();
+  // "resets 3pm (Europe/Berlin)" (Claude Code), "Try again at 11:42 PM." and "Try again at Dec
+  // 9th, 2026 3:05 AM." (Codex 0.169.0, from the error's resets_at, in the machine's zone).
+  const wall =
+    /(?:reset(?:s)?(?:\s+at)?|try again at|available(?: again)? at)\s+(?:([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}),?\s+)?(\d{1,2})(?::(\d\d))?\s*(am|pm)?(?:\s*\(([A-Za-z_]+(?:\/[A-Za-z_+-]+)*)\))?/i.exec(
+      text,
+    );
+  if (wall && (wall[5] !== undefined || wall[6] !== undefined)) {
+    let hour = Number(wall[4]);
+    const minute = Number(wall[5] ?? 0);
+    const ampm = wall[6]?.toLowerCase();
     if (ampm === 'pm' && hour < 12) hour += 12;
     if (ampm === 'am' && hour === 12) hour = 0;
     if (hour > 23 || minute > 59) return undefined;
-    const zone = wall[4];
+    const zone = wall[7];
     const offset = zone ? zoneOffsetMs(zone, now) : -now.getTimezoneOffset() * 60_000;
     if (offset === undefined) return undefined;
-    // The wall clock of `now` in that zone, then the next time it shows hour:minute.
+    const month = wall[1] ? MONTHS.indexOf(wall[1].toLowerCase()) : -1;
+    if (wall[1] && month >= 0) {
+      // A full date: that day's hour:minute in the zone, plus the minute the clock shows (see below).
+      return new Date(Date.UTC(Number(wall[3]), month, Number(wall[2]), hour, minute) - offset + 60_000).toISOString();
+    }
+    // The wall clock of `now` in that zone, then the next time it shows hour:minute. Why the
+    // minute of grace: the time is shown to the minute, so a reset a few seconds from now reads
+    // as the current minute — which has begun already but not ended; it is not tomorrow's.
     const local = new Date(now.getTime() + offset);
     let t = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate(), hour, minute) - offset;
-    if (t <= now.getTime()) t += 86_400_000;
+    if (t + 60_000 <= now.getTime()) t += 86_400_000;
+    else if (t <= now.getTime()) t += 60_000;
     return new Date(t).toISOString();
   }
   return undefined;

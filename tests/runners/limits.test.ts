@@ -39,6 +39,16 @@ describe('resetTimeIn', () => {
     expect(resetTimeIn('resets 11:30pm (UTC)', NOW)).toBe('2026-12-07T23:30:00.000Z');
     expect(resetTimeIn('You have reached your usage limit.', NOW)).toBeUndefined();
   });
+  it("reads Codex 0.169.0's wording of resets_at, in the machine's zone, to the end of the minute it shows", () => {
+    const at = (h: number, m: number) => new Date(2026, 11, 7, h, m).toISOString();
+    const now = new Date(2026, 11, 7, 23, 42, 30);
+    // A reset 5 s away reads as the current minute: the end of that minute, not tomorrow.
+    expect(resetTimeIn('You’ve hit your usage limit. Try again at 11:42 PM.', now)).toBe(at(23, 43));
+    expect(resetTimeIn('You’ve hit your usage limit. Try again at 11:50 PM.', now)).toBe(at(23, 50));
+    expect(resetTimeIn('You’ve hit your usage limit. Try again at 11:40 PM.', now)).toBe(new Date(2026, 11, 8, 23, 40).toISOString());
+    expect(resetTimeIn('You’ve hit your usage limit. Try again at Dec 9th, 2026 3:05 AM.', now)).toBe(new Date(2026, 11, 9, 3, 6).toISOString());
+    expect(isQuotaText('You’ve hit your usage limit. Try again later.')).toBe(true);
+  });
   it('reads a rate limit retry-after', () => {
     expect(retryAfterMsIn('please retry after 7 seconds')).toBe(7000);
     expect(retryAfterMsIn('Rate limit reached. Please try again in 1.5s.')).toBe(1500);

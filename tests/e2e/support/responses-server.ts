@@ -29,9 +29,12 @@ export interface ResponsesTurn {
   usage?: { input_tokens?: number; output_tokens?: number; cached_tokens?: number };
 }
 
-/** HTTP error answer: body `{error:{message,type,code,param}}`. */
+/**
+ * HTTP error answer: body `{error:{message,type,code,param}}`, plus `fields` merged into `error`
+ * (e.g. `resets_in_seconds` of a `usage_limit_reached` error, which codex turns into its wording).
+ */
 export interface ResponsesHttpError {
-  error: { status: number; message: string; type?: string; code?: string | null };
+  error: { status: number; message: string; type?: string; code?: string | null; fields?: Record<string, unknown> };
   headers?: Record<string, string>;
 }
 
@@ -144,7 +147,7 @@ function respond(res: ServerResponse, body: ResponsesRequestBody, reply: Respons
     sendJson(
       res,
       reply.error.status,
-      { error: { message: reply.error.message, type: reply.error.type ?? 'server_error', code: reply.error.code ?? null, param: null } },
+      { error: { message: reply.error.message, type: reply.error.type ?? 'server_error', code: reply.error.code ?? null, param: null, ...(reply.error.fields ?? {}) } },
       { 'x-request-id': requestId, ...(reply.headers ?? {}) },
     );
     return;

@@ -1,0 +1,168 @@
+/**
+ * When real agents misbehave (issue 12), through `fanfold run` / `fanfold resume` with the pinned
+ * CLIs against scripted model servers that play the misbehaving model:
+ *
+ * 1. A quota storm: the Responses server answers codex's usage-limit error (`usage_limit_reached`
+ *    with a `resets_at`, which codex words "Try again at 11:42 PM.") once it has served 6 answers.
+ *    40 tasks, maxConcurrent 4, onFailure continue: at most 4 agents fail with the limit, nothing
+ *    further is started, the run is `paused` with the reason and `resumeAfter`; once the server
+ *    recovers, `fanfold resume` completes it and nothing that had finished runs again.
+ * 2. The idle watchdog: a model that never answers (the HTTP response is held open) leaves claude
+ *    waiting in silence; the agent is killed as `stalled` and retried per `retries`.
+ *
+ * Quick on purpose (a few seconds of CLI time each); on by default, FANFOLD_E2E=0 turns them off.
+ * Needs `npm run build`.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAnthropicServer, userText, type AnthropicReply, type AnthropicServer } from './support/anthropic-server.js';
+import { ensureCli, REPO_ROOT, type InstalledCli } from './support/clis.js';
+import { workflowSandbox, type WorkflowSandbox } from './support/env.js';
+import { describeRun, runCli, runJournal, runRecords, type CliRun } from './support/run.js';
+import { startResponsesServer, userInputText, type ResponsesReply, type ResponsesServer } from './support/responses-server.js';
+
+const ENABLED = process.env.FANFOLD_E2E !== '0';
+if (!ENABLED) console.warn('[fanfold e2e] SKIPPED tests/e2e/misbehave.test.ts: real CLIs are turned off here (FANFOLD_E2E=0).');
+
+const MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+const MARK = /\[e2e:([\w-]+\/[\w-]+)\]/;
+const hangForever = <T>(): Promise<T> => new Promise<T>(() => {});
+
+interface Status {
+  runId: string;
+  status: string;
+  dir: string;
+  reason?: string;
+  resumeAfter?: string;
+  pausedRunners?: Array<{ runner: string; kind: string }>;
+  agents?: Record<string, number>;
+}
+
+describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () => {
+  const clis: Partial<Record<'claude' | 'codex', InstalledCli>> = {};
+  let anth: AnthropicServer;
+  let resp: ResponsesServer;
+  let sb: WorkflowSandbox;
+  let store: string;
+  /** The Responses model's behaviour (the storm test sets it). */
+  const storm = { limitAfter: Infinity, served: 0, answered: new Map<string, number>(), limited: [] as string[] };
+  /** The Anthropic model's behaviour: refs whose first request it never answers. */
+  const stall = { hangFirst: new Set<string>(), seen: new Map<string, number>() };
+
+  beforeAll(async () => {
+    clis.claude = await ensureCli('claude');
+    clis.codex = await ensureCli('codex');
+    resp = await startResponsesServer((body): ResponsesReply => {
+      const ref = MARK.exec(userInputText(body))?.[1] ?? '?';
+      if (storm.served >= storm.limitAfter) {
+        storm.limited.push(ref);
+        // What the Codex backend sends when a plan's usage limit is reached; codex words it itself.
+        return { error: { status: 429, type: 'usage_limit_reached', message: 'The usage limit has been reached', fields: { resets_at: Math.floor(Date.now() / 1000) + 3 } } };
+      }
+      storm.served++;
+      storm.answered.set(ref, (storm.answered.get(ref) ?? 0) + 1);
+      return `done ${ref}`;
+    });
+    anth = await startAnthropicServer((body): Promise<AnthropicReply> | AnthropicReply => {
+      const ref = MARK.exec(userText(body))?.[1] ?? '?';
+      const n = (stall.seen.get(ref) ?? 0) + 1;
+      stall.seen.set(ref, n);
+      if (stall.hangFirst.has(ref) && n === 1) return hangForever();
+      return `done ${ref}`;
+    });
+    sb = await workflowSandbox({ anthropicUrl: anth.baseUrl, responsesUrl: resp.baseUrl });
+    store = join(sb.project, '.agent_workflows');
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await anth?.close();
+    await resp?.close();
+    await sb?.cleanup();
+  });
+
+  const env = (): Record<string, string> => ({ ...sb.env, FANFOLD_CLAUDE_BIN: clis.claude!.bin, FANFOLD_CODEX_BIN: clis.codex!.bin });
+
+  async function fanfold(args: string[], timeoutMs = 170_000): Promise<{ run: CliRun; view: Status }> {
+    const run = await runCli(process.execPath, [MAIN, '--store', store, ...args, '--json'], { cwd: sb.project, env: env(), timeoutMs });
+    try {
+      return { run, view: JSON.parse(run.stdout) as Status };
+    } catch {
+      throw new Error(`fanfold ${args[0]} printed no status JSON:\n${describeRun(run)}`);
+    }
+  }
+
+  async function runSpec(name: string, spec: unknown) {
+    const file = join(sb.root, `${name}.json`);
+    await writeFile(file, JSON.stringify(spec, null, 2));
+    return fanfold(['run', file]);
+  }
+
+  it('a quota storm: at most maxConcurrent codex agents fail with the usage limit, the run pauses; resume completes without rerunning', async () => {
+    storm.limitAfter = 6;
+    const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `t${i + 1}`, prompt: `[e2e:map/t${i + 1}] Say done.` }));
+    const { run, view } = await runSpec('storm', {
+      version: 1,
+      name: 'e2e-quota-storm',
+      limits: { maxConcurrent: 4, retries: 2, retryBackoff: '100ms', agentTimeout: '90s' },
+      agents: { cx: { runner: 'codex' } },
+      phases: [{ id: 'map', agent: 'cx', onFailure: 'continue', tasks }],
+    });
+    resp.assertNoScriptErrors();
+    expect(view.status, describeRun(run)).toBe('paused');
+    expect(run.code).toBe(1);
+    expect(view.reason).toMatch(/codex hit a usage limit/);
+    expect(view.reason).toMatch(/Try again at/);
+    // codex said when (to the minute): the reset lies within the next two minutes.
+    expect(Date.parse(view.resumeAfter!)).toBeGreaterThan(Date.now() - 60_000);
+    expect(Date.parse(view.resumeAfter!)).toBeLessThan(Date.now() + 2 * 60_000);
+    expect(view.pausedRunners).toEqual([expect.objectContaining({ runner: 'codex', kind: 'quota' })]);
+
+    const recs = await runRecords(view.dir);
+    const quota = [...recs.values()].filter((r) => r.error?.type === 'quota');
+    // No storm: only the agents already running when the limit hit met it.
+    expect(quota.length).toBeGreaterThanOrEqual(1);
+    expect(quota.length).toBeLessThanOrEqual(4);
+    expect(storm.limited.length).toBe(quota.length);
+    expect(resp.responseRequests.length).toBeLessThanOrEqual(6 + 4);
+    // A usage limit is neither retried nor a work failure.
+    const journal = await runJournal<{ type: string }>(view.dir);
+    expect(journal.filter((e) => e.type === 'agent.retry_scheduled')).toHaveLength(0);
+    expect(view.agents?.failed ?? 0).toBe(0);
+    const finished = [...recs.values()].filter((r) => r.status === 'succeeded').map((r) => `${r.phaseId}/${r.taskId}`);
+    expect(finished).toHaveLength(6);
+
+    // The server recovers; resume finishes the rest and reuses what had finished.
+    storm.limitAfter = Infinity;
+    const again = await fanfold(['resume', view.runId]);
+    expect(again.view.status, describeRun(again.run)).toBe('completed');
+    expect(again.run.code).toBe(0);
+    expect(storm.answered.size).toBe(40);
+    expect([...storm.answered.values()].every((n) => n === 1), JSON.stringify(Object.fromEntries(storm.answered))).toBe(true);
+    const after = await runRecords(view.dir);
+    for (const ref of finished) expect([...after.keys()].filter((k) => k.startsWith(`${ref}#`)), ref).toEqual([`${ref}#1`]);
+    console.log(`[fanfold e2e] quota storm: ${quota.length} agents met the limit, ${resp.responseRequests.length} requests in all, resumed to completed`);
+  }, 300_000);
+
+  it('a model that never answers: the silent claude agent is killed as stalled and retried per retries', async () => {
+    stall.hangFirst.add('idle/x');
+    const t0 = Date.now();
+    const { run, view } = await runSpec('stall', {
+      version: 1,
+      name: 'e2e-stall',
+      limits: { retries: 1, retryBackoff: '100ms', agentTimeout: '120s' },
+      agents: { cl: { runner: 'claude', model: 'claude-scripted', maxTurns: 2, idleTimeout: '4s' } },
+      phases: [{ id: 'idle', agent: 'cl', tasks: [{ id: 'x', prompt: '[e2e:idle/x] Say done.' }] }],
+    });
+    anth.assertNoScriptErrors();
+    expect(view.status, describeRun(run)).toBe('completed');
+    // Far below agentTimeout: the watchdog, not the timeout, ended the first attempt.
+    expect(Date.now() - t0).toBeLessThan(90_000);
+    const recs = await runRecords(view.dir);
+    const first = recs.get('idle/x#1')!;
+    expect(first).toMatchObject({ status: 'failed', error: { type: 'stalled', retryable: true } });
+    expect(first.error!.message).toMatch(/no output and no CPU time for 4s/);
+    expect(recs.get('idle/x#2')).toMatchObject({ status: 'succeeded' });
+    expect(stall.seen.get('idle/x')).toBe(2);
+  }, 200_000);
+});
