@@ -12,6 +12,7 @@ import { registerInspectCommands } from './inspect.js';
 import { registerMemoryCommands } from './memory.js';
 import { registerServeCommand } from './serve.js';
 import { registerInstallCommand } from './install.js';
+import { guardOutput } from './terminal.js';
 
 /** Builds the program; `main` parses argv with it. Exported so tests can drive it in-process. */
 export function buildProgram(): Command {
@@ -47,22 +48,6 @@ export function jsonError(message: string, code: number): string {
   return JSON.stringify({ error: { message, code } }, null, 2) + '\n';
 }
 
-/**
- * A closed stdout or stderr (`fanfold list | head -1`) is taken quietly: what is still written to
- * it is dropped and the command finishes as it would have. Why not exit at once: a foreground
- * `fanfold run … | head` owns a run, and must still stop its agents and record them.
- */
-export function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
-  stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
-    stream.write = ((_chunk: unknown, enc?: unknown, cb?: unknown) => {
-      const done = typeof enc === 'function' ? enc : cb;
-      if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
-      return true;
-    }) as typeof stream.write;
-  });
-}
-
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const json = wantsJson(argv.slice(2));
@@ -91,8 +76,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-quietOnClosedPipe(process.stdout);
-quietOnClosedPipe(process.stderr);
+guardOutput();
 main(process.argv).then((code) => {
   process.exitCode = code;
 });

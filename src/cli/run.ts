@@ -14,7 +14,7 @@ import type { RunRecord } from '../store/types.js';
 import { latestAttempts } from '../digest/index.js';
 import { ProgressView, withDynamicLines } from './progress.js';
 import { UsageError } from './errors.js';
-import { guardOutput, terminalGone } from './terminal.js';
+import { terminalGone } from './terminal.js';
 import { commandHint, printJson, storeRoot, summaryText, type CommandHint } from './shared.js';
 import { stopAgent } from './control.js';
 import { terminalAsk } from './ask.js';
@@ -125,9 +125,9 @@ const STOP_SIGNALS: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', string> = {
 
 /** Owns the run in this process with live progress; exit code 0 only when it completed. */
 export async function foreground(root: string, runId: string, o: { json?: boolean; hint: CommandHint; plan?: import('../spec/types.js').Plan; rerun?: string[] }) {
-  // Why: once the terminal is gone, writing progress fails (EIO on a tty, EPIPE on a pipe); an
-  // unhandled 'error' event would crash the owner mid-run and leave its agents unsupervised.
-  guardOutput();
+  // Why no guard here: once the terminal is gone, writing progress fails (EIO on a tty, EPIPE on a
+  // pipe); main.ts guards stdout and stderr for every command (cli/terminal.ts), so an 'error'
+  // event never crashes the owner mid-run and leaves its agents unsupervised.
   const view = new ProgressView(process.stderr);
   const ctl = new AbortController();
   const handlers = (Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[]).map((sig) => {

@@ -7,27 +7,40 @@ import { closeSync, openSync } from 'node:fs';
 
 let gone = false;
 let exitHookInstalled = false;
+const guarded = new WeakSet<NodeJS.WriteStream>();
+
+/** The write errors of a reader or terminal that went away; anything else is a real fault. */
+const GONE_CODES = new Set(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED']);
 
 /**
- * Makes writes to a closed stdout or stderr harmless (EPIPE, EIO, and the errors of writing to a
- * stream destroyed by them) and, once the terminal is known to be gone, lets the process exit with
- * its own exit code. Returns a function that removes the error listeners.
+ * Makes a closed stdout or stderr harmless, for every command: `fanfold list | head -1` (EPIPE), a
+ * hung-up terminal under a foreground run (EIO), and the writes that follow on the destroyed
+ * stream. What is still written is dropped and the command finishes as it would have. Why not
+ * exit at once: a foreground `fanfold run` owns a run, and must still stop its agents and record
+ * them. Once a terminal is known to be gone, the process also exits with its own exit code (see
+ * releaseGoneTerminal). Guarding a stream twice is a no-op.
  */
-export function guardOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): () => void {
-  const onError = (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EIO' || e.code === 'EPIPE') terminalGone();
-  };
-  for (const s of streams) s.on('error', onError);
+export function guardOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    if (guarded.has(stream)) continue;
+    guarded.add(stream);
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (!GONE_CODES.has(e.code ?? '')) throw e;
+      if (e.code === 'EIO') terminalGone();
+      stream.write = ((_chunk: unknown, enc?: unknown, cb?: unknown) => {
+        const done = typeof enc === 'function' ? enc : cb;
+        if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
+        return true;
+      }) as typeof stream.write;
+    });
+  }
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', releaseGoneTerminal);
   }
-  return () => {
-    for (const s of streams) s.off('error', onError);
-  };
 }
 
-/** Notes that the terminal is gone (SIGHUP, or EIO/EPIPE on a write). */
+/** Notes that the terminal is gone (SIGHUP, or EIO on a write). */
 export function terminalGone(): void {
   gone = true;
 }

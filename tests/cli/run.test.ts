@@ -266,10 +266,12 @@ describe('fanfold run (foreground)', () => {
     expect(hits.hits.map((h: any) => h.ref).sort()).toEqual([`${runId}/gather/g1`, `${runId}/use/u1`]);
     expect(hits.total).toBe(2);
     for (const h of hits.hits) expect(h.snippet).toContain('zanzibarword');
-    const inGather = p.cli(['query', 'zanzibarword', '--phase', 'gather', '--json']).json();
-    expect(inGather.hits.map((h: any) => h.ref)).toEqual([`${runId}/gather/g1`]);
-    const none = p.cli(['query', 'qwertyuiopnotthere', '--json']).json();
-    expect(none.total).toBe(0);
+    const gatherRun = p.cli(['query', 'zanzibarword', '--phase', 'gather', '--json']);
+    expect(gatherRun.status, `${gatherRun.stderr} ${gatherRun.error ?? ''}`).toBe(0);
+    expect(gatherRun.json().hits.map((h: any) => h.ref)).toEqual([`${runId}/gather/g1`]);
+    const noneRun = p.cli(['query', 'qwertyuiopnotthere', '--json']);
+    expect(noneRun.status, `${noneRun.stderr} ${noneRun.error ?? ''}`).toBe(0);
+    expect(noneRun.json().total).toBe(0);
 
     // Page through gather/long 40,000 characters at a time (it is ~70,000).
     const whole = latest(files, 'gather/long').output;
