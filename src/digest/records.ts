@@ -40,6 +40,18 @@ export const STATUS_LABELS: ReadonlyArray<[AgentStatus, string]> = [
   ['skipped', 'skipped'],
 ];
 
+/** Error types whose message (with the status beside it) already says what happened. */
+const SELF_EXPLAINED = new Set(['exit_code', 'timeout', 'dependency_failed', 'cancelled', 'signal', 'spawn_enoent', 'spawn_eacces']);
+
+/**
+ * An error type in words for prose ('permission denied', 'stalled'), or '' when the message says it
+ * all already ("exited with code 1", "depends on f/a which failed").
+ */
+function errorKind(type: string | undefined): string {
+  if (!type || SELF_EXPLAINED.has(type)) return '';
+  return cleanLine(type).replace(/_/g, ' ');
+}
+
 /**
  * One line saying why an attempt did not succeed: the failure's type and message, else what the
  * exit code or signal says, plus the last line of stderr when it adds something. Clipped to `max`.
@@ -50,7 +62,7 @@ export function failureCause(record: AgentRecord, max = 240): string {
     parts.push(`check did not pass${record.exitCode !== null && record.exitCode !== 0 ? ` (exit code ${record.exitCode})` : ''}`);
   } else if (record.error) {
     const message = cleanLine(record.error.message);
-    parts.push(record.error.type ? `${cleanLine(record.error.type)}: ${message}` : message);
+    parts.push(errorKind(record.error.type) ? `${errorKind(record.error.type)}: ${message}` : message);
   } else if (record.status === 'timed_out') {
     parts.push('timed out');
   } else if (record.signal) {

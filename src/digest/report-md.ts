@@ -201,7 +201,7 @@ function finalSection(input: ReportInput, byPhase: Map<string, AgentRecord[]>, b
 }
 
 /** Each phase's digest, sharing `budget` fairly. */
-function digestSection(run: RunRecord, digests: Record<string, string>, budget: number, notes: string[]): string[] {
+function digestSection(run: RunRecord, digests: Record<string, string>, budget: number, notes: string[], hint: ReportHint): string[] {
   const phases = run.plan.phases;
   const out = ['## Phase digests', ''];
   const texts = phases.map((p) => (Object.prototype.hasOwnProperty.call(digests, p.id) ? cleanBlock(digests[p.id]!) : undefined));
@@ -225,7 +225,7 @@ function digestSection(run: RunRecord, digests: Record<string, string>, budget: 
     out.push(fence(shown), '');
     if (cut) {
       cutCount++;
-      out.push('_Digest cut to fit the report; `query_workflow` searches the full outputs._', '');
+      out.push(`_Digest cut to fit the report; \`${hint(['query', '--run', run.runId, '--phase', phase.id, 'WORDS'])}\` (or \`query_workflow\`) searches the full outputs._`, '');
     }
   });
   if (cutCount > 0) notes.push(`${n(cutCount, 'phase digest')} cut to fit the report.`);
@@ -394,7 +394,7 @@ export function renderReportMarkdown(input: ReportInput): string {
   const finalBudget = Math.max(0, Math.min(FINAL_MAX_BYTES, Math.floor(room * 0.45)));
   const final = finalSection(input, byPhase, finalBudget, notes);
   const digestBudget = Math.max(0, Math.min(DIGESTS_MAX_BYTES, room - utf8Bytes(final.join('\n'))));
-  const digests = digestSection(run, input.digests, digestBudget, notes);
+  const digests = digestSection(run, input.digests, digestBudget, notes, hint);
 
   const leftOut = notes.length > 0 ? ['## What this report leaves out', '', ...notes.map((x) => `- ${x}`), ''] : [];
   const text = [...head, ...table, ...final, ...dynamic, ...digests, ...failures, ...skipped, ...leftOut, ...totals].join('\n');
@@ -408,7 +408,7 @@ export function renderReportMarkdown(input: ReportInput): string {
 function capMarkdown(text: string, maxBytes: number, statusCommand: string): string {
   const trimmed = text.replace(/\n+$/, '\n');
   if (utf8Bytes(trimmed) <= maxBytes) return trimmed;
-  const tail = `\n\n_Report cut at its size cap; \`${statusCommand}\` and \`query_workflow\` show the rest._\n`;
+  const tail = `\n\n_Report cut at its size cap; \`${statusCommand}\` (or \`workflow_status\`) shows the rest._\n`;
   const lines = clipBlockBytes(trimmed, maxBytes - utf8Bytes(tail) - 64).text.split('\n');
   let open: string | undefined;
   for (const line of lines) {

@@ -104,7 +104,7 @@ describe('phaseDigest', () => {
     expect(d.split('\n')[0]).toBe('fan (Fan out over files) — 1000 tasks: 900 succeeded, 100 failed');
     expect(d).toMatch(/\n… \(\d+ more lines in \d+ outputs(, \d+ more failures?)?; query_workflow \/ fanfold query\)$/);
     // Failures grouped by cause: 3 causes for 100 failures.
-    expect(d).toMatch(/✗ 3\d failed \(t\d{4}, t\d{4}, t\d{4} \+3\d\): exit_code: Process exited with code \d — stderr: boom \d/);
+    expect(d).toMatch(/✗ 3\d failed \(t\d{4}, t\d{4}, t\d{4} \+3\d\): Process exited with code \d — stderr: boom \d/);
     const tasksShown = new Set([...d.matchAll(/▸ (t\d{4}):/g)].map((m) => m[1]));
     expect(tasksShown.size).toBeGreaterThan(5);
     // A guard against quadratic blow-ups, not a speed target (bench/ holds those): generous for a busy machine.
@@ -136,9 +136,9 @@ describe('phaseDigest', () => {
     ];
     const d = phaseDigest({ phase, records });
     expect(d).toContain('f — 4 tasks: 0 succeeded, 3 failed, 1 skipped');
-    expect(d).toContain('✗ 2 failed (a, b): exit_code: Process exited with code 127 — stderr: sh: 1: frob: not found');
-    expect(d).toContain('✗ c timed out: timeout: no answer within 10m');
-    expect(d).toContain('✗ d skipped: dependency_failed: depends on f/a which failed');
+    expect(d).toContain('✗ 2 failed (a, b): Process exited with code 127 — stderr: sh: 1: frob: not found');
+    expect(d).toContain('✗ c timed out: no answer within 10m');
+    expect(d).toContain('✗ d skipped: depends on f/a which failed');
   });
 
   it('bounds an all-failed phase of 1000 distinct causes', () => {

@@ -49,7 +49,7 @@ describe('task states, counts and failureCause', () => {
     expect(failureCause(makeRecord({ phaseId: 'a', taskId: 'x', status: 'cancelled', exitCode: null, signal: 'SIGTERM' }))).toBe('killed by SIGTERM');
     expect(failureCause(makeRecord({ phaseId: 'a', taskId: 'x', status: 'timed_out', exitCode: null }))).toBe('timed out');
     const withError = makeRecord({ phaseId: 'a', taskId: 'x', status: 'failed', stderrTail: 'ENOENT\r\n', error: { type: 'spawn_enoent', message: 'claude not found: ENOENT', retryable: false } });
-    expect(failureCause(withError)).toBe('spawn_enoent: claude not found: ENOENT');
+    expect(failureCause(withError)).toBe('claude not found: ENOENT');
     expect(failureCause(makeRecord({ phaseId: 'a', taskId: 'x', status: 'failed', stderrTail: 'x'.repeat(1000) }), 100).length).toBeLessThanOrEqual(100);
   });
 });

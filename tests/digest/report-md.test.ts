@@ -52,9 +52,9 @@ describe('renderReportMarkdown', () => {
   it('lists failures and skipped tasks with causes, and says what it capped', () => {
     const md = report(scenario(300, 'failed', { reason: 'too many failures' }));
     expect(md).toContain('## Failures (12)');
-    expect(md).toMatch(/- `map\/t0025` failed \(attempt 1, exit code 1\): exit_code: exited with code 1 — stderr: Error: cannot parse src\/mod24\.ts/);
+    expect(md).toMatch(/- `map\/t0025` failed \(attempt 1, exit code 1\): exited with code 1 — stderr: Error: cannot parse src\/mod24\.ts/);
     expect(md).toContain('## Skipped (1)');
-    expect(md).toContain('- `reduce/t0004`: dependency_failed: depends on map/t0025 which failed');
+    expect(md).toContain('- `reduce/t0004`: depends on map/t0025 which failed');
     expect(md).toContain('## What this report leaves out');
     expect(md).toMatch(/- 8 agent outputs hit the stored-output cap \(kept [\d.]+ KiB of [\d.]+ MiB produced\)/);
   });
