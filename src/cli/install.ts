@@ -38,9 +38,13 @@ function launcherOf(v: string | undefined): Launcher {
 
 const HOST_NAMES = { claude: 'Claude Code', codex: 'Codex' } as const;
 
-/** Shows the plan, applies it unless dry-run, and says what changed. */
-async function finish(plan: InstallPlan, o: CommonOptions): Promise<void> {
+/**
+ * Shows an install or uninstall plan, applies it unless dry-run, and says what changed: one
+ * function for both, since uninstall is the exact inverse of install.
+ */
+async function finish(plan: InstallPlan, o: { dryRun?: boolean; json?: boolean }, kind: 'install' | 'uninstall' = 'install'): Promise<void> {
   const writes = hasWrites(plan.changes);
+  const install = kind === 'install';
   if (writes && !o.dryRun) await applyChanges(plan.changes);
   if (o.json) {
     printJson({
@@ -48,54 +52,24 @@ async function finish(plan: InstallPlan, o: CommonOptions): Promise<void> {
       scope: plan.scope,
       dryRun: o.dryRun === true,
       changed: writes && !o.dryRun,
-      server: plan.server,
+      ...(install ? { server: plan.server } : {}),
       changes: plan.changes.map((c) => ({ path: c.path, ...(c.target !== c.path ? { target: c.target } : {}), action: c.action, what: c.what, ...(c.note ? { note: c.note } : {}) })),
       notes: plan.notes,
-      nextSteps: plan.nextSteps,
+      nextSteps: install || writes ? plan.nextSteps : [],
     });
     return;
   }
   const where = `${HOST_NAMES[plan.host]}${plan.host === 'claude' ? ` (${plan.scope} scope)` : ''}`;
   const out: string[] = [];
-  if (!writes) out.push(`fanfold is already installed for ${where}: nothing to change.`);
-  else if (o.dryRun) out.push(`fanfold install ${plan.host} — dry run, nothing written. These changes would be made:`);
-  else out.push(`Installed fanfold for ${where}:`);
-  out.push(...renderChanges(plan.changes, plan.home));
-  out.push(`  server: ${[plan.server.command, ...plan.server.args].map((a) => tildify(a, plan.home)).join(' ')}`);
+  if (!writes) out.push(install ? `fanfold is already installed for ${where}: nothing to change.` : `fanfold is not installed for ${where}: nothing to remove.`);
+  else if (o.dryRun) out.push(`fanfold ${kind} ${plan.host} — dry run, nothing written. These changes would be made:`);
+  else out.push(install ? `Installed fanfold for ${where}:` : `Removed fanfold from ${where}:`);
+  out.push(...renderChanges(install ? plan.changes : plan.changes.filter((c) => writes || c.action !== 'unchanged'), plan.home));
+  if (install) out.push(`  server: ${[plan.server.command, ...plan.server.args].map((a) => tildify(a, plan.home)).join(' ')}`);
   for (const n of plan.notes) out.push(`note: ${n}`);
   if (o.dryRun && writes) out.push('Run again without --dry-run to apply.');
-  else if (writes) {
-    out.push('Next:');
-    for (const s of plan.nextSteps) out.push(`  - ${s}`);
-  }
-  process.stdout.write(out.join('\n') + '\n');
-}
-
-/** Shows an uninstall plan, applies it unless dry-run, and says what was removed. */
-async function finishUninstall(plan: InstallPlan, o: { dryRun?: boolean; json?: boolean }): Promise<void> {
-  const writes = hasWrites(plan.changes);
-  if (writes && !o.dryRun) await applyChanges(plan.changes);
-  if (o.json) {
-    printJson({
-      host: plan.host,
-      scope: plan.scope,
-      dryRun: o.dryRun === true,
-      changed: writes && !o.dryRun,
-      changes: plan.changes.map((c) => ({ path: c.path, ...(c.target !== c.path ? { target: c.target } : {}), action: c.action, what: c.what, ...(c.note ? { note: c.note } : {}) })),
-      notes: plan.notes,
-      nextSteps: writes ? plan.nextSteps : [],
-    });
-    return;
-  }
-  const where = `${HOST_NAMES[plan.host]}${plan.host === 'claude' ? ` (${plan.scope} scope)` : ''}`;
-  const out: string[] = [];
-  if (!writes) out.push(`fanfold is not installed for ${where}: nothing to remove.`);
-  else if (o.dryRun) out.push(`fanfold uninstall ${plan.host} — dry run, nothing written. These changes would be made:`);
-  else out.push(`Removed fanfold from ${where}:`);
-  out.push(...renderChanges(plan.changes.filter((c) => writes || c.action !== 'unchanged'), plan.home));
-  for (const n of plan.notes) out.push(`note: ${n}`);
-  if (o.dryRun && writes) out.push('Run again without --dry-run to apply.');
-  else if (writes) for (const s of plan.nextSteps) out.push(`Next: ${s}`);
+  else if (writes && install) out.push('Next:', ...plan.nextSteps.map((s) => `  - ${s}`));
+  else if (writes) out.push(...plan.nextSteps.map((s) => `Next: ${s}`));
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -126,7 +100,7 @@ function registerUninstallCommand(program: Command): void {
       const o = cmd.optsWithGlobals<{ scope: string; dryRun?: boolean; json?: boolean }>();
       if (!(CLAUDE_SCOPES as readonly string[]).includes(o.scope)) throw new UsageError(`--scope: expected one of ${CLAUDE_SCOPES.join(', ')}, got '${o.scope}'`);
       const plan = await planClaudeUninstall({ scope: o.scope as ClaudeScope, cwd: process.cwd(), env: process.env, packageRoot: packageRoot() });
-      await finishUninstall(plan, o);
+      await finish(plan, o, 'uninstall');
     });
 
   uninstall
@@ -138,7 +112,7 @@ function registerUninstallCommand(program: Command): void {
       // optsWithGlobals: the parent command's --json (for its own errors) would otherwise take the flag.
       const o = cmd.optsWithGlobals<{ dryRun?: boolean; json?: boolean }>();
       const plan = await planCodexUninstall({ env: process.env, packageRoot: packageRoot() });
-      await finishUninstall(plan, o);
+      await finish(plan, o, 'uninstall');
     });
   for (const cmd of uninstall.commands) cmd.exitOverride();
   uninstall.exitOverride();
