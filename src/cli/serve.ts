@@ -8,7 +8,7 @@ import { resolveStoreRoot } from '../store/index.js';
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the MCP server over stdio (tools: plan_workflow, run_workflow, workflow_status, query_workflow)')
+    .description('run the MCP server over stdio (tools: plan_workflow, run_workflow, workflow_status, query_workflow, control_workflow; --child: the read-only set)')
     .option('--child', 'read-only mode for sub-agents: only workflow_status and query_workflow')
     .action(async (o: { child?: boolean }) => {
       // Imported here, not at the top: it rewires stdout for JSON-RPC, which no other command wants.
