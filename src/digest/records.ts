@@ -4,7 +4,8 @@
  */
 import type { AgentRecord, AgentStatus } from '../store/types.js';
 import { isFailedCheck } from '../store/counts.js';
-import { cleanLine, clip, lastNonEmptyLine } from './text.js';
+import { cleanLine, clip } from './text.js';
+import { tellingLine } from '../runners/stderr.js';
 
 /** `phaseId/taskId` of a record, the same form as `PlanTask.ref`. */
 export function refOf(record: Pick<AgentRecord, 'phaseId' | 'taskId'>): string {
@@ -54,7 +55,7 @@ function errorKind(type: string | undefined): string {
 
 /**
  * One line saying why an attempt did not succeed: the failure's type and message, else what the
- * exit code or signal says, plus the last line of stderr when it adds something. Clipped to `max`.
+ * exit code or signal says, plus the most telling line of stderr (runners/stderr.ts) when it adds something. Clipped to `max`.
  */
 export function failureCause(record: AgentRecord, max = 240): string {
   const parts: string[] = [];
@@ -72,7 +73,8 @@ export function failureCause(record: AgentRecord, max = 240): string {
   } else if (record.status !== 'succeeded') {
     parts.push(record.status.replace('_', ' '));
   }
-  const stderr = lastNonEmptyLine(record.stderrTail ?? '');
+  // The error the child printed, not a trailing version banner or stack frame.
+  const stderr = cleanLine(tellingLine(record.stderrTail ?? ''));
   if (stderr && !parts.some((p) => p.includes(stderr))) {
     parts.push(`stderr: ${clip(stderr, 160)}`);
   }

@@ -114,16 +114,6 @@ export function clip(text: string, max: number): string {
   return text.slice(0, cut) + '…';
 }
 
-/** The last line of `text` that has something other than whitespace, cleaned; '' when none. */
-export function lastNonEmptyLine(text: string): string {
-  const lines = normalizeNewlines(text).split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const line = cleanLine(lines[i]!);
-    if (line) return line;
-  }
-  return '';
-}
-
 /** Number of lines in `text` holding something other than whitespace (CR, LF or CRLF separated). */
 export function countNonEmptyLines(text: string): number {
   let count = 0;

@@ -11,7 +11,7 @@ import type { Plan, PlanTask, RunnerKind } from '../spec/types.js';
 import type { AgentRecord, FailureInfo, RunEvent } from '../store/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
 import type { RunStore } from '../store/index.js';
-import type { Runner, RunnerResult } from '../runners/types.js';
+import { NO_CHILD, notStarted, type Runner, type RunnerResult } from '../runners/types.js';
 import type { AttemptOutcome } from './scheduler.js';
 import type { TaskInputs } from './inputs.js';
 import type { Spend } from './spend.js';
@@ -121,12 +121,9 @@ export class Attempts {
     } catch (e) {
       // A runner should never throw; if one does, it is this task's failure, not the run's.
       const isolation = e instanceof Error && e.name === 'IsolationError';
-      result = {
-        status: 'failed', output: '', outputBytes: 0, truncated: false, exitCode: null, signal: null, stderrTail: '',
-        error: isolation
-          ? { type: 'isolation', message: errText(e), retryable: (e as { retryable?: boolean }).retryable ?? false }
-          : { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false },
-      };
+      result = notStarted(isolation
+        ? { type: 'isolation', message: errText(e), retryable: (e as { retryable?: boolean }).retryable ?? false }
+        : { type: 'runner_error', message: `runner '${agent.runner}' threw: ${errText(e)}`, retryable: false });
     } finally {
       // An owner that lost the lease leaves the worktree to the owner that has the run now.
       if (wt && !store.lease?.lost) await removeWorktree(wt.repo, wt.dir).catch((e) => warn(`cannot remove worktree ${wt!.dir}: ${errText(e)}`));
@@ -195,15 +192,15 @@ export class Attempts {
   }
 }
 
+/** The fields that name an attempt's record: whose, which task, which attempt. */
+function recordHead(runId: string, t: PlanTask, attempt: number): Pick<AgentRecord, 'schemaVersion' | 'runId' | 'phaseId' | 'taskId' | 'key' | 'attempt'> {
+  return { schemaVersion: SCHEMA_VERSION, runId, phaseId: t.phaseId, taskId: t.taskId, key: t.key, attempt };
+}
+
 function agentRecord(runId: string, t: PlanTask, attempt: number, runner: RunnerKind, prompt: string, result: RunnerResult,
   startedAt: Date, endedAt: Date, patch: AgentRecord['patch']): AgentRecord {
   return {
-    schemaVersion: SCHEMA_VERSION,
-    runId,
-    phaseId: t.phaseId,
-    taskId: t.taskId,
-    key: t.key,
-    attempt,
+    ...recordHead(runId, t, attempt),
     status: result.status,
     agent: t.agent,
     runner,
@@ -228,22 +225,12 @@ function agentRecord(runId: string, t: PlanTask, attempt: number, runner: Runner
 
 function skippedRecord(runId: string, plan: Plan, t: PlanTask, attempt: number, cause: string, at: string): AgentRecord {
   return {
-    schemaVersion: SCHEMA_VERSION,
-    runId,
-    phaseId: t.phaseId,
-    taskId: t.taskId,
-    key: t.key,
-    attempt,
+    ...recordHead(runId, t, attempt),
     status: 'skipped',
     agent: t.agent,
     runner: plan.agents[t.agent]?.runner ?? 'unknown',
     prompt: t.prompt,
-    output: '',
-    outputBytes: 0,
-    truncated: false,
-    exitCode: null,
-    signal: null,
-    stderrTail: '',
+    ...NO_CHILD,
     startedAt: at,
     endedAt: at,
     durationMs: 0,

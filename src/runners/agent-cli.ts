@@ -20,7 +20,7 @@ import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { bwrapStatus, confinementOf, installRootOf, wrapForSandbox } from './sandbox.js';
 import { checkStructured, type JsonSchema } from './structured.js';
 import { isQuotaText, quotaFailure, retryAfterMsIn } from './limits.js';
-import type { Runner, RunnerInput, RunnerResult } from './types.js';
+import { notStarted, type Runner, type RunnerInput, type RunnerResult } from './types.js';
 
 /** The agent CLIs fanfold drives. */
 export type AgentCliKind = 'claude' | 'codex' | 'pi';
@@ -294,16 +294,7 @@ function confineCli(
 }
 
 function configFailure(message: string, type = 'config'): RunnerResult {
-  return {
-    status: 'failed',
-    output: '',
-    outputBytes: 0,
-    truncated: false,
-    exitCode: null,
-    signal: null,
-    stderrTail: '',
-    error: { type, message, retryable: false },
-  };
+  return notStarted({ type, message, retryable: false });
 }
 
 function toResult(

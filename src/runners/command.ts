@@ -7,7 +7,8 @@ import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { wrapForSandbox } from './sandbox.js';
 import { checkStructured, invalid } from './structured.js';
 import { isQuotaText, quotaFailure } from './limits.js';
-import type { Runner, RunnerInput, RunnerResult } from './types.js';
+import { notStarted, type Runner, type RunnerInput, type RunnerResult } from './types.js';
+import { MAX_QUOTED_LINE, tellingLine } from './stderr.js';
 
 /** Construction options of `CommandRunner`; defaults come from `process`. */
 export interface CommandRunnerOptions {
@@ -20,7 +21,7 @@ export interface CommandRunnerOptions {
 }
 
 /** Longest stderr line quoted in a failure message. */
-const MAX_QUOTED_STDERR = 300;
+const MAX_QUOTED_STDERR = MAX_QUOTED_LINE;
 
 /** Runs `agent.command` as a child process; the prompt goes to stdin, stdout is the output. */
 export class CommandRunner implements Runner {
@@ -41,15 +42,11 @@ export class CommandRunner implements Runner {
   async run(input: RunnerInput): Promise<RunnerResult> {
     const argv = input.agent.command;
     if (!argv || argv.length === 0 || !argv[0]) {
-      return {
-        ...emptyRunnerResult(),
-        status: 'failed',
-        error: {
-          type: 'config',
-          message: `command runner: agent '${input.agent.name}' has no command (expected a non-empty argv array, got ${JSON.stringify(argv ?? null)})`,
-          retryable: false,
-        },
-      };
+      return notStarted({
+        type: 'config',
+        message: `command runner: agent '${input.agent.name}' has no command (expected a non-empty argv array, got ${JSON.stringify(argv ?? null)})`,
+        retryable: false,
+      });
     }
 
     const child = wrapForSandbox({
@@ -60,7 +57,7 @@ export class CommandRunner implements Runner {
       inputs: [input.promptFile, input.contextFile],
       ownEnv: this.#baseEnv,
     });
-    if ('error' in child) return { ...emptyRunnerResult(), status: 'failed', error: child.error };
+    if ('error' in child) return notStarted(child.error);
 
     const result = await runProcess({
       argv: child.argv,
@@ -85,18 +82,6 @@ export class CommandRunner implements Runner {
     const check = checkStructured(input.schema, out.output);
     return check.ok ? { ...rest, structured: check.value } : { ...rest, status: 'failed', error: check.error };
   }
-}
-
-function emptyRunnerResult(): RunnerResult {
-  return {
-    status: 'failed',
-    output: '',
-    outputBytes: 0,
-    truncated: false,
-    exitCode: null,
-    signal: null,
-    stderrTail: '',
-  };
 }
 
 /**
@@ -161,7 +146,8 @@ export function processFailure(
       },
     };
   }
-  const said = lastStderrLine(result.stderrTail);
+  // The error the child printed, not its runtime's version banner or last stack frame.
+  const said = tellingLine(result.stderrTail);
   const suffix = said ? `: ${said}` : ' (stderr was empty)';
   if (result.signal !== null) {
     return {

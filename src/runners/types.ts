@@ -80,3 +80,11 @@ export interface Runner {
   readonly kind: string;
   run(input: RunnerInput): Promise<RunnerResult>;
 }
+
+/** What a result or record holds of a child that never ran: no output, no exit, no stderr. */
+export const NO_CHILD = { output: '', outputBytes: 0, truncated: false, exitCode: null, signal: null, stderrTail: '' } as const;
+
+/** The failed result of an attempt whose child never started; `error` says why. */
+export function notStarted(error: FailureInfo): RunnerResult {
+  return { status: 'failed', ...NO_CHILD, error };
+}
