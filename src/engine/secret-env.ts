@@ -11,6 +11,7 @@ import path from 'node:path';
 import { isSecretName } from '../redact/index.js';
 import type { Plan } from '../spec/types.js';
 import { SCHEMA_VERSION } from '../store/types.js';
+import { writeTextAtomic } from '../store/atomic.js';
 
 /** What replaces such a value in run.json. */
 export const SECRET_ENV_PLACEHOLDER = '[REDACTED]';
@@ -56,9 +57,8 @@ export async function writeSecretEnv(root: string, runId: string, plan: Pick<Pla
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${runId}.json`);
   const body: SecretEnvFile = { schemaVersion: SCHEMA_VERSION, agents };
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(body), { mode: 0o600 });
-  await fs.rename(tmp, file);
+  // Atomic, fsynced, and its new name synced into the folder (the owner reads it back on resume).
+  await writeTextAtomic(file, JSON.stringify(body), { mode: 0o600 });
 }
 
 /**

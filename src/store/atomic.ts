@@ -57,8 +57,9 @@ const queues = new Map<string, Promise<void>>();
  * `file`; on failure the temp file is removed. A reader sees the old content or the new, never a
  * mix. A symlink at `file` is replaced, never written through. Writes to the same file from this
  * process are applied in call order. Throws StoreError 'not_found' when the folder is missing,
- * 'io' otherwise. The folder itself is not fsynced: the rename is durable once the filesystem
- * commits its journal (seconds on ext4), and a power loss before that leaves the old file whole.
+ * 'io' otherwise. When the rename creates `file` (there was none), the folder is fsynced too
+ * (see syncDir), so a power loss cannot lose the new name; a rename that replaces a file does not
+ * sync the folder: until the filesystem commits its journal, a power loss leaves the old file whole.
  *
  * Why not write-file-atomic (which the project installs): per write it makes about eleven
  * thread-pool round trips (realpath, stat, open, write, fsync, close, chown, chmod, rename, unlink)
@@ -97,6 +98,9 @@ async function replaceFile(file: string, data: string | Buffer | AsyncIterable<B
   // Why a random suffix and O_EXCL: a fixed temp name would be shared by two writers (or clobbered
   // by a crashed one); the same folder keeps the rename on one filesystem, hence atomic.
   const tmp = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+  const durable = opts.fsync ?? true;
+  // Whether the rename will create the name, asked while the temp file is written (no added wait).
+  const creates = durable ? fs.lstat(file).then(() => false, () => true) : Promise.resolve(false);
   let fh: fs.FileHandle | undefined;
   try {
     fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, opts.mode ?? 0o666);
@@ -115,7 +119,7 @@ async function replaceFile(file: string, data: string | Buffer | AsyncIterable<B
     }
     // Why fsync before rename: otherwise a power loss can leave the new name pointing at an empty
     // or partial file — the rename reaches the disk before the data does.
-    if (opts.fsync ?? true) await fh.sync();
+    if (durable) await fh.sync();
     await fh.close();
     fh = undefined;
     if (opts.fence) {
@@ -130,6 +134,56 @@ async function replaceFile(file: string, data: string | Buffer | AsyncIterable<B
     await fh?.close().catch(() => {});
     await fs.unlink(tmp).catch(() => {});
     throw ioError('writing', file, err);
+  }
+  if (await creates) await syncDir(path.dirname(file));
+}
+
+/** Per folder: the sync in flight (`tail`) and the one waiting to start after it (`waiting`). */
+const dirSyncs = new Map<string, { tail: Promise<void>; waiting: Promise<void> | undefined }>();
+
+/**
+ * fsyncs the folder `dir`, so that the names created in it by renames that finished before this
+ * call survive a power loss (a file's own fsync does not cover its directory entry). Calls for
+ * one folder share work: a sync that has not started yet covers every caller that asks meanwhile,
+ * so a burst of N new files costs about two folder syncs, not N. Filesystems that cannot sync a
+ * folder (EINVAL, ENOTSUP) or folders this process may not open (EACCES, EPERM) are passed over:
+ * the file itself is in place and synced. Throws StoreError 'io' on a real I/O error (EIO).
+ */
+export function syncDir(dir: string): Promise<void> {
+  const key = path.resolve(dir);
+  const s = dirSyncs.get(key);
+  // Why share only a sync that has not started: one already running may have read the folder
+  // before this caller's rename, so it cannot vouch for it.
+  if (s?.waiting) return s.waiting;
+  const entry = s ?? { tail: Promise.resolve(), waiting: undefined };
+  const p: Promise<void> = entry.tail.then(() => {
+    entry.waiting = undefined;
+    return fsyncFolder(key);
+  });
+  entry.waiting = p;
+  const tail = p.then(
+    () => {},
+    () => {},
+  );
+  entry.tail = tail;
+  dirSyncs.set(key, entry);
+  void tail.then(() => {
+    if (entry.tail === tail && entry.waiting === undefined) dirSyncs.delete(key);
+  });
+  return p;
+}
+
+async function fsyncFolder(dir: string): Promise<void> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(dir, C.O_RDONLY | C.O_DIRECTORY);
+    await fh.sync();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EINVAL' || code === 'ENOTSUP' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'EBADF') return;
+    throw ioError('syncing folder', dir, err);
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }
 

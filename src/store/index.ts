@@ -21,6 +21,7 @@ export {
   writeJsonAtomic,
   writeTextAtomic,
   writeChunksAtomic,
+  syncDir,
   readJsonFile,
   readTextFile,
   type WriteJsonOptions,

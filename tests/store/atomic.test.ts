@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_MAX_JSON_BYTES, readJsonFile, readTextFile, writeJsonAtomic, writeTextAtomic } from '../../src/store/atomic.js';
+import { DEFAULT_MAX_JSON_BYTES, readJsonFile, readTextFile, syncDir, writeJsonAtomic, writeTextAtomic } from '../../src/store/atomic.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
 import { cleanupTmp, killChildren, ls, sleep, spawnNode, storeModule, tmpDir } from './helpers.js';
 
@@ -240,7 +240,8 @@ describe('writeJsonAtomic', () => {
     } finally {
       spy.mockRestore();
     }
-    const temps = [...seen].filter((p) => p !== f);
+    // The folder is opened too, to fsync it after the first write creates seen.json.
+    const temps = [...seen].filter((p) => p !== f && p !== d);
     expect(temps).toHaveLength(100);
     for (const t of temps) {
       expect(path.dirname(t)).toBe(d);
@@ -391,5 +392,82 @@ describe('readJsonFile', () => {
     const f = await write('t.txt', 'héllo');
     expect(await readTextFile(f, 'text', 100)).toBe('héllo');
     await expectCode(readTextFile(f, 'text', 3), 'too_large');
+  });
+});
+
+describe('the folder is fsynced after a rename that creates a file', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** Spies on fs.open and FileHandle#sync; returns the folders whose own handle was fsynced. */
+  async function watchFolderSyncs(): Promise<{ synced: string[]; opened: string[] }> {
+    const probe = await fs.open(path.join(await tmpDir(), 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync: (this: fs.FileHandle) => Promise<void> };
+    await probe.close();
+    const folderOf = new WeakMap<object, string>();
+    const opened: string[] = [];
+    const synced: string[] = [];
+    const realOpen = fs.open.bind(fs);
+    vi.spyOn(fs, 'open').mockImplementation((async (p: Parameters<typeof fs.open>[0], flags?: string | number, mode?: number) => {
+      const fh = await realOpen(p, flags, mode);
+      if (typeof flags === 'number' && (flags & fss.constants.O_DIRECTORY) !== 0) {
+        opened.push(String(p));
+        folderOf.set(fh, String(p));
+      }
+      return fh;
+    }) as typeof fs.open);
+    const realSync = proto.sync;
+    vi.spyOn(proto, 'sync').mockImplementation(async function (this: fs.FileHandle) {
+      await realSync.call(this);
+      const folder = folderOf.get(this);
+      if (folder !== undefined) synced.push(folder);
+    });
+    return { synced, opened };
+  }
+
+  it('a new file: its folder is opened as a folder and fsynced, after the rename', async () => {
+    const d = await tmpDir();
+    const seen = await watchFolderSyncs();
+    await writeJsonAtomic(path.join(d, 'new.json'), { a: 1 });
+    expect(seen.synced).toEqual([d]);
+    expect(ls(d)).toEqual(['new.json']);
+  });
+
+  it('replacing a file does not sync the folder (the old file stays whole until the journal commits)', async () => {
+    const d = await tmpDir();
+    await writeJsonAtomic(path.join(d, 'old.json'), { a: 1 });
+    const seen = await watchFolderSyncs();
+    await writeJsonAtomic(path.join(d, 'old.json'), { a: 2 });
+    expect(seen.opened).toEqual([]);
+  });
+
+  it('with fsync: false nothing is synced, the folder neither', async () => {
+    const d = await tmpDir();
+    const seen = await watchFolderSyncs();
+    await writeTextAtomic(path.join(d, 'fast.txt'), 'x', { fsync: false });
+    expect(seen.opened).toEqual([]);
+  });
+
+  it('a burst of new files in one folder shares folder syncs, and each write waits for one', async () => {
+    const d = await tmpDir();
+    const seen = await watchFolderSyncs();
+    const n = 40;
+    await Promise.all(Array.from({ length: n }, (_, i) => writeTextAtomic(path.join(d, `f${i}.txt`), String(i))));
+    expect(seen.synced.length).toBeGreaterThanOrEqual(1);
+    expect(seen.synced.every((f) => f === d)).toBe(true);
+    // Shared: never more folder syncs than files (usually two or three for the whole burst).
+    expect(seen.synced.length).toBeLessThanOrEqual(n);
+    expect(ls(d)).toHaveLength(n);
+  });
+
+  it('syncDir: a caller that asks while a sync runs gets a sync that starts after it', async () => {
+    const d = await tmpDir();
+    const seen = await watchFolderSyncs();
+    const first = syncDir(d);
+    // The first sync is queued to start on the next turn; one asked now shares it.
+    expect(syncDir(d)).toBe(first);
+    await first;
+    expect(seen.synced).toEqual([d]);
+    await syncDir(d);
+    expect(seen.synced).toEqual([d, d]);
   });
 });

@@ -325,6 +325,32 @@ describe('journal via RunStore', () => {
     expect((await other.readEvents()).length).toBe(2);
   });
 
+  it('concurrent appends land in call order, the first ones queued behind the opening of the journal, each with its own time', async () => {
+    const root = await tmpDir();
+    const s = await create(root);
+    const order: number[] = [];
+    let seq = 0;
+    // Producers that interleave with awaits the way the owner's attempts do; nothing waits for the
+    // journal to be open first, so the first appends race its opening.
+    const producer = async (k: number) => {
+      for (let i = 0; i < 40; i++) {
+        if ((i + k) % 5 === 0) await sleep(Math.random() * 2);
+        const slot = seq++;
+        order.push(slot);
+        const p = s.appendEvent({ type: 'agent.started', ref: `p/t${k}`, key: `k${k}`, attempt: i + 1, slot, ...(slot % 7 === 0 ? { t: '2020-01-01T00:00:00.000Z' } : {}) });
+        if (i % 4 === 0) await p;
+      }
+    };
+    await Promise.all(Array.from({ length: 12 }, (_, k) => producer(k)));
+    await s.syncEvents();
+    const events = await s.readEvents();
+    expect(events.map((e) => (e as { slot: number }).slot)).toEqual(order);
+    // Each line has its own time: the one given, else when it was appended (in order).
+    const own = events.filter((e) => (e as { slot: number }).slot % 7 !== 0).map((e) => Date.parse(e.t));
+    expect(own.every((t, i) => Number.isFinite(t) && (i === 0 || t >= own[i - 1]!))).toBe(true);
+    expect(events.filter((e) => (e as { slot: number }).slot % 7 === 0).every((e) => e.t === '2020-01-01T00:00:00.000Z')).toBe(true);
+  });
+
   it('readEvents is strict about damage in the middle; readJournal is tolerant', async () => {
     const root = await tmpDir();
     const s = await create(root);
@@ -773,7 +799,8 @@ describe('fsync option', () => {
     }
   }
   // Inputs are rebuilt for every attempt, so only the record and run.json are flushed.
-  it('fsyncs record and run.json writes by default, not inputs', async () => expect(await syncCalls(undefined)).toBe(2));
+  // Three: the record, the agents folder (the record is a new name in it), run.json (replaced).
+  it('fsyncs record and run.json writes by default (and the folder of the new record), not inputs', async () => expect(await syncCalls(undefined)).toBe(3));
   it('skips fsync when asked, still writing atomically', async () => expect(await syncCalls(false)).toBe(0));
 });
 
