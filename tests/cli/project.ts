@@ -98,9 +98,18 @@ export function ranCounts(p: Project): Record<string, number> {
   return out;
 }
 
-/** Waits until every named pid file exists and holds a pid; returns the pids. */
-export async function pidsOf(p: Project, names: string[], timeoutMs = 20_000): Promise<number[]> {
-  await until(() => names.every((n) => /^\d+\s*$/.test(p.read(n) ?? '')), timeoutMs, `pid files ${names.join(', ')}`);
+/**
+ * Waits until every named pid file exists and holds a pid; returns the pids. With `owner`, fails at
+ * once when that process is gone (so a generous `timeoutMs` costs nothing when the run died).
+ */
+export async function pidsOf(p: Project, names: string[], timeoutMs = 20_000, owner?: number): Promise<number[]> {
+  const ready = () => names.every((n) => /^\d+\s*$/.test(p.read(n) ?? ''));
+  await until(() => {
+    if (ready()) return true;
+    // Why: with a generous deadline, a run that died can never write them; say so at once.
+    if (owner !== undefined && !alive(owner)) throw new Error(`the owner (pid ${owner}) exited before writing pid files ${names.join(', ')}`);
+    return false;
+  }, timeoutMs, `pid files ${names.join(', ')}`);
   return names.map((n) => Number(p.read(n)!.trim()));
 }
 

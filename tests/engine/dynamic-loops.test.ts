@@ -43,7 +43,7 @@ function shared<T>(make: () => T): () => T {
 /** SIGKILLs an owner and waits until it is gone. */
 async function killOwner(pid: number): Promise<void> {
   process.kill(pid, 'SIGKILL');
-  await until(() => !alive(pid), 5000, 'owner death');
+  await until(() => !alive(pid), 30_000, 'owner death');
 }
 
 const ofType = (journal: any[], type: string) => journal.filter((e) => e.type === type);
@@ -539,7 +539,7 @@ describe('SIGKILL in the middle, then resume', () => {
     const p = makeProject(gateSpec({ command: check, maxIterations: 3 }));
     const { runId, pid } = runDetached(p);
     try {
-      await pidsOf(p, ['check.pid']);
+      await pidsOf(p, ['check.pid'], 90_000, pid);
       expect(ofType(p.journal(runId), 'agent.finished').map((e) => e.ref)).toEqual(['build/build', 'build/check-1', 'build/fix-1']);
       await killOwner(pid);
       expect(p.cli(['status', runId, '--json']).json().status).toBe('interrupted');
@@ -565,7 +565,7 @@ describe('SIGKILL in the middle, then resume', () => {
     } finally {
       killPids([pid, ...(/^\d+/.test(p.read('check.pid') ?? '') ? [Number(p.read('check.pid'))] : [])]);
     }
-  });
+  }, 240_000);
 
   it('of converge rounds: the resumed run ends with the rounds and dry count of an uninterrupted one', async () => {
     const hang = sh(
@@ -575,7 +575,7 @@ describe('SIGKILL in the middle, then resume', () => {
     const p = makeProject(convergeSpec({ untilDry: 2, maxRounds: 6 }, hang));
     const { runId, pid } = runDetached(p);
     try {
-      await pidsOf(p, ['r2.pid']);
+      await pidsOf(p, ['r2.pid'], 90_000, pid);
       expect(ofType(p.journal(runId), 'converge.round').map((e) => e.round)).toEqual([1]);
       await killOwner(pid);
 
@@ -600,7 +600,7 @@ describe('SIGKILL in the middle, then resume', () => {
     } finally {
       killPids([pid, ...(/^\d+/.test(p.read('r2.pid') ?? '') ? [Number(p.read('r2.pid'))] : [])]);
     }
-  });
+  }, 240_000);
 
   /** Each task changes one line of lines.txt, far enough apart that the patches apply in any order. */
   const EDIT_LINE = 'case "$FANFOLD_TASK_ID" in t1) n=2;; t2) n=15;; *) n=28;; esac; ' +
@@ -615,8 +615,8 @@ describe('SIGKILL in the middle, then resume', () => {
     const { runId, pid } = runDetached(p);
     try {
       // Generous waits: each attempt creates a git worktree, slow on a loaded 2-core machine.
-      await pidsOf(p, ['t3.pid'], 45_000);
-      await until(() => ofType(p.journal(runId), 'agent.finished').length === 2, 45_000, 't1 and t2 finished');
+      await pidsOf(p, ['t3.pid'], 90_000, pid);
+      await until(() => ofType(p.journal(runId), 'agent.finished').length === 2, 90_000, 't1 and t2 finished');
       const before = p.agents(runId);
       expect(latest(before, 'p/t1').patch.files).toEqual(['lines.txt']);
       expect(latest(before, 'p/t2').patch.files).toEqual(['lines.txt']);
@@ -638,7 +638,7 @@ describe('SIGKILL in the middle, then resume', () => {
     } finally {
       killPids([pid, ...(/^\d+/.test(p.read('t3.pid') ?? '') ? [Number(p.read('t3.pid'))] : [])]);
     }
-  }, 120_000);
+  }, 240_000);
 
   it('of the merge itself, after a patch was applied but before it was journaled: resume applies nothing twice', async () => {
     const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
@@ -664,7 +664,9 @@ exec "${realGit}" "$@"
     expect(started.status, started.stderr).toBe(0);
     const { runId, pid } = started.json();
     try {
-      await pidsOf(p, ['git.pid']);
+      // Generous: three worktrees, three agents and two merges come first; on a loaded 2-core
+      // machine that took longer than 20 s once. A dead owner fails the wait at once.
+      await pidsOf(p, ['git.pid'], 150_000, pid);
       expect(ofType(p.journal(runId), 'merge.applied').map((e) => e.ref)).toEqual(['p/t1']);
       expect(p.read('lines.txt')).toBe(lines({ 2: 'line 2 by t1', 15: 'line 15 by t2' }));
       await killOwner(pid);
@@ -687,5 +689,5 @@ exec "${realGit}" "$@"
     } finally {
       killPids([pid, ...(/^\d+/.test(p.read('git.pid') ?? '') ? [Number(p.read('git.pid'))] : [])]);
     }
-  });
+  }, 300_000);
 });
