@@ -228,6 +228,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
         loadRecords: async () => (await store.listAgentRecords()).records,
         phaseTitles,
         saveRebuilt: true,
+        // The owner never searches: no output text kept in its memory.
+        keepTexts: false,
         fence: store.fence,
       }).catch((e) => {
         warn(`search index unavailable for run ${store.runId}: ${errText(e)}`);

@@ -15,8 +15,6 @@ export interface IndexedTask {
   /** Attempt whose output is indexed (the latest one added). */
   attempt: number;
   status: AgentStatus;
-  /** The indexed text of that attempt's output (for snippets): at most its first OUTPUT_HEAD_BYTES. */
-  output: string;
   /** Set when the output was longer: only its first `indexedBytes` UTF-8 bytes are indexed. */
   indexedBytes?: number;
 }
@@ -25,6 +23,8 @@ export interface IndexedTask {
 export interface IndexDoc extends IndexedTask {
   /** `<phaseId>/<taskId>`, unique within a run. */
   id: string;
+  /** The indexed text of the attempt's output: at most its first OUTPUT_HEAD_BYTES (see indexedText). */
+  output: string;
   prompt: string;
   phaseTitle: string;
 }
@@ -43,8 +43,12 @@ export const BOOST: Record<(typeof FIELDS)[number], number> = {
   phaseId: 0.5,
 };
 
-/** Fields stored with each document (returned with results, kept in index.json). */
-const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'output', 'indexedBytes'];
+/**
+ * Fields stored with each document (returned with results, kept in index.json). Not the output:
+ * a snippet reads it from the agent record of the hits shown (see store-search.ts), so neither
+ * index.json nor a reader's memory grows with the text of every output.
+ */
+const STORE_FIELDS: (keyof IndexedTask)[] = ['phaseId', 'taskId', 'attempt', 'status', 'indexedBytes'];
 
 /** The minisearch options of every run index (loading an index needs the same ones). */
 export const MINISEARCH_OPTIONS: Options<IndexDoc> = {
@@ -87,9 +91,7 @@ export function latestAttempts(records: readonly AgentRecord[]): Map<string, Age
  * memory; both must not grow with the largest output an agent may print (64 MiB).
  */
 export function toDoc(record: AgentRecord, phaseTitle: string | undefined): IndexDoc {
-  const full = typeof record.output === 'string' ? record.output : '';
-  const output = full.length > OUTPUT_HEAD_BYTES / 4 ? utf8Head(full, OUTPUT_HEAD_BYTES) : full;
-  const cut = output.length < full.length || record.outputFile !== undefined;
+  const { output, cut } = indexedText(record);
   return {
     id: taskRef(record.phaseId, record.taskId),
     phaseId: record.phaseId,
@@ -101,6 +103,16 @@ export function toDoc(record: AgentRecord, phaseTitle: string | undefined): Inde
     prompt: typeof record.prompt === 'string' ? record.prompt : '',
     phaseTitle: phaseTitle ?? '',
   };
+}
+
+/**
+ * The part of a record's output that search indexes (and builds snippets from): its first
+ * OUTPUT_HEAD_BYTES UTF-8 bytes; `cut` when the output is longer (or lives beside the record).
+ */
+export function indexedText(record: AgentRecord): { output: string; cut: boolean } {
+  const full = typeof record.output === 'string' ? record.output : '';
+  const output = full.length > OUTPUT_HEAD_BYTES / 4 ? utf8Head(full, OUTPUT_HEAD_BYTES) : full;
+  return { output, cut: output.length < full.length || record.outputFile !== undefined };
 }
 
 /** Splits a task ref into phase id and task id. */

@@ -1,98 +1,200 @@
 /**
- * The persisted index, `<run dir>/index.json`: a versioned envelope around minisearch's JSON,
- * checked field by field when read (anything off is a reason to rebuild, never an error) and
- * produced in slices so a large index does not block the event loop.
+ * The persisted index, `<run dir>/index.json`: a versioned envelope around the packed index
+ * (packed.ts), checked field by field when read (anything off is a reason to rebuild, never an
+ * error), written and read in slices so a large index does not block the event loop.
+ *
+ * The big parts are strings (the sorted terms joined by newlines, the postings in base64 pieces):
+ * parsing a string is a copy, where minisearch's JSON (index schema 1) spelled every posting as an
+ * object key and cost seconds to parse and rebuild at 10,000 outputs.
  */
-import MiniSearch, { type AsPlainObject } from 'minisearch';
-import { writeTextAtomic } from '../store/index.js';
-import { SCHEMA_VERSION } from '../store/types.js';
+import { StoreError, readTextFile, writeChunksAtomic } from '../store/index.js';
+import type { AgentStatus } from '../store/types.js';
+import { AGENT_STATUSES } from '../store/types.js';
 import { ANALYZER_VERSION } from './analyze.js';
-import { MINISEARCH_OPTIONS, type IndexDoc } from './documents.js';
-import { cacheTermLookups, serializeIndex } from './internals.js';
+import { FIELDS } from './documents.js';
+import type { PackedData } from './packed.js';
 
 /** `kind` of a persisted search index envelope. */
 export const SEARCH_INDEX_KIND = 'fanfold.search-index';
 
-/** Major version of minisearch whose JSON the envelope holds. */
-export const MINISEARCH_FORMAT = '7';
+/**
+ * Version of index.json's own schema. 1: minisearch's JSON with each output's text (read no
+ * more: such a file is rebuilt, transparently); 2: the packed index, no output text.
+ */
+export const INDEX_SCHEMA_VERSION = 2 as const;
+
+/** `format` of the envelope's index part. */
+export const INDEX_FORMAT = 'packed-1';
 
 /**
- * Largest index.json read back (the store's default JSON cap is 64 MiB). An index holds the
- * outputs it covers, so a run of 1,000 agents at the 256 KiB output cap needs ~300 MiB; beyond
- * this the file is treated as unusable and the index rebuilt in memory.
+ * Largest index.json read back. A packed index is ~0.3× the outputs it covers; beyond this the
+ * file is treated as unusable and the index rebuilt in memory.
  */
 export const MAX_INDEX_BYTES = 1024 * 1024 * 1024;
 
-/** The persisted `index.json`: a versioned envelope around minisearch's own JSON. */
+/** Bytes of postings per base64 piece (a multiple of 3, so pieces concatenate). */
+const PIECE_BYTES = 3 * 512 * 1024;
+
+/** The persisted `index.json`. */
 export interface SearchIndexEnvelope {
-  /** fanfold's schema version (store/types.ts). */
-  schemaVersion: typeof SCHEMA_VERSION;
+  /** index.json's schema version (INDEX_SCHEMA_VERSION). */
+  schemaVersion: typeof INDEX_SCHEMA_VERSION;
   kind: typeof SEARCH_INDEX_KIND;
-  /** Major version of minisearch's serialization. */
-  minisearch: typeof MINISEARCH_FORMAT;
+  format: typeof INDEX_FORMAT;
   /** Tokenizer/fields version (analyze.ts); another value means the terms mean something else. */
   analyzer: string;
   /** Run the index belongs to; an index copied from another run is rebuilt. */
   runId: string;
-  /** Number of documents (tasks) in `index`. */
+  /** Number of documents (tasks). */
   docCount: number;
-  /** `MiniSearch#toJSON()`. */
-  index: AsPlainObject;
+  /** Field names by field id. */
+  fields: string[];
+  avgFieldLength: number[];
+  /** Per document: `<phaseId>/<taskId>`, attempt, status, indexedBytes (0: whole output). */
+  refs: string[];
+  attempts: number[];
+  statuses: string[];
+  indexedBytes: number[];
+  /** base64 of little-endian uint32: field lengths, docCount × fields. */
+  fieldLength: string;
+  /** Sorted terms, joined by `\n` (terms never hold whitespace). */
+  terms: string;
+  /** base64 of little-endian uint32: start of each term's postings, then their end. */
+  offsets: string;
+  /** base64 pieces of the varint postings (see packed.ts). */
+  postings: string[];
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+function uint32Base64(values: Uint32Array): string {
+  const buf = Buffer.allocUnsafe(values.length * 4);
+  for (let i = 0; i < values.length; i++) buf.writeUInt32LE(values[i]!, i * 4);
+  return buf.toString('base64');
 }
 
-/** Checks a parsed index.json; returns the loaded index or why it cannot be used. */
-export async function loadEnvelope(value: unknown, runId: string): Promise<{ ms: MiniSearch<IndexDoc> } | { reason: string }> {
+function base64Uint32(text: string, name: string): Uint32Array {
+  const buf = Buffer.from(text, 'base64');
+  if (buf.length % 4 !== 0) throw new Error(`${name} is not a whole number of uint32`);
+  const out = new Uint32Array(buf.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readUInt32LE(i * 4);
+  return out;
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isUintArray = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x) && (x as number) >= 0);
+
+/**
+ * Reads and checks index.json; returns the packed index or why it cannot be used (missing,
+ * unreadable, corrupt, another version, analyzer or run). Yields to the event loop between the
+ * decoding of the postings' pieces.
+ */
+export async function readIndexFile(
+  file: string,
+  runId: string,
+  pause: () => Promise<void>,
+): Promise<{ data: PackedData; fileBytes: number } | { reason: string }> {
+  let text: string;
+  try {
+    text = await readTextFile(file, 'search index', MAX_INDEX_BYTES);
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    return { reason: err.code === 'not_found' ? 'missing' : `unreadable: ${err.message}` };
+  }
+  const fileBytes = text.length;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { reason: `corrupt: ${(err as Error).message}` };
+  }
+  text = '';
+  await pause();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return { reason: 'corrupt: not a JSON object' };
   const env = value as Partial<SearchIndexEnvelope>;
   if (env.kind !== SEARCH_INDEX_KIND) return { reason: `corrupt: kind ${JSON.stringify(env.kind)}` };
-  if (env.schemaVersion !== SCHEMA_VERSION) return { reason: `schemaVersion ${String(env.schemaVersion)} ≠ ${SCHEMA_VERSION}` };
-  if (env.minisearch !== MINISEARCH_FORMAT) return { reason: `minisearch format ${String(env.minisearch)} ≠ ${MINISEARCH_FORMAT}` };
+  if (env.schemaVersion !== INDEX_SCHEMA_VERSION) return { reason: `schemaVersion ${String(env.schemaVersion)} ≠ ${INDEX_SCHEMA_VERSION}` };
+  if (env.format !== INDEX_FORMAT) return { reason: `format ${JSON.stringify(env.format)} ≠ ${INDEX_FORMAT}` };
   if (env.analyzer !== ANALYZER_VERSION) return { reason: `analyzer ${String(env.analyzer)} ≠ ${ANALYZER_VERSION}` };
   if (env.runId !== runId) return { reason: `belongs to run ${JSON.stringify(env.runId)}` };
-  if (typeof env.docCount !== 'number' || env.index === null || typeof env.index !== 'object') {
-    return { reason: 'corrupt: docCount or index missing' };
+  const n = env.docCount;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return { reason: 'corrupt: docCount' };
+  if (!isStringArray(env.fields) || env.fields.join() !== FIELDS.join()) return { reason: `corrupt: fields ${JSON.stringify(env.fields)}` };
+  if (!Array.isArray(env.avgFieldLength) || env.avgFieldLength.length !== FIELDS.length || !env.avgFieldLength.every((x) => typeof x === 'number')) {
+    return { reason: 'corrupt: avgFieldLength' };
   }
-  let ms: MiniSearch<IndexDoc>;
+  if (Array.isArray(env.refs) && env.refs.length !== n) return { reason: `corrupt: docCount ${n} but index holds ${env.refs.length}` };
+  if (!isStringArray(env.refs) || !env.refs.every((r) => r.includes('/'))) return { reason: 'corrupt: refs' };
+  if (!isUintArray(env.attempts) || env.attempts.length !== n) return { reason: 'corrupt: attempts' };
+  if (!isStringArray(env.statuses) || env.statuses.length !== n || !env.statuses.every((s) => (AGENT_STATUSES as readonly string[]).includes(s))) {
+    return { reason: 'corrupt: statuses' };
+  }
+  if (!isUintArray(env.indexedBytes) || env.indexedBytes.length !== n) return { reason: 'corrupt: indexedBytes' };
+  if (typeof env.fieldLength !== 'string' || typeof env.terms !== 'string' || typeof env.offsets !== 'string' || !isStringArray(env.postings)) {
+    return { reason: 'corrupt: fieldLength, terms, offsets or postings' };
+  }
   try {
-    // The async loader builds the term tree in batches between event-loop turns (the JSON.parse
-    // before it is one synchronous step, proportional to the file's size).
-    ms = cacheTermLookups(await MiniSearch.loadJSAsync<IndexDoc>(env.index, MINISEARCH_OPTIONS));
+    const fieldLength = base64Uint32(env.fieldLength, 'fieldLength');
+    if (fieldLength.length !== n * FIELDS.length) return { reason: 'corrupt: fieldLength' };
+    const terms = env.terms === '' ? [] : env.terms.split('\n');
+    const offsets = base64Uint32(env.offsets, 'offsets');
+    await pause();
+    const pieces: Buffer[] = [];
+    for (const piece of env.postings) {
+      pieces.push(Buffer.from(piece, 'base64'));
+      await pause();
+    }
+    const postings = new Uint8Array(Buffer.concat(pieces));
+    if (offsets.length !== terms.length + 1 || offsets[terms.length] !== postings.length) return { reason: 'corrupt: offsets' };
+    for (let i = 0; i < terms.length; i++) if (offsets[i]! > offsets[i + 1]!) return { reason: 'corrupt: offsets' };
+    return {
+      fileBytes,
+      data: {
+        fields: env.fields,
+        avgFieldLength: env.avgFieldLength,
+        refs: env.refs,
+        attempts: env.attempts,
+        statuses: env.statuses as AgentStatus[],
+        indexedBytes: env.indexedBytes,
+        fieldLength,
+        terms,
+        offsets,
+        postings,
+      },
+    };
   } catch (err) {
-    return { reason: `corrupt: ${describe(err)}` };
+    return { reason: `corrupt: ${(err as Error).message}` };
   }
-  if (ms.documentCount !== env.docCount) {
-    return { reason: `corrupt: docCount ${env.docCount} but index holds ${ms.documentCount}` };
-  }
-  return { ms };
 }
 
-/**
- * The text of `<run dir>/index.json` for `ms`: a versioned envelope around minisearch's JSON.
- * With minisearch's internals at hand it is produced in slices (`pause` between them) and the
- * caller must not change the index until the promise settles; without, by `JSON.stringify` in
- * one go. Returns the text in chunks.
- */
-export async function indexFileText(runId: string, ms: MiniSearch<IndexDoc>, pause: () => Promise<void>, sliceMs: number): Promise<string[]> {
-  const header = {
-    schemaVersion: SCHEMA_VERSION,
+/** The text of index.json for `data`, in pieces, with `pause()` between the big ones. */
+export async function* indexFileChunks(runId: string, data: PackedData, pause: () => Promise<void>): AsyncGenerator<Buffer> {
+  const head = {
+    schemaVersion: INDEX_SCHEMA_VERSION,
     kind: SEARCH_INDEX_KIND,
-    minisearch: MINISEARCH_FORMAT,
+    format: INDEX_FORMAT,
     analyzer: ANALYZER_VERSION,
     runId,
-    docCount: ms.documentCount,
+    docCount: data.refs.length,
+    fields: data.fields,
+    avgFieldLength: data.avgFieldLength,
   };
-  const head = JSON.stringify(header).slice(0, -1);
-  const body = await serializeIndex(ms, pause, sliceMs);
-  // Compact JSON: indentation would inflate a large index by a third for no reader's benefit.
-  if (body !== undefined) return [head, ',"index":', ...body, '}\n'];
-  return [`${JSON.stringify({ ...header, index: ms })}\n`];
+  // Compact JSON: indentation would only add bytes to parse.
+  yield Buffer.from(JSON.stringify(head).slice(0, -1));
+  yield Buffer.from(`,"refs":${JSON.stringify(data.refs)},"attempts":${JSON.stringify(data.attempts)}`);
+  yield Buffer.from(`,"statuses":${JSON.stringify(data.statuses)},"indexedBytes":${JSON.stringify(data.indexedBytes)}`);
+  await pause();
+  yield Buffer.from(`,"fieldLength":"${uint32Base64(data.fieldLength)}"`);
+  yield Buffer.from(`,"terms":${JSON.stringify(data.terms.join('\n'))}`);
+  await pause();
+  yield Buffer.from(`,"offsets":"${uint32Base64(data.offsets)}","postings":[`);
+  for (let at = 0; at < data.postings.length; at += PIECE_BYTES) {
+    await pause();
+    const piece = Buffer.from(data.postings.buffer, data.postings.byteOffset + at, Math.min(PIECE_BYTES, data.postings.length - at));
+    yield Buffer.from(`${at === 0 ? '' : ','}"${piece.toString('base64')}"`, 'latin1');
+  }
+  yield Buffer.from(']}\n');
 }
 
-/** Replaces `file` atomically with the text `indexFileText` produced; `fence` runs right before the rename. */
-export async function writeIndexFile(file: string, chunks: readonly string[], fence?: () => void): Promise<void> {
-  await writeTextAtomic(file, chunks.join(''), fence ? { fence } : {});
+/** Replaces `file` atomically with index.json for `data`; `fence` runs right before the rename. */
+export async function writeIndexFile(file: string, runId: string, data: PackedData, pause: () => Promise<void>, fence?: () => void): Promise<void> {
+  await writeChunksAtomic(file, indexFileChunks(runId, data, pause), fence ? { fence } : {});
 }

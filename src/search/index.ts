@@ -14,6 +14,9 @@ export {
   runPrepared,
   queryRun,
   mergeMatches,
+  pickPage,
+  toHit,
+  type PickedTask,
   search,
   type Hit,
   type PreparedQuery,
@@ -23,7 +26,7 @@ export {
 } from './query.js';
 export { REF_URI_PREFIX, formatRef, parseRef, refToUri, type RefParts } from './ref.js';
 export { BOOST, FIELDS, type IndexedTask } from './documents.js';
-export { MINISEARCH_FORMAT, SEARCH_INDEX_KIND, type SearchIndexEnvelope } from './index-file.js';
+export { INDEX_FORMAT, INDEX_SCHEMA_VERSION, SEARCH_INDEX_KIND, type SearchIndexEnvelope } from './index-file.js';
 export {
   DEFAULT_SAVE_DEBOUNCE_MS,
   MAX_PREFIX_EXPANSIONS,

@@ -3,9 +3,9 @@
  * whose serialization format the index envelope names). Three things need it, each measured:
  *
  * - `cacheTermLookups`: indexing spent ~60% of its time walking the radix tree per token;
- * - `serializeIndex`: `toJSON()` + `JSON.stringify` of a 10,000-output index blocked the event
- *   loop for seconds per save; walking the structures directly produces the same JSON in slices
- *   between event-loop turns (RunIndex holds changes back meanwhile);
+ * - `packSource` (for packed.ts): `toJSON()` of a 10,000-output index blocked the event loop for
+ *   seconds per save; walking the structures directly packs them in slices between event-loop
+ *   turns (RunIndex holds changes back meanwhile);
  * - `scoringView` (for scorer.ts): minisearch's `search()` builds a result object for every
  *   matching document and sorts them all; a query matching most of 10,000 outputs spent ~40 ms
  *   there, mostly in the garbage collector. The scorer reads the same postings, computes the
@@ -141,6 +141,11 @@ export interface ScoringView {
   readonly documentIds: ReadonlyMap<number, unknown>;
   /** Short id → stored fields. */
   readonly storedFields: ReadonlyMap<number, unknown>;
+  /**
+   * Field lengths by field id, then short id (what ScoreScratch would build from `fieldLength`),
+   * when the index has them at hand.
+   */
+  lengthsByField?(): Float64Array[];
   /** Postings of one term. */
   postings(term: string): Postings | undefined;
   /** Terms starting with `prefix` (including `prefix` itself when indexed) and their postings. */
@@ -184,98 +189,65 @@ export function scoringView(ms: MiniSearch<any>): ScoringView | undefined {
   };
 }
 
+/** What packing an index (packed.ts) reads from minisearch's state. */
+export interface PackSource {
+  documentCount: number;
+  nextId: number;
+  fieldIds: Readonly<Record<string, number>>;
+  avgFieldLength: readonly number[];
+  /** Short id → document id, live documents only, in short-id order. */
+  documentIds: ReadonlyMap<number, unknown>;
+  fieldLength: ReadonlyMap<number, number[]>;
+  storedFields: ReadonlyMap<number, unknown>;
+  /**
+   * Every term with its postings, in code-unit order (what `<` and `Array#sort` compare), walked
+   * with `pause()` between slices of `sliceMs`.
+   */
+  sortedTerms(pause: () => Promise<void>, sliceMs: number): AsyncIterable<[string, Postings]>;
+}
+
 /**
- * Writes the index as minisearch 7's JSON (what `JSON.stringify(ms)` produces, up to the order
- * of terms and keys, which loading does not depend on), walking the live structures and calling
- * `pause()` whenever a slice of `sliceMs` has been spent, so a large index never blocks the
- * event loop for long. The caller must keep the index unchanged until the promise settles (no
- * add, discard or vacuum). Returns the text in chunks, or undefined without internals.
+ * minisearch's state for packing, or undefined without internals. Terms come out sorted without
+ * a sort of the whole vocabulary (one sort of 100,000 strings is a stall of its own): a radix
+ * tree's children start with distinct characters, so visiting a node's own value first and then
+ * its children in order of their fragments walks the terms in order.
  */
-export async function serializeIndex(ms: MiniSearch<any>, pause: () => Promise<void>, sliceMs: number): Promise<string[] | undefined> {
+export function packSource(ms: MiniSearch<any>): PackSource | undefined {
   const x = internalsOf(ms);
   if (x === undefined) return undefined;
-  // Small pieces are joined into ~64 KiB chunks as they come, so only the chunks outlive a
-  // slice: hundreds of thousands of small strings kept to the end made the collector the cost.
-  const chunks: string[] = [];
-  let parts: string[] = [];
-  let size = 0;
-  const write = (piece: string): void => {
-    parts.push(piece);
-    size += piece.length;
-    if (size >= 65_536) {
-      chunks.push(parts.join(''));
-      parts = [];
-      size = 0;
-    }
+  return {
+    documentCount: x._documentCount,
+    nextId: x._nextId,
+    fieldIds: x._fieldIds,
+    avgFieldLength: x._avgFieldLength,
+    documentIds: x._documentIds,
+    fieldLength: x._fieldLength,
+    storedFields: x._storedFields,
+    async *sortedTerms(pause, sliceMs) {
+      const childrenOf = (node: RadixNode<Postings>): [string, RadixNode<Postings> | Postings][] =>
+        [...node.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      const stack: [[string, RadixNode<Postings> | Postings][], number, string][] = [[childrenOf(x._index._tree), 0, '']];
+      let sliceStart = performance.now();
+      let count = 0;
+      while (stack.length > 0) {
+        const top = stack[stack.length - 1]!;
+        const [entries, at, prefix] = top;
+        if (at >= entries.length) {
+          stack.pop();
+          continue;
+        }
+        top[1] = at + 1;
+        const [fragment, child] = entries[at]!;
+        if (fragment !== '') {
+          stack.push([childrenOf(child as RadixNode<Postings>), 0, prefix + fragment]);
+          continue;
+        }
+        yield [prefix, child as Postings];
+        if ((++count & 255) === 0 && performance.now() - sliceStart >= sliceMs) {
+          await pause();
+          sliceStart = performance.now();
+        }
+      }
+    },
   };
-  let sliceStart = performance.now();
-  let count = 0;
-  const maybePause = async (): Promise<void> => {
-    if ((++count & 127) === 0 && performance.now() - sliceStart >= sliceMs) {
-      await pause();
-      sliceStart = performance.now();
-    }
-  };
-  const objectOf = async (map: ReadonlyMap<number, unknown>): Promise<void> => {
-    write('{');
-    let first = true;
-    for (const [key, value] of map) {
-      write(`${first ? '' : ','}"${key}":${JSON.stringify(value)}`);
-      first = false;
-      await maybePause();
-    }
-    write('}');
-  };
-
-  write(
-    `{"documentCount":${x._documentCount},"nextId":${x._nextId},"fieldIds":${JSON.stringify(x._fieldIds)},` +
-      `"averageFieldLength":${JSON.stringify(x._avgFieldLength)},"dirtCount":${x._dirtCount ?? 0},"serializationVersion":2,"documentIds":`,
-  );
-  await objectOf(x._documentIds);
-  write(',"fieldLength":');
-  await objectOf(x._fieldLength);
-  write(',"storedFields":');
-  await objectOf(x._storedFields);
-  write(',"index":[');
-
-  // One term's postings, with forEach: no [key, value] array per posting.
-  let firstTerm = true;
-  let firstField = true;
-  let firstDoc = true;
-  const writeDoc = (freq: number, docId: number): void => {
-    write(`${firstDoc ? '' : ','}"${docId}":${freq}`);
-    firstDoc = false;
-  };
-  const writeField = (docs: Map<number, number>, fieldId: number): void => {
-    write(`${firstField ? '' : ','}"${fieldId}":{`);
-    firstField = false;
-    firstDoc = true;
-    docs.forEach(writeDoc);
-    write('}');
-  };
-  // Depth-first walk of the radix tree's nodes (minisearch's own iterator allocates a path per
-  // term), pausable between terms.
-  const stack: [Iterator<[string, RadixNode<Postings> | Postings]>, string][] = [[x._index._tree.entries(), '']];
-  while (stack.length > 0) {
-    const [entries, prefix] = stack[stack.length - 1]!;
-    const next = entries.next();
-    if (next.done === true) {
-      stack.pop();
-      continue;
-    }
-    const [fragment, child] = next.value;
-    if (fragment !== '') {
-      stack.push([(child as RadixNode<Postings>).entries(), prefix + fragment]);
-      continue;
-    }
-    write(`${firstTerm ? '' : ','}[${JSON.stringify(prefix)},{`);
-    firstTerm = false;
-    firstField = true;
-    (child as Postings).forEach(writeField);
-    write('}]');
-    await maybePause();
-  }
-  write(']}');
-  chunks.push(parts.join(''));
-  return chunks;
 }

@@ -213,8 +213,14 @@ export function runPrepared(indexes: readonly RunIndex[], prepared: PreparedQuer
   return mergeMatches(matches, prepared);
 }
 
-/** Merges per-run matches (see `queryRun`) into one page, best first. */
-export function mergeMatches(matches: readonly RunMatches[], prepared: PreparedQuery): SearchPage {
+/** A task picked for a page (see `pickPage`), before its snippet is made. */
+export interface PickedTask {
+  runId: string;
+  task: RankedTask;
+}
+
+/** Merges per-run matches (see `queryRun`) into the tasks of one page, best first. */
+export function pickPage(matches: readonly RunMatches[], prepared: PreparedQuery): { picked: PickedTask[]; total: number } {
   const lists: { runId: string; results: RankedTask[]; at: number }[] = [];
   const want = prepared.offset + prepared.limit;
   let total = 0;
@@ -226,7 +232,7 @@ export function mergeMatches(matches: readonly RunMatches[], prepared: PreparedQ
 
   // k-way merge of the per-run lists (each sorted best first), only as far as the page needs.
   const end = Math.min(total, want);
-  const hits: Hit[] = [];
+  const picked: PickedTask[] = [];
   for (let rank = 0; rank < end; rank++) {
     let best: (typeof lists)[number] | undefined;
     for (const list of lists) {
@@ -236,17 +242,32 @@ export function mergeMatches(matches: readonly RunMatches[], prepared: PreparedQ
     if (best === undefined) break;
     const r = best.results[best.at++]!;
     if (rank < prepared.offset) continue;
-    hits.push({
-      runId: best.runId,
-      phaseId: r.phaseId,
-      taskId: r.taskId,
-      attempt: r.attempt,
-      status: r.status,
-      score: Math.round(r.score * 1000) / 1000,
-      snippet: buildSnippet(r.output, r.terms),
-      ref: `${best.runId}/${r.phaseId}/${r.taskId}`,
-      ...(typeof r.indexedBytes === 'number' ? { indexedBytes: r.indexedBytes } : {}),
-    });
+    picked.push({ runId: best.runId, task: r });
   }
-  return { hits, total };
+  return { picked, total };
+}
+
+/** The hit of a picked task, its snippet made from `text` (the task's indexed output text). */
+export function toHit({ runId, task: r }: PickedTask, text: string): Hit {
+  return {
+    runId,
+    phaseId: r.phaseId,
+    taskId: r.taskId,
+    attempt: r.attempt,
+    status: r.status,
+    score: Math.round(r.score * 1000) / 1000,
+    snippet: buildSnippet(text, r.terms),
+    ref: `${runId}/${r.phaseId}/${r.taskId}`,
+    ...(typeof r.indexedBytes === 'number' ? { indexedBytes: r.indexedBytes } : {}),
+  };
+}
+
+/**
+ * Merges per-run matches (see `queryRun`) into one page, best first. Snippets are made from the
+ * texts the indexes keep in memory (`keepTexts`); a hit whose text is not at hand has an empty
+ * snippet (`searchStore` reads those from the agent records).
+ */
+export function mergeMatches(matches: readonly RunMatches[], prepared: PreparedQuery): SearchPage {
+  const { picked, total } = pickPage(matches, prepared);
+  return { hits: picked.map((p) => toHit(p, p.task.text ?? '')), total };
 }

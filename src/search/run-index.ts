@@ -2,17 +2,18 @@
  * RunIndex: the BM25+ (minisearch) index of one run's agent outputs, one document per task (its
  * latest attempt), kept up to date as agents finish and persisted in `<run dir>/index.json`.
  *
- * Memory vs speed: each document stores the agent's output text (besides the ids, attempt and
- * status), in memory and in index.json. That roughly doubles index.json compared to the term index
- * alone and keeps every output of an open run in memory (bounded by the store's per-agent output
- * cap), but it lets a search build its snippets synchronously without touching one agent file, so
- * query latency does not depend on the disk, and loading a run costs one file read instead of one
- * per agent. `readRef` (store-search.ts) still reads the agent file for the full, paged output.
+ * Two forms: a minisearch index (built from records; what the run's owner adds to) and a packed
+ * one (packed.ts; what index.json holds and what a reader searches without building minisearch's
+ * structures). A packed index is turned into a minisearch one (in slices) only when something must
+ * be added to it.
+ *
+ * Memory: neither form holds the output text. A search builds its snippets from texts kept in
+ * memory for documents added in this process (`keepTexts`, default on: tests and small indexes),
+ * or reads them from the agent records of the hits shown (`searchStore`), so index.json and a
+ * reader's memory grow with the number of distinct words, not with the size of the outputs.
  */
-import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import MiniSearch, { type SearchResult } from 'minisearch';
-import { StoreError, readJsonFile } from '../store/index.js';
 import type { AgentRecord } from '../store/types.js';
 import {
   BOOST,
@@ -25,8 +26,9 @@ import {
   type IndexedTask,
 } from './documents.js';
 import { SearchError } from './errors.js';
-import { MAX_INDEX_BYTES, indexFileText, loadEnvelope, writeIndexFile } from './index-file.js';
+import { readIndexFile, writeIndexFile } from './index-file.js';
 import { cacheTermLookups, scoringView } from './internals.js';
+import { PackedIndex, packMiniSearch, packPlain, type PackedData } from './packed.js';
 import { ScoreScratch, scoreQuery } from './scorer.js';
 
 /** Default pause between debounced saves, in ms. */
@@ -53,11 +55,10 @@ const VACUUM_MIN_DIRT = 20;
 const VACUUM_MIN_DIRT_FACTOR = 0.1;
 
 /**
- * Memory per character of indexed text (the stored UTF-16 output plus its share of postings and
- * term tree), and per byte of a loaded index.json: rough, measured on bench B5's corpus.
+ * Memory per character of indexed text in a minisearch index (postings and term tree), plus the
+ * text itself (UTF-16) when kept: rough, measured on bench B5's corpus.
  */
-const DOC_BYTES_PER_CHAR = 6;
-const LOADED_BYTES_FACTOR = 3;
+const DOC_BYTES_PER_CHAR = 4;
 
 /** Agent records read at once when catching up. */
 const READ_CONCURRENCY = 16;
@@ -114,6 +115,12 @@ export interface RunIndexOpenOptions {
   fence?: () => void;
   /** Aborts a rebuild between slices. */
   signal?: AbortSignal;
+  /**
+   * Keep the indexed text of documents added in this process in memory, so `search()` builds
+   * their snippets without reading records (default true). Readers that read snippets from the
+   * records (`searchStore`) and the run's owner (which never searches) turn it off.
+   */
+  keepTexts?: boolean;
 }
 
 /** A validated query for `RunIndex.query` (see `prepareQuery` in query.ts). */
@@ -137,6 +144,8 @@ export interface RankedTask extends IndexedTask {
   score: number;
   /** Matched words of the task's document (what the query's terms, prefixes or typos hit). */
   terms: string[];
+  /** The indexed output text, when the index keeps it in memory (see `keepTexts`). */
+  text?: string;
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -149,23 +158,26 @@ interface Comparison {
   ahead: string | null;
 }
 
-function compare(ms: MiniSearch<IndexDoc>, latest: ReadonlyMap<string, number>): Comparison {
+/** The stored fields of the document `ref` of either form of index. */
+type StoredOf = (ref: string) => Partial<IndexedTask> | undefined;
+
+function compare(stored: StoredOf, documentCount: number, latest: ReadonlyMap<string, number>): Comparison {
   const behind: [string, number][] = [];
   let held = 0;
   for (const [ref, attempt] of latest) {
-    const stored = ms.getStoredFields(ref);
-    if (stored === undefined) {
+    const fields = stored(ref);
+    if (fields === undefined) {
       behind.push([ref, attempt]);
       continue;
     }
     held++;
-    const indexed = stored['attempt'];
+    const indexed = fields.attempt;
     if (typeof indexed !== 'number') return { behind, ahead: `corrupt: ${ref} has no attempt` };
     if (indexed > attempt) return { behind, ahead: `stale: ${ref} attempt ${indexed} indexed, ${attempt} on disk` };
     if (indexed < attempt) behind.push([ref, attempt]);
   }
-  if (held !== ms.documentCount) {
-    return { behind, ahead: `stale: ${ms.documentCount - held} indexed tasks have no agent file` };
+  if (held !== documentCount) {
+    return { behind, ahead: `stale: ${documentCount - held} indexed tasks have no agent file` };
   }
   return { behind, ahead: null };
 }
@@ -180,7 +192,14 @@ export class RunIndex {
   /** Where `save()` writes. */
   readonly indexFile: string;
 
-  #ms: MiniSearch<IndexDoc>;
+  /** The minisearch form (undefined while the index is packed). */
+  #ms: MiniSearch<IndexDoc> | undefined;
+  /** The packed form, as loaded from index.json (undefined once turned into minisearch). */
+  #packed: PackedIndex | undefined;
+  /** A thaw in progress (packed → minisearch). */
+  #thawing: Promise<void> | undefined;
+  /** Task ref → indexed text, for documents added in this process (when `keepTexts`). */
+  #texts: Map<string, string> | undefined;
   #openInfo: RunIndexOpenInfo = { source: 'disk', ms: 0 };
   #phaseTitles: Record<string, string>;
   #debounceMs: number;
@@ -205,15 +224,55 @@ export class RunIndex {
   private constructor(
     runId: string,
     indexFile: string,
-    ms: MiniSearch<IndexDoc>,
+    form: MiniSearch<IndexDoc> | PackedIndex,
     phaseTitles: Record<string, string>,
     debounceMs: number,
+    keepTexts: boolean,
   ) {
     this.runId = runId;
     this.indexFile = indexFile;
-    this.#ms = ms;
+    if (form instanceof PackedIndex) this.#packed = form;
+    else this.#ms = form;
     this.#phaseTitles = phaseTitles;
     this.#debounceMs = debounceMs;
+    this.#texts = keepTexts ? new Map() : undefined;
+  }
+
+  /** The stored fields of one document, from whichever form the index is in. */
+  #stored(ref: string): Partial<IndexedTask> | undefined {
+    if (this.#packed !== undefined) return this.#packed.stored(ref);
+    return this.#ms!.getStoredFields(ref) as Partial<IndexedTask> | undefined;
+  }
+
+  /**
+   * The minisearch form, made from the packed one now if need be: synchronously when `pause` is
+   * not given (a stall proportional to the index; `add` on a packed index), else in slices.
+   */
+  async #thaw(): Promise<MiniSearch<IndexDoc>> {
+    if (this.#ms !== undefined) return this.#ms;
+    this.#thawing ??= (async () => {
+      const packed = this.#packed!;
+      const plain = await packed.toPlain(yieldToLoop, SLICE_MS);
+      const ms = cacheTermLookups(await MiniSearch.loadJSAsync<IndexDoc>(plain, MINISEARCH_OPTIONS));
+      if (this.#ms === undefined) {
+        this.#ms = ms;
+        this.#packed = undefined;
+        this.#approxBytes = packed.approxBytes * 12;
+      }
+    })().finally(() => {
+      this.#thawing = undefined;
+    });
+    await this.#thawing;
+    return this.#ms!;
+  }
+
+  #thawNow(): MiniSearch<IndexDoc> {
+    if (this.#ms !== undefined) return this.#ms;
+    const packed = this.#packed!;
+    this.#ms = cacheTermLookups(MiniSearch.loadJS<IndexDoc>(packed.toPlainSync(), MINISEARCH_OPTIONS));
+    this.#packed = undefined;
+    this.#approxBytes = packed.approxBytes * 12;
+    return this.#ms;
   }
 
   /** How `open` got this index. */
@@ -234,72 +293,65 @@ export class RunIndex {
     const { indexFile, runId, loadRecords, phaseTitles = {}, signal } = options;
     const debounceMs = options.saveDebounceMs ?? DEFAULT_SAVE_DEBOUNCE_MS;
     let records: AgentRecord[] | undefined;
-    let reason = '';
+    const keepTexts = options.keepTexts ?? true;
 
-    let envelope: unknown;
-    try {
-      envelope = await readJsonFile<unknown>(indexFile, { kind: 'search index', maxBytes: MAX_INDEX_BYTES });
-    } catch (err) {
-      if (!(err instanceof StoreError)) throw err;
-      reason = err.code === 'not_found' ? 'missing' : `${err.code === 'corrupt' ? 'corrupt' : 'unreadable'}: ${err.message}`;
-    }
-    if (envelope !== undefined) {
-      const fileBytes = await stat(indexFile).then((st) => st.size, () => 0);
-      const loaded = await loadEnvelope(envelope, runId);
-      envelope = undefined; // let the parsed JSON go before building anything else
-      if ('ms' in loaded) {
-        let latest: ReadonlyMap<string, number>;
-        let byRef: Map<string, AgentRecord> | undefined;
-        if (options.listAttempts) {
-          latest = await options.listAttempts();
-        } else {
-          records = await loadRecords();
-          byRef = latestAttempts(records);
-          latest = new Map([...byRef].map(([ref, r]) => [ref, r.attempt]));
-        }
-        const { behind, ahead } = compare(loaded.ms, latest);
-        if (ahead === null) {
-          const index = new RunIndex(runId, indexFile, loaded.ms, phaseTitles, debounceMs);
-          index.#approxBytes = fileBytes * LOADED_BYTES_FACTOR;
-          index.#fence = options.fence;
-          let caughtUp = 0;
-          if (behind.length > 0) {
-            // The index lags (the owner saves at most once a second, and a crash loses the last
-            // save): add just the missing attempts rather than rebuilding everything.
-            const readRecord = options.readRecord;
-            let read: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord | undefined>;
-            if (readRecord !== undefined && byRef === undefined) {
-              read = readRecord;
-            } else {
-              byRef ??= latestAttempts((records ??= await loadRecords()));
-              const known = byRef;
-              read = async (phaseId, taskId) => known.get(taskRef(phaseId, taskId));
-            }
-            caughtUp = (await index.catchUp(new Map(behind), read, signal)).added;
-          }
-          index.#openInfo = {
-            source: 'disk',
-            ...(behind.length > 0 ? { reason: `behind: ${behind.length} task${behind.length === 1 ? '' : 's'}`, caughtUp } : {}),
-            ms: performance.now() - started,
-          };
-          if (caughtUp > 0 && options.saveRebuilt) await index.#saveAfterOpen();
-          return index;
-        }
-        reason = ahead;
+    const loaded = await readIndexFile(indexFile, runId, yieldToLoop);
+    let reason: string;
+    if ('data' in loaded) {
+      const packed = new PackedIndex(loaded.data);
+      let latest: ReadonlyMap<string, number>;
+      let byRef: Map<string, AgentRecord> | undefined;
+      if (options.listAttempts) {
+        latest = await options.listAttempts();
       } else {
-        reason = loaded.reason;
+        records = await loadRecords();
+        byRef = latestAttempts(records);
+        latest = new Map([...byRef].map(([ref, r]) => [ref, r.attempt]));
       }
+      const { behind, ahead } = compare((ref) => packed.stored(ref), packed.documentCount, latest);
+      if (ahead === null) {
+        const index = new RunIndex(runId, indexFile, packed, phaseTitles, debounceMs, keepTexts);
+        index.#approxBytes = packed.approxBytes;
+        index.#fence = options.fence;
+        // The run's owner adds to its index: it gets the minisearch form now, in slices, rather
+        // than at its first add, synchronously.
+        if (options.saveRebuilt) await index.#thaw();
+        let caughtUp = 0;
+        if (behind.length > 0) {
+          // The index lags (the owner saves at most once a second, and a crash loses the last
+          // save): add just the missing attempts rather than rebuilding everything.
+          const readRecord = options.readRecord;
+          let read: (phaseId: string, taskId: string, attempt: number) => Promise<AgentRecord | undefined>;
+          if (readRecord !== undefined && byRef === undefined) {
+            read = readRecord;
+          } else {
+            byRef ??= latestAttempts((records ??= await loadRecords()));
+            const known = byRef;
+            read = async (phaseId, taskId) => known.get(taskRef(phaseId, taskId));
+          }
+          caughtUp = (await index.catchUp(new Map(behind), read, signal)).added;
+        }
+        index.#openInfo = {
+          source: 'disk',
+          ...(behind.length > 0 ? { reason: `behind: ${behind.length} task${behind.length === 1 ? '' : 's'}`, caughtUp } : {}),
+          ms: performance.now() - started,
+        };
+        if (caughtUp > 0 && options.saveRebuilt) await index.#saveAfterOpen();
+        return index;
+      }
+      reason = ahead;
+    } else {
+      reason = loaded.reason;
     }
 
     records ??= await loadRecords();
     signal?.throwIfAborted();
-    const index = new RunIndex(runId, indexFile, cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS)), phaseTitles, debounceMs);
+    const ms = cacheTermLookups(new MiniSearch<IndexDoc>(MINISEARCH_OPTIONS));
+    const index = new RunIndex(runId, indexFile, ms, phaseTitles, debounceMs, keepTexts);
     index.#fence = options.fence;
     let sliceStart = performance.now();
     for (const record of latestAttempts(records).values()) {
-      const doc = toDoc(record, phaseTitles[record.phaseId]);
-      index.#ms.add(doc);
-      index.#approxBytes += (doc.output.length + doc.prompt.length) * DOC_BYTES_PER_CHAR;
+      index.#addDoc(ms, toDoc(record, phaseTitles[record.phaseId]));
       if (performance.now() - sliceStart >= SLICE_MS) {
         await yieldToLoop();
         signal?.throwIfAborted();
@@ -335,12 +387,17 @@ export class RunIndex {
 
   /** Number of documents (tasks) indexed. */
   get docCount(): number {
-    return this.#ms.documentCount;
+    return this.#packed?.documentCount ?? this.#ms!.documentCount;
   }
 
   /** Number of distinct terms in the index. */
   get termCount(): number {
-    return this.#ms.termCount;
+    return this.#packed?.termCount ?? this.#ms!.termCount;
+  }
+
+  /** True while the index is in its packed form (as loaded, nothing added since). */
+  get packed(): boolean {
+    return this.#packed !== undefined;
   }
 
   /** True when the index changed since it was last saved (or was rebuilt and not saved). */
@@ -383,7 +440,7 @@ export class RunIndex {
   }
 
   #indexedAttempt(ref: string): number | undefined {
-    const attempt = this.#ms.getStoredFields(ref)?.['attempt'];
+    const attempt = this.#stored(ref)?.attempt;
     return typeof attempt === 'number' ? attempt : undefined;
   }
 
@@ -391,12 +448,20 @@ export class RunIndex {
   #apply(record: AgentRecord, phaseTitle: string | undefined): void {
     const ref = taskRef(record.phaseId, record.taskId);
     if (phaseTitle !== undefined) this.#phaseTitles[record.phaseId] = phaseTitle;
+    const ms = this.#thawNow();
     // discard (not remove): remove needs the exact old document, which we do not keep; the
     // discarded postings are cleaned by the vacuum that runs before a save.
-    if (this.#ms.has(ref)) this.#ms.discard(ref);
-    const doc = toDoc(record, this.#phaseTitles[record.phaseId]);
-    this.#ms.add(doc);
+    if (ms.has(ref)) ms.discard(ref);
+    this.#addDoc(ms, toDoc(record, this.#phaseTitles[record.phaseId]));
+  }
+
+  #addDoc(ms: MiniSearch<IndexDoc>, doc: IndexDoc): void {
+    ms.add(doc);
     this.#approxBytes += (doc.output.length + doc.prompt.length) * DOC_BYTES_PER_CHAR;
+    if (this.#texts !== undefined) {
+      this.#texts.set(doc.id, doc.output);
+      this.#approxBytes += doc.output.length * 2;
+    }
   }
 
   /**
@@ -413,11 +478,12 @@ export class RunIndex {
   ): Promise<{ added: number; unreadable: number }> {
     const needed: [string, string, number][] = [];
     for (const [ref, attempt] of latest) {
-      const indexed = this.#ms.getStoredFields(ref)?.['attempt'];
-      if (typeof indexed === 'number' && indexed >= attempt) continue;
+      const indexed = this.#indexedAttempt(ref);
+      if (indexed !== undefined && indexed >= attempt) continue;
       const [phaseId, taskId] = splitRef(ref);
       needed.push([phaseId, taskId, attempt]);
     }
+    if (needed.length > 0) await this.#thaw();
     let added = 0;
     let unreadable = 0;
     let sliceStart = performance.now();
@@ -454,13 +520,13 @@ export class RunIndex {
    * (`ahead`: it holds tasks or attempts the run does not have), or null.
    */
   compare(latest: ReadonlyMap<string, number>): { behind: number; ahead: string | null } {
-    const { behind, ahead } = compare(this.#ms, latest);
+    const { behind, ahead } = compare((ref) => this.#stored(ref), this.docCount, latest);
     return { behind: behind.length, ahead };
   }
 
   /** The indexed fields of one task, or undefined when it is not indexed. */
   get(phaseId: string, taskId: string): IndexedTask | undefined {
-    return this.#ms.getStoredFields(taskRef(phaseId, taskId)) as IndexedTask | undefined;
+    return this.#stored(taskRef(phaseId, taskId)) as IndexedTask | undefined;
   }
 
   /**
@@ -469,7 +535,12 @@ export class RunIndex {
    * with their score, matched words and stored fields.
    */
   query(q: TermQuery, want: number): { total: number; top: RankedTask[] } {
-    const view = scoringView(this.#ms);
+    const texts = this.#texts;
+    const withText = (task: RankedTask): RankedTask => {
+      const text = texts?.get(taskRef(task.phaseId, task.taskId));
+      return text === undefined ? task : { ...task, text };
+    };
+    const view = this.#packed !== undefined ? this.#packed.view() : scoringView(this.#ms!);
     if (view !== undefined) {
       const keep = q.filter;
       const { total, top } = scoreQuery(
@@ -488,12 +559,12 @@ export class RunIndex {
         },
         this.#scratch,
       );
-      return { total, top: top.map((d) => ({ ...(d.stored as unknown as IndexedTask), score: d.score, terms: d.terms })) };
+      return { total, top: top.map((d) => withText({ ...(d.stored as unknown as IndexedTask), score: d.score, terms: d.terms })) };
     }
     // Without access to minisearch's internals: its public search, which ranks the same but
     // materializes and sorts every match (and expands prefixes without a cap).
     const expand = (term: string): boolean => term.length >= MIN_EXPANDED_TERM;
-    const results = this.#ms.search(q.terms.join(' '), {
+    const results = this.#ms!.search(q.terms.join(' '), {
       combineWith: q.combineWith,
       prefix: q.prefix ? expand : false,
       fuzzy: q.fuzzy === false ? false : (term: string) => (expand(term) ? q.fuzzy : false),
@@ -502,7 +573,7 @@ export class RunIndex {
     });
     return {
       total: results.length,
-      top: results.slice(0, want).map((r) => ({ ...(r as unknown as IndexedTask), score: r.score, terms: r.terms })),
+      top: results.slice(0, want).map((r) => withText({ ...(r as unknown as IndexedTask), score: r.score, terms: r.terms })),
     };
   }
 
@@ -515,13 +586,18 @@ export class RunIndex {
   save(): Promise<void> {
     const write = async (): Promise<void> => {
       const started = performance.now();
-      let chunks: string[];
+      let data: PackedData;
       this.#held = [];
       try {
         const ms = this.#ms;
-        if (ms.dirtCount >= VACUUM_MIN_DIRT && ms.dirtFactor >= VACUUM_MIN_DIRT_FACTOR) await ms.vacuum({ batchWait: 1 });
         this.#dirty = false;
-        chunks = await indexFileText(this.runId, ms, yieldToLoop, SLICE_MS);
+        if (ms === undefined) {
+          data = this.#packed!.data;
+        } else {
+          // Packing leaves out the postings of replaced attempts; the vacuum frees them in memory.
+          if (ms.dirtCount >= VACUUM_MIN_DIRT && ms.dirtFactor >= VACUUM_MIN_DIRT_FACTOR) await ms.vacuum({ batchWait: 1 });
+          data = (await packMiniSearch(ms, yieldToLoop, SLICE_MS)) ?? packPlain(ms.toJSON());
+        }
       } catch (err) {
         this.#dirty = true;
         throw err;
@@ -535,7 +611,7 @@ export class RunIndex {
         }
       }
       try {
-        await writeIndexFile(this.indexFile, chunks, this.#fence);
+        await writeIndexFile(this.indexFile, this.runId, data, yieldToLoop, this.#fence);
         this.#saveCount++;
         this.#lastSaveMs = performance.now() - started;
       } catch (err) {

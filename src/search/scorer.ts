@@ -65,6 +65,7 @@ export class ScoreScratch {
    * since the last query: an array read per posting instead of a Map lookup.
    */
   fieldLengths(view: ScoringView): Float64Array[] {
+    if (view.lengthsByField !== undefined) return view.lengthsByField();
     const key = `${view.nextId}:${view.documentCount}`;
     if (key !== this.#lengthsKey) {
       const fieldCount = Object.keys(view.fieldIds).length;

@@ -25,7 +25,8 @@ import {
   type RunRecord,
 } from '../store/index.js';
 import { SearchError } from './errors.js';
-import { mergeMatches, prepareQuery, queryRun, type QueryOptions, type RunMatches, type SearchPage } from './query.js';
+import { indexedText } from './documents.js';
+import { pickPage, prepareQuery, queryRun, toHit, type Hit, type PickedTask, type QueryOptions, type RunMatches, type SearchPage } from './query.js';
 import { formatRef, parseRef } from './ref.js';
 import { RunIndex } from './run-index.js';
 
@@ -58,6 +59,9 @@ export const READ_REF_MAX_LIMIT = 40_000;
  */
 const MTIME_SETTLE_MS = 2_000;
 
+/** An open run index and how to read the run's agent records. */
+type Opened = Pick<CacheEntry, 'index' | 'read'>;
+
 interface CacheEntry {
   /** mtime of the run's agents folder when the index was last synced with it (-1: missing). */
   agentsMtime: number;
@@ -71,7 +75,7 @@ interface CacheEntry {
 /** Open indexes by run directory, in least-recently-used order (Map keeps insertion order). */
 const cache = new Map<string, CacheEntry>();
 /** Opens and syncs in progress, so concurrent searches of the same run share one. */
-const pending = new Map<string, Promise<RunIndex>>();
+const pending = new Map<string, Promise<Opened>>();
 let cacheHits = 0;
 let cacheLoads = 0;
 let cacheSyncs = 0;
@@ -182,6 +186,8 @@ async function openRun(root: string, runId: string, opts: OpenStoreRunIndexOptio
     listAttempts: () => listAttempts(agentsDir),
     readRecord: read,
     phaseTitles: await readTitles(store),
+    // Snippets are read from the records of the hits shown: no output text stays in memory.
+    keepTexts: false,
     ...(opts.saveRebuilt !== undefined ? { saveRebuilt: opts.saveRebuilt } : {}),
     ...(opts.saveDebounceMs !== undefined ? { saveDebounceMs: opts.saveDebounceMs } : {}),
     ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
@@ -195,7 +201,7 @@ async function openRun(root: string, runId: string, opts: OpenStoreRunIndexOptio
  * agent files and caught up in place; it is reopened only when it holds tasks the run no longer
  * has. Concurrent calls for one run share the work.
  */
-async function cachedIndex(root: string, runId: string, signal: AbortSignal | undefined): Promise<RunIndex> {
+async function cachedIndex(root: string, runId: string, signal: AbortSignal | undefined): Promise<Opened> {
   // Cache key and stat target only: every read goes through RunStore (allow-list, containment
   // and realpath checks). A plain join of a checked id keeps the per-query path free of the
   // synchronous realpath calls safeJoin makes.
@@ -207,13 +213,13 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
     cacheHits++;
     cache.delete(runDir);
     cache.set(runDir, entry); // most recently used last
-    return entry.index;
+    return entry;
   }
   const inFlight = pending.get(runDir);
   if (inFlight !== undefined) return untilAborted(inFlight, signal);
   // The shared work takes no signal: one caller giving up must not fail the others. It runs to
   // its end (and fills the cache) while an aborted caller returns at once.
-  const work = (async (): Promise<RunIndex> => {
+  const work = (async (): Promise<Opened> => {
     try {
       const syncedAt = Date.now();
       if (entry !== undefined) {
@@ -225,7 +231,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
           entry.syncedAt = syncedAt;
           cache.delete(runDir);
           cache.set(runDir, entry);
-          return entry.index;
+          return entry;
         }
       }
       const opened = await openRun(root, runId, {});
@@ -233,7 +239,7 @@ async function cachedIndex(root: string, runId: string, signal: AbortSignal | un
       cache.delete(runDir);
       cache.set(runDir, { ...opened, agentsMtime: mtime, syncedAt });
       trimCache(runDir);
-      return opened.index;
+      return opened;
     } finally {
       pending.delete(runDir);
     }
@@ -327,6 +333,7 @@ export async function searchStore(root: string, query: string, opts: StoreSearch
   }
 
   const matches: RunMatches[] = [];
+  const readers = new Map<string, CacheEntry['read']>();
   const skipped: { runId: string; error: string }[] = [];
   let searched = 0;
   let next = 0;
@@ -339,7 +346,9 @@ export async function searchStore(root: string, query: string, opts: StoreSearch
       opts.signal?.throwIfAborted();
       let index: RunIndex;
       try {
-        index = await cachedIndex(root, runId, opts.signal);
+        const opened = await cachedIndex(root, runId, opts.signal);
+        index = opened.index;
+        readers.set(runId, opened.read);
       } catch (err) {
         if (prepared.runId !== undefined) {
           if (err instanceof StoreError && err.code === 'unknown_run') {
@@ -358,8 +367,24 @@ export async function searchStore(root: string, query: string, opts: StoreSearch
     }
   };
   await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, runIds.length) }, worker));
-  const page = mergeMatches(matches, prepared);
-  return { ...page, runsSearched: searched, skipped };
+  const { picked, total } = pickPage(matches, prepared);
+  const hits = await Promise.all(picked.map((p) => hitWithSnippet(p, readers.get(p.runId))));
+  return { hits, total, runsSearched: searched, skipped };
+}
+
+/**
+ * The hit of a picked task with its snippet, made from the indexed text of the very attempt the
+ * index holds, read from its agent record (a big output's record keeps the head that was
+ * indexed). A record that cannot be read any more gives an empty snippet, not a failed search.
+ */
+async function hitWithSnippet(p: PickedTask, read: CacheEntry['read'] | undefined): Promise<Hit> {
+  if (p.task.text !== undefined || read === undefined) return toHit(p, p.task.text ?? '');
+  try {
+    const record = await read(p.task.phaseId, p.task.taskId, p.task.attempt);
+    return toHit(p, indexedText(record).output);
+  } catch {
+    return toHit(p, '');
+  }
 }
 
 /** Options of `readRef`. */

@@ -1,11 +1,11 @@
 /**
  * The public-API fallbacks used when minisearch's internals are not reachable (a future
- * minisearch): search through `MiniSearch#search`, save through `JSON.stringify`.
+ * minisearch): search through `MiniSearch#search`, save by packing `MiniSearch#toJSON()`.
  */
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RunIndex, search } from '../../src/search/index.js';
-import { RELEVANCE, auditRecords, removeDir, tempDir } from './fixtures.js';
+import { RELEVANCE, auditRecords, noSnippets, removeDir, tempDir } from './fixtures.js';
 
 vi.mock('../../src/search/internals.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/search/internals.js')>();
@@ -13,7 +13,7 @@ vi.mock('../../src/search/internals.js', async (importOriginal) => {
     ...real,
     cacheTermLookups: <T>(ms: T): T => ms,
     scoringView: () => undefined,
-    snapshotIndex: () => undefined,
+    packSource: () => undefined,
   };
 });
 
@@ -38,6 +38,7 @@ describe('without minisearch internals', () => {
     await index.save();
     const again = await open();
     expect(again.openInfo.source).toBe('disk');
-    expect(search([again], 'SQL injection', { limit: 50 })).toEqual(search([index], 'SQL injection', { limit: 50 }));
+    expect(again.packed).toBe(true);
+    expect(search([again], 'SQL injection', { limit: 50 })).toEqual(noSnippets(search([index], 'SQL injection', { limit: 50 })));
   });
 });

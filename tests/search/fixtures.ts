@@ -361,3 +361,11 @@ export async function writeAgent(root: string, record: AgentRecord): Promise<str
   await writeFile(file, JSON.stringify(record, null, 2));
   return file;
 }
+
+/**
+ * A search page without its snippets: a loaded (packed) index keeps no output text, so its hits
+ * have empty snippets from `search()` (`searchStore` reads them from the records).
+ */
+export function noSnippets<T extends { hits: { snippet: string }[] }>(page: T): T {
+  return { ...page, hits: page.hits.map((h) => ({ ...h, snippet: '' })) };
+}

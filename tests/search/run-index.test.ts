@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RunIndex, SEARCH_INDEX_KIND, search } from '../../src/search/index.js';
 import type { AgentRecord } from '../../src/store/types.js';
-import { FINDINGS, RELEVANCE, auditRecords, makeRecord, removeDir, tempDir } from './fixtures.js';
+import { FINDINGS, RELEVANCE, auditRecords, makeRecord, noSnippets, removeDir, tempDir } from './fixtures.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -67,17 +67,20 @@ describe('RunIndex persistence', () => {
     expect(second.index.openInfo.source).toBe('disk');
     expect(second.index.docCount).toBe(records.length);
     for (const [query] of RELEVANCE) {
-      expect(search([second.index], query, { limit: 50 })).toEqual(search([first.index], query, { limit: 50 }));
+      expect(search([second.index], query, { limit: 50 })).toEqual(noSnippets(search([first.index], query, { limit: 50 })));
     }
-    expect(search([second.index], 'inj', { prefix: true })).toEqual(search([first.index], 'inj', { prefix: true }));
+    expect(search([second.index], 'inj', { prefix: true })).toEqual(noSnippets(search([first.index], 'inj', { prefix: true })));
+    expect(search([second.index], 'fixaton', { fuzzy: 1 })).toEqual(noSnippets(search([first.index], 'fixaton', { fuzzy: 1 })));
   });
 
   it('writes a versioned envelope', async () => {
     const { index } = await openRun(auditRecords('r1'));
     await index.save();
     const env = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8'));
-    expect(env).toMatchObject({ schemaVersion: 1, kind: SEARCH_INDEX_KIND, minisearch: '7', runId: 'r1', docCount: FINDINGS.length });
-    expect(env.index.serializationVersion).toBe(2);
+    expect(env).toMatchObject({ schemaVersion: 2, kind: SEARCH_INDEX_KIND, format: 'packed-1', runId: 'r1', docCount: FINDINGS.length });
+    expect(env.refs).toHaveLength(FINDINGS.length);
+    // No output text in the file: snippets are read from the agent records.
+    expect(JSON.stringify(env)).not.toContain('DROP TABLE');
   });
 
   it('uses listAttempts for the freshness check and loads no record when fresh', async () => {
@@ -96,12 +99,14 @@ describe('RunIndex persistence', () => {
     ['a JSON array', () => '[]', /^corrupt/],
     ['an old schemaVersion', (e) => JSON.stringify({ ...e, schemaVersion: 0 }), /^schemaVersion 0/],
     ['another kind', (e) => JSON.stringify({ ...e, kind: 'fanfold.run' }), /^corrupt: kind/],
-    ['another minisearch format', (e) => JSON.stringify({ ...e, minisearch: '6' }), /^minisearch format/],
+    ['another format', (e) => JSON.stringify({ ...e, format: 'packed-0' }), /^format/],
+    ['the minisearch JSON of index schema 1', (e) => JSON.stringify({ schemaVersion: 1, kind: e['kind'], minisearch: '7', analyzer: e['analyzer'], runId: 'r1', docCount: e['docCount'], index: {} }), /^schemaVersion 1 ≠ 2/],
     ['another analyzer', (e) => JSON.stringify({ ...e, analyzer: 'old' }), /^analyzer/],
     ['another run', (e) => JSON.stringify({ ...e, runId: 'r2' }), /^belongs to run/],
     ['a docCount that disagrees with the index', (e) => JSON.stringify({ ...e, docCount: 3 }), /^corrupt: docCount/],
-    ['an index minisearch cannot load', (e) => JSON.stringify({ ...e, index: { serializationVersion: 99 } }), /^corrupt: MiniSearch/],
-    ['an index that is not an index', (e) => JSON.stringify({ ...e, index: { ...(e['index'] as object), index: 7 } }), /^corrupt/],
+    ['postings that are not base64 pieces', (e) => JSON.stringify({ ...e, postings: 7 }), /^corrupt/],
+    ['offsets that do not fit the postings', (e) => JSON.stringify({ ...e, offsets: Buffer.alloc(8).toString('base64') }), /^corrupt: offsets/],
+    ['statuses that are not statuses', (e) => JSON.stringify({ ...e, statuses: (e['statuses'] as string[]).map(() => 'great') }), /^corrupt: statuses/],
   ];
   it.each(damaged)('rebuilds an index.json with %s', async (_name, damage, reason) => {
     const records = auditRecords('r1');
