@@ -148,6 +148,8 @@ export interface ScoringView {
   lengthsByField?(): Float64Array[];
   /** Postings of one term. */
   postings(term: string): Postings | undefined;
+  /** Terms starting with `prefix` (including `prefix` itself when indexed), without postings, when cheaper than `withPrefix`. */
+  prefixTerms?(prefix: string): string[];
   /** Terms starting with `prefix` (including `prefix` itself when indexed) and their postings. */
   withPrefix(prefix: string): Iterable<[string, Postings]>;
   /** Terms within `maxDistance` edits of `term`, with their postings and distance. */

@@ -330,25 +330,43 @@ export class PackedIndex {
     return this.data.terms[i] === term ? i : -1;
   }
 
+  /** lcp[i]: length of the prefix terms[i] shares with terms[i − 1] (capped at 255); made on first use. */
+  #lcp: Uint8Array | undefined;
+
+  #commonPrefixes(): Uint8Array {
+    if (this.#lcp !== undefined) return this.#lcp;
+    const terms = this.data.terms;
+    const lcp = new Uint8Array(terms.length);
+    for (let i = 1; i < terms.length; i++) {
+      const a = terms[i - 1]!;
+      const b = terms[i]!;
+      const n = Math.min(a.length, b.length, 255);
+      let k = 0;
+      while (k < n && a.charCodeAt(k) === b.charCodeAt(k)) k++;
+      lcp[i] = k;
+    }
+    return (this.#lcp = lcp);
+  }
+
   /**
    * Terms within `maxDistance` edits (Levenshtein: insert, delete, substitute) of `term`. The
-   * sorted list is walked like a trie: the rows of the edit-distance table are kept per depth,
-   * a term reuses the rows of the prefix it shares with the previous one, and every term under
-   * a prefix whose row is already over the distance is skipped at once.
+   * sorted list is walked like a trie: the rows of the edit-distance table are kept per depth, a
+   * term reuses the rows of the prefix it shares with the previous one (`lcp`), and every term
+   * under a prefix whose row is already over the distance is skipped at once.
    */
   #fuzzy(term: string, maxDistance: number): Map<string, [Postings, number]> {
     const terms = this.data.terms;
+    const lcp = this.#commonPrefixes();
     const m = term.length;
+    const q = Uint16Array.from({ length: m }, (_, j) => term.charCodeAt(j));
     const out = new Map<string, [Postings, number]>();
     const rows: Int32Array[] = [Int32Array.from({ length: m + 1 }, (_, j) => j)];
-    let prev = '';
-    let valid = 0; // rows[0..valid] hold the table of prev's first `valid` characters
+    let valid = 0; // rows[0..valid] hold the table of the previous term's first `valid` characters
     let i = 0;
-    while (i < terms.length) {
+    const n = terms.length;
+    while (i < n) {
       const w = terms[i]!;
-      let depth = 0;
-      const limit = Math.min(valid, w.length);
-      while (depth < limit && w.charCodeAt(depth) === prev.charCodeAt(depth)) depth++;
+      const depth = Math.min(valid, lcp[i]!);
       let pruned = -1;
       for (let k = depth + 1; k <= w.length; k++) {
         const above = rows[k - 1]!;
@@ -357,7 +375,11 @@ export class PackedIndex {
         let best = k;
         const c = w.charCodeAt(k - 1);
         for (let j = 1; j <= m; j++) {
-          const v = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + (term.charCodeAt(j - 1) === c ? 0 : 1));
+          let v = above[j - 1]! + (q[j - 1] === c ? 0 : 1);
+          const del = above[j]! + 1;
+          if (del < v) v = del;
+          const ins = row[j - 1]! + 1;
+          if (ins < v) v = ins;
           row[j] = v;
           if (v < best) best = v;
         }
@@ -366,11 +388,12 @@ export class PackedIndex {
           break;
         }
       }
-      prev = w;
       if (pruned > 0) {
-        // No term starting with w[0..pruned) can come within the distance.
+        // No term starting with w[0..pruned) can come within the distance: skip them all (they
+        // follow w, each sharing at least `pruned` characters with the one before).
         valid = pruned - 1;
-        i = endOfPrefix(terms, w.slice(0, pruned), i + 1);
+        i++;
+        while (i < n && lcp[i]! >= pruned) i++;
         continue;
       }
       valid = w.length;
@@ -421,6 +444,10 @@ export class PackedIndex {
       postings: (term) => {
         const i = this.#find(term);
         return i < 0 ? undefined : this.#decode(i);
+      },
+      prefixTerms: (prefix) => {
+        const from = lowerBound(d.terms, prefix);
+        return d.terms.slice(from, endOfPrefix(d.terms, prefix, from));
       },
       withPrefix: function* (prefix) {
         const from = lowerBound(d.terms, prefix);

@@ -121,7 +121,17 @@ function derive(view: ScoringView, q: ScoreQuery): Derived[] {
     let extended: Set<string> | undefined;
     if (q.prefix) {
       let found: [string, Postings][] = [];
-      for (const [word, postings] of view.withPrefix(term)) if (word.length > term.length) found.push([word, postings]);
+      if (view.prefixTerms !== undefined) {
+        // Words first, postings only for the ones kept (a packed index decodes postings on demand).
+        let words = view.prefixTerms(term).filter((w) => w.length > term.length);
+        if (words.length > q.maxPrefixExpansions) {
+          words.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+          words = words.slice(0, q.maxPrefixExpansions);
+        }
+        for (const w of words) found.push([w, view.postings(w)!]);
+      } else {
+        for (const [word, postings] of view.withPrefix(term)) if (word.length > term.length) found.push([word, postings]);
+      }
       if (found.length > q.maxPrefixExpansions) {
         found.sort(([a], [b]) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
         found = found.slice(0, q.maxPrefixExpansions);
