@@ -6,7 +6,7 @@ describe('renderPlan', () => {
   test('the example plan', () => {
     expect(renderPlan(buildPlan(parseSpecText(EXAMPLE_YAML)))).toBe(
       [
-        '3 agents (up to 3) · ~0 tokens · ~$0.00 · ≤ 30 min',
+        '3 agents (up to 3) · ~0 tokens · ~$0.00 · ~20 min',
         'Workflow: todo-census',
         'Goal: Count and classify TODO comments per package',
         'Limits: 4 at a time, at most 64 agents; agent timeout 10m, run timeout 30m; 1 retry (back-off 1s); output cap 256 KiB, context cap 64 KiB',
