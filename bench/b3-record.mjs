@@ -2,7 +2,7 @@
 /**
  * B3 — time and bytes to record N agents of 5 KB output each through the store, for N = 250,
  * 500, 1000: per agent, in the owner's order, journal `agent.started` (awaited) → journal
- * `agent.spawned` (not awaited, as the owner's onSpawn does) → RunStore.writeAgentRecord (atomic,
+ * `agent.spawned` (awaited, as the owner awaits it before the child gets its prompt) → RunStore.writeAgentRecord (atomic,
  * fsynced) → journal `agent.finished` (awaited). One agent
  * after another (one slot: the worst case, every fsync on the clock), and with 4 agents recorded
  * at once (the owner's default maxConcurrent). A fresh run directory per measurement; sizes in
@@ -55,7 +55,7 @@ async function record(n, slots, { fsyncRecords = true, ram = false, cachedPath =
     const task = plan.tasks[i];
     const startedAt = new Date();
     await store.appendEvent({ type: 'agent.started', t: startedAt.toISOString(), ref: task.ref, key: task.key, attempt: 1, slot: 0 });
-    void store.appendEvent({ type: 'agent.spawned', t: startedAt.toISOString(), ref: task.ref, attempt: 1, pid: 100_000 + i, startTicks: 1 });
+    await store.appendEvent({ type: 'agent.spawned', t: startedAt.toISOString(), ref: task.ref, attempt: 1, pid: 100_000 + i, startTicks: 1 });
     const rec = succeededRecord({ runId, plan, task, output: outputs[i], SCHEMA_VERSION, startedAt });
     const file = await store.writeAgentRecord(rec);
     await store.appendEvent({

@@ -15,7 +15,7 @@ import { NO_CHILD, notStarted, type Runner, type RunnerResult } from '../runners
 import type { AttemptOutcome } from './scheduler.js';
 import type { TaskInputs } from './inputs.js';
 import type { Spend } from './spend.js';
-import { procStartTicks } from './leftovers.js';
+import { spawnedEvent } from './leftovers.js';
 import { collectPatch, createWorktree, removeWorktree, type Worktree } from './worktree.js';
 import { idleTimeoutFor } from '../runners/idle.js';
 import { errText, now, warn } from './say.js';
@@ -107,10 +107,11 @@ export class Attempts {
         idleTimeoutMs: idleTimeoutFor(agent, plan.limits),
         maxOutputBytes: plan.limits.maxOutputBytes,
         signal,
-        onSpawn: (pid) => {
-          const startTicks = procStartTicks(pid);
-          // A refused line (lost lease) stops the run through the lease's onLost; nothing to add here.
-          this.#d.journal({ type: 'agent.spawned', t: now(), ref: t.ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) }).catch(() => {});
+        // Awaited before the child gets its prompt: a crash of the owner leaves no agent at work
+        // that the journal does not name. A refused line (lost lease) stops the run through the
+        // lease's onLost; nothing to add here.
+        onSpawn: async (pid) => {
+          await this.#d.journal(await spawnedEvent(t.ref, attempt, pid)).catch(() => {});
         },
         ...(t.schema ? { schema: t.schema } : {}),
         ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),

@@ -50,8 +50,8 @@ export interface SummarizerHooks {
   remainingUsd(): number | undefined;
   /** The attempt number of this phase's next summarizer (above every one journaled). */
   nextAttempt(phaseId: string): number;
-  /** The child started: journal its pid before anything else happens to it. */
-  spawned(ref: string, attempt: number, pid: number): void;
+  /** The child started: journal its pid before anything else happens to it (it gets its prompt after). */
+  spawned(ref: string, attempt: number, pid: number): Promise<void>;
   /** It ended, failed or was not started: count it, journal it, show it. */
   finished(run: SummarizerRun): Promise<void>;
   /** Secrets out of what it wrote (its digest and its failure cause go to disk and to agents). */
@@ -167,7 +167,7 @@ export class PhaseDigests {
         promptFile, contextFile, timeoutMs: plan.limits.agentTimeoutMs, maxOutputBytes: 64 * 1024, signal: this.#o.signal,
         onSpawn: (p) => {
           pid = p;
-          hooks?.spawned(ref, attempt, p);
+          return hooks?.spawned(ref, attempt, p);
         },
         // Why: a summarizer spends from the same budget as the run's other agents.
         ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),

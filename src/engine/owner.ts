@@ -20,7 +20,7 @@ import type { Runner } from '../runners/types.js';
 import { runDag, type SchedResult, type SchedTask, type TaskFinal } from './scheduler.js';
 import { TaskInputs } from './inputs.js';
 import { PhaseDigests } from './digests.js';
-import { killLeftovers, procStartTicks } from './leftovers.js';
+import { killLeftovers, spawnedEvent } from './leftovers.js';
 import { writeReports } from './reports.js';
 import { RunIndex } from '../search/index.js';
 import { forSteps } from './outputs.js';
@@ -116,8 +116,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const { events } = await store.readJournal();
     // What each attempt on disk came to, mostly from the journal: resume reads few agent files.
     const { attempts: records } = await store.census(events);
-    for (const k of killLeftovers(events)) {
-      warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}) left running by a dead owner of run ${store.runId}`);
+    for (const k of await killLeftovers(store.runId, events)) {
+      warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}${k.by === 'env' ? ', found by its environment: its pid was never journaled' : ''}) left running by a dead owner of run ${store.runId}`);
     }
     const resuming = records.length > 0 || events.some((e: RunEvent) => e.type === 'run.started');
     // Worktrees of attempts a dead owner left behind: no agent runs in them any more.
@@ -201,9 +201,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
           summarizerAttempts.set(ref, n);
           return n;
         },
-        spawned: (ref, attempt, pid) => {
-          const startTicks = procStartTicks(pid);
-          void journal({ type: 'agent.spawned', t: now(), ref, attempt, pid, ...(startTicks !== undefined ? { startTicks } : {}) });
+        // Awaited before the summarizer gets its prompt (see Attempts.run's onSpawn).
+        spawned: async (ref, attempt, pid) => {
+          await journal(await spawnedEvent(ref, attempt, pid)).catch(() => {});
         },
         redact: (text) => redactor.redact(text).text,
         finished: async (r) => {

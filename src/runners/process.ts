@@ -65,8 +65,10 @@ export interface ProcessOptions {
   /**
    * Called once the child has started, with its pid (= its process group id). The engine journals
    * it, so an owner that takes over a crashed run can kill agents the dead owner left running.
+   * When it returns a promise, `stdin` is written only once that settles: the child gets its
+   * prompt only after its pid is on record (a rejection is ignored; the prompt still goes).
    */
-  onSpawn?: (pid: number) => void;
+  onSpawn?: (pid: number) => void | Promise<void>;
 }
 
 /** What `runProcess` returns. It never throws for anything the child does. */
@@ -360,13 +362,15 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
   };
 
   const pid = child.pid;
+  let recorded: Promise<void> = Promise.resolve();
   if (pid !== undefined) {
     liveGroups.add(pid);
     installExitHook();
     try {
-      opts.onSpawn?.(pid);
+      // A hook must not break the run of the child: a throw or rejection only lets stdin go.
+      recorded = Promise.resolve(opts.onSpawn?.(pid)).catch(() => {});
     } catch {
-      /* a hook must not break the run of the child */
+      /* as above */
     }
   }
 
@@ -468,8 +472,14 @@ export async function runProcess(opts: ProcessOptions): Promise<ProcessResult> {
       // A child that exits without reading stdin makes our write fail with EPIPE (or ECONNRESET);
       // that is its right, not our failure, and an unhandled 'error' would crash the parent.
       child.stdin?.on('error', () => {});
-      if (opts.stdin !== undefined && opts.stdin !== '') child.stdin?.end(opts.stdin);
-      else child.stdin?.end();
+      // Why after the hook: until the engine has journaled this pid, a crash of the owner would
+      // leave a child no resume can identify; without its prompt (stdin ends at EOF when the owner
+      // dies) an agent CLI has nothing to work on. Events above are already attached, so waiting
+      // here misses no output or exit.
+      void recorded.then(() => {
+        if (opts.stdin !== undefined && opts.stdin !== '') child.stdin?.end(opts.stdin);
+        else child.stdin?.end();
+      });
 
       if (pid !== undefined) {
         timeoutTimer = later(timeoutMs, onTimeout);

@@ -29,8 +29,11 @@ export interface RunnerInput {
   maxOutputBytes: number;
   /** Aborted when the run stops: the child's process group is killed, status `cancelled`. */
   signal: AbortSignal;
-  /** Called with the child's pid (its process group id) once it has started. */
-  onSpawn?: (pid: number) => void;
+  /**
+   * Called with the child's pid (its process group id) once it has started; the prompt goes to its
+   * stdin only after a returned promise settles (the engine journals the pid first).
+   */
+  onSpawn?: (pid: number) => void | Promise<void>;
   /** Extra environment for the child, over the parent's (after scrubbing). */
   env?: Record<string, string>;
   /**

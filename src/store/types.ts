@@ -368,6 +368,8 @@ export type RunEvent =
       pid: number;
       /** Its start time in clock ticks since boot (Linux /proc), to tell it from a reused pid. */
       startTicks?: number;
+      /** Where there is no /proc: its start as `ps -o lstart=` prints it, as `YYYY-MM-DDTHH:MM:SS` (UTC). */
+      psStart?: string;
     })
   | (EventBase & {
       type: 'agent.finished';

@@ -92,32 +92,62 @@ describe('crash and resume', () => {
     expect(kills).toBeGreaterThanOrEqual(20);
   }, 600_000);
 
-  it('kills the agents a SIGKILLed owner left running before it resumes, so nothing runs twice', async () => {
+  /**
+   * A detached run of one agent that reads its prompt, leaves a marker and hangs (the attempt after
+   * a resume finds the marker and ends), SIGKILLed once the agent is at work. `env` goes to the owner.
+   */
+  async function orphanAgent(env: Record<string, string>): Promise<{ dir: string; store: string; runId: string; runDir: string }> {
     const dir = tempDir();
-    // First attempt: leaves a marker and hangs; the attempt after a resume finds it and ends.
     fs.writeFileSync(path.join(dir, 'spec.yaml'), `version: 1
 name: leftover
 agents:
-  hang: { runner: command, command: ["sh", "-c", "if [ -f marker ]; then echo second; else touch marker; sleep 60; fi"], sandbox: off }
+  hang: { runner: command, command: ["sh", "-c", "if [ -f marker ]; then echo second; else cat > /dev/null; touch marker; sleep 60; fi"], sandbox: off }
 phases:
   - id: p
     agent: hang
     tasks: [{ id: t, prompt: x }]
 `);
     const store = path.join(dir, 'store');
-    const started = fanfold(['run', 'spec.yaml', '--detach', '--json', '--store', store], { cwd: dir });
+    const started = fanfold(['run', 'spec.yaml', '--detach', '--json', '--store', store], { cwd: dir, env });
     expect(started.status, started.stderr).toBe(0);
     const { runId, pid } = started.json();
-    const runDir = path.join(store, runId);
-    await until(() => readJournal(runDir).some((e) => e.type === 'agent.spawned'), 20_000, 'agent.spawned');
-    const agentPid = readJournal(runDir).find((e) => e.type === 'agent.spawned').pid as number;
+    // The marker: the agent has its prompt, which it gets only once agent.spawned is journaled.
+    await until(() => fs.existsSync(path.join(dir, 'marker')), 60_000, 'the agent at work');
     process.kill(pid, 'SIGKILL');
-    await until(() => !alive(pid), 5000, 'owner death');
+    await until(() => !alive(pid), 30_000, 'owner death');
+    return { dir, store, runId, runDir: path.join(store, runId) };
+  }
+
+  /** Resumes with `env`: the leftover is killed (`how` its log line), the task runs once more. */
+  function resumeKills(o: { dir: string; store: string; runId: string }, agentPid: number, env: Record<string, string>, how: string): void {
     expect(alive(agentPid)).toBe(true); // the orphan goes on without its owner
-    const resumed = fanfold(['resume', runId, '--json', '--store', store], { cwd: dir });
+    const resumed = fanfold(['resume', o.runId, '--json', '--store', o.store], { cwd: o.dir, env });
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toContain(`killed agent p/t (attempt 1, process group ${agentPid})`);
+    expect(resumed.stderr).toContain(`killed agent p/t (attempt 1, process group ${agentPid}${how}`);
     expect(alive(agentPid)).toBe(false);
-    expect(fanfold(['show', runId, 'p/t', '--json', '--store', store], { cwd: dir }).json().output).toBe('second\n');
-  }, 60_000);
+    expect(fanfold(['show', o.runId, 'p/t', '--json', '--store', o.store], { cwd: o.dir }).json().output).toBe('second\n');
+    fs.rmSync(o.dir, { recursive: true, force: true });
+  }
+
+  // The ps path is what macOS takes (no /proc); FANFOLD_NO_PROC=1 makes owner and resume take it here.
+  it.each([
+    ['from /proc', {}],
+    ['from ps, without /proc (FANFOLD_NO_PROC=1)', { FANFOLD_NO_PROC: '1' }],
+  ] as const)('kills the agents a SIGKILLed owner left running before it resumes, so nothing runs twice (start times %s)', async (_how, env) => {
+    const o = await orphanAgent(env);
+    const spawned = readJournal(o.runDir).find((e) => e.type === 'agent.spawned');
+    if ('FANFOLD_NO_PROC' in env) expect(spawned).toMatchObject({ psStart: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/) });
+    else expect(spawned).toMatchObject({ startTicks: expect.any(Number) });
+    resumeKills(o, spawned.pid as number, env, ')');
+  }, 120_000);
+
+  it('an owner killed before it journaled agent.spawned: the resume finds the agent by its FANFOLD_* environment (Linux)', async () => {
+    const o = await orphanAgent({});
+    const agentPid = readJournal(o.runDir).find((e) => e.type === 'agent.spawned').pid as number;
+    // The crash window: the owner died after the spawn, before its agent.spawned line landed.
+    const events = path.join(o.runDir, 'events.jsonl');
+    const lines = fs.readFileSync(events, 'utf8').split('\n').filter((l) => l && JSON.parse(l).type !== 'agent.spawned');
+    fs.writeFileSync(events, `${lines.join('\n')}\n`);
+    resumeKills(o, agentPid, {}, ', found by its environment');
+  }, 120_000);
 });

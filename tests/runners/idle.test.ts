@@ -62,7 +62,7 @@ describe('idle watchdog (runProcess)', () => {
 
   it('measures the CPU time of a process group', async () => {
     let pid = 0;
-    const p = runProcess(opts([process.execPath, '-e', 'const end = Date.now() + 1500; while (Date.now() < end) {}'], { onSpawn: (x) => (pid = x) }));
+    const p = runProcess(opts([process.execPath, '-e', 'const end = Date.now() + 1500; while (Date.now() < end) {}'], { onSpawn: (x) => { pid = x; } }));
     await new Promise((r) => setTimeout(r, 1000));
     const mid = groupCpuMs(pid);
     await p;

@@ -126,6 +126,40 @@ describe('runProcess: basics', () => {
   });
 });
 
+describe('runProcess: the prompt waits for the spawn to be recorded', () => {
+  it('writes stdin only after the promise onSpawn returned has settled', async () => {
+    let recorded = false;
+    let outputBeforeRecord = false;
+    let hookPid: number | undefined;
+    const r = await runProcess(
+      opts(['cat'], {
+        stdin: 'the prompt',
+        onSpawn: async (pid) => {
+          hookPid = pid;
+          // What the engine does here: journal `agent.spawned` (an fsync may take this long).
+          await new Promise((res) => setTimeout(res, 500));
+          recorded = true;
+        },
+        onStdout: () => {
+          outputBeforeRecord ||= !recorded;
+        },
+      }),
+    );
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('the prompt');
+    expect(hookPid).toBe(r.pid);
+    // `cat` can echo nothing before it reads: the prompt was held back until the record landed.
+    expect(outputBeforeRecord).toBe(false);
+  });
+
+  it('a hook that rejects or throws still lets the prompt go', async () => {
+    const rejected = await runProcess(opts(['cat'], { stdin: 'a', onSpawn: () => Promise.reject(new Error('journal refused')) }));
+    expect(rejected.stdout).toBe('a');
+    const thrown = await runProcess(opts(['cat'], { stdin: 'b', onSpawn: () => { throw new Error('boom'); } }));
+    expect(thrown.stdout).toBe('b');
+  });
+});
+
 describe('runProcess: bounded output', () => {
   it('caps stdout on a UTF-8 boundary and counts every byte', async () => {
     const text = 'é'.repeat(100); // 200 bytes
