@@ -52,6 +52,16 @@ export const RUNNER_NEEDS: Readonly<Record<RunnerKind, { names: readonly string[
   command: { names: [], prefixes: [] },
 };
 
+/**
+ * The CLAUDE_CODE_SUBPROCESS_ENV_SCRUB every Claude child gets: off. Why (checked with 2.1.330,
+ * tests/e2e/README.md): that mode is Claude Code's GitHub Actions hardening. Besides stripping
+ * credentials from the shells it starts, it adds `/home`, `/root`, `/tmp`, `/var`, `/opt`, `/run` and
+ * `/mnt` to the Bash sandbox's writable paths (`--bind /var /var` after `--ro-bind / /`), so an
+ * edit agent's `echo x > /var/tmp/elsewhere` succeeded, and it forces the permission mode to
+ * `default`, overriding the tier's. Set explicitly, so an owner's `=1` cannot turn it on either.
+ */
+export const CLAUDE_SCRUB_VALUE = '0';
+
 /** Variables never passed whatever allows them: Claude Code's markers make a nested `claude` refuse to start. */
 export const NEVER_PASSED: readonly string[] = ['CLAUDECODE', 'CLAUDE_CODE_ENTRYPOINT'];
 
@@ -211,8 +221,8 @@ export interface ChildEnvInput {
 /**
  * The whole environment of one child: allowlisted names of the owner's env, the agent's `env`,
  * its `passEnv` (from the owner's env), fanfold's FANFOLD_* for the task, then `extra`. Claude
- * children also get CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 (2.1.330 honours it): the shells, hooks and
- * MCP servers Claude starts then do not see its provider credentials.
+ * children always get CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=0 (CLAUDE_SCRUB_VALUE says why); their
+ * shells lose the provider credentials through the sandbox settings instead (claudeSettings).
  */
 export function childEnv(input: ChildEnvInput): NodeJS.ProcessEnv {
   const { agent, base } = input;
@@ -224,7 +234,8 @@ export function childEnv(input: ChildEnvInput): NodeJS.ProcessEnv {
     if (sourceOf(name, allowRunner, passEnv) !== undefined) env[name] = value;
   }
   for (const [name, value] of Object.entries(agent.env ?? {})) env[name] = value;
-  if (agent.runner === 'claude') env.CLAUDE_CODE_SUBPROCESS_ENV_SCRUB = '1';
+  // After the owner's env and the agent's `env`: a 1 from either would undo the edit tier.
+  if (agent.runner === 'claude') env.CLAUDE_CODE_SUBPROCESS_ENV_SCRUB = CLAUDE_SCRUB_VALUE;
   for (const [name, value] of Object.entries(input.task ?? {})) env[name] = value;
   for (const [name, value] of Object.entries(input.extra ?? {})) {
     if (value !== undefined) env[name] = value;

@@ -399,14 +399,28 @@ export function securityNotes(plan: Pick<Plan, 'agents' | 'tasks' | 'phases'>, e
 }
 
 /**
+ * The credentials a Claude Code child holds to reach its model (its runner's allowlist in
+ * runners/env.ts: API key, auth and OAuth tokens, Bedrock's AWS and Vertex's Google credentials).
+ * Its Bash sandbox unsets them (`sandbox.credentials.envVars`, mode `deny`).
+ */
+export const CLAUDE_CREDENTIAL_ENV: readonly string[] = [
+  'ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN', 'CLAUDE_CODE_OAUTH_REFRESH_TOKEN',
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_BEARER_TOKEN_BEDROCK', 'GOOGLE_APPLICATION_CREDENTIALS',
+];
+
+/**
  * The `--settings` JSON of a Claude Code child (checked against 2.1.330, see tests/e2e/README.md):
  * file tools confined to the working directories (the project and the `--add-dir`s: the run's
  * inputs and `readDirs`), Bash inside Claude Code's own OS sandbox (bubblewrap + socat on Linux),
  * which must start or the command fails (`failIfUnavailable`, no unsandboxed retry), with HOME
- * unreadable and, unless `network: true`, a strict and empty network allowlist.
+ * unreadable, the model credentials unset, and, unless `network: true`, a strict and empty
+ * network allowlist. The sandbox lets Bash write only the project, the `--add-dir`s and its own
+ * temp dir — as long as CLAUDE_CODE_SUBPROCESS_ENV_SCRUB is off (runners/env.ts says why).
  */
 export function claudeSettings(agent: AgentDef, opts: { cwd: string; readable: string[] }): Record<string, unknown> {
   if (agent.sandbox === 'off') return {};
+  // A credential the spec hands the agent on purpose (`env`, `passEnv`) stays visible to its shell.
+  const declared = new Set([...Object.keys(agent.env ?? {}), ...(agent.passEnv ?? [])]);
   return {
     permissions: { blockReadsOutsideWorkingDirectories: true, blockWritesOutsideWorkingDirectories: true },
     sandbox: {
@@ -415,6 +429,10 @@ export function claudeSettings(agent: AgentDef, opts: { cwd: string; readable: s
       allowUnsandboxedCommands: false,
       // Why deny HOME: Claude Code's command sandbox reads everywhere by default; keys live there.
       filesystem: { denyRead: ['~'], allowRead: [path.resolve(opts.cwd), ...opts.readable.map((p) => path.resolve(p))] },
+      // Why: Claude's shell inherits Claude's own env, model key included; a prompt-injected
+      // command would print it or write it into the project. This replaces what
+      // CLAUDE_CODE_SUBPROCESS_ENV_SCRUB did, without that mode's wide-open writes.
+      credentials: { envVars: CLAUDE_CREDENTIAL_ENV.filter((n) => !declared.has(n)).map((name) => ({ name, mode: 'deny' })) },
       ...(agent.network === true ? {} : { network: { strictAllowlist: true, allowedDomains: [] } }),
     },
   };

@@ -6,7 +6,7 @@
  * failure. The `command` runner's canaries (and the TCP one) are in tests/runners/sandbox.test.ts.
  * On by default; FANFOLD_E2E=0 turns it off (loudly). Needs bubblewrap (and socat for Claude Code).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,13 @@ function anthropicCall(kase: string, claude: boolean): AnthropicReply {
       return claude ? { tool: 'Write', input: { file_path: paths.outside, content: 'x' } } : { tool: 'write', input: { path: paths.outside, content: 'x' } };
     case 'shell-write-outside':
       return { tool: claude ? 'Bash' : 'bash', input: { command: `echo x > ${paths.outside}; echo done` } };
+    case 'shell-read-script':
+      // The permission layer sees only `sh peek.sh`: what stops the read is the OS sandbox.
+      return { tool: 'Bash', input: { command: 'sh peek.sh' } };
+    case 'shell-env':
+      return { tool: 'Bash', input: { command: 'echo "key=${ANTHROPIC_API_KEY:-unset}"' } };
+    case 'shell-project-write':
+      return { tool: 'Bash', input: { command: 'echo x > shell-written.txt && echo wrote' } };
     default:
       throw new Error(`scripted model: unknown case ${kase}`);
   }
@@ -95,6 +102,7 @@ describe.skipIf(!ENABLED || !BWRAP.path)('sandbox canaries with the real CLIs', 
     await writeFile(join(sb.home, '.ssh', 'canary'), `${CANARY}\n`);
     await mkdir(join(sb.root, 'outside'));
     await sb.writeProjectFile('notes.txt', 'project notes\n');
+    await sb.writeProjectFile('peek.sh', `cat ${join(sb.home, '.ssh', 'canary')}; cat "$HOME/.ssh/canary"; echo peeked\n`);
     paths = { canary: join(sb.home, '.ssh', 'canary'), outside: join(sb.root, 'outside', 'escaped.txt') };
   }, 45 * 60_000);
 
@@ -131,6 +139,12 @@ describe.skipIf(!ENABLED || !BWRAP.path)('sandbox canaries with the real CLIs', 
     return r;
   }
   const everything = (r: RunnerResult): string => JSON.stringify(r);
+  /** Whether the write outside the project happened; removes the file, so one escape fails one test only. */
+  const escaped = (): boolean => {
+    const there = existsSync(paths.outside);
+    rmSync(paths.outside, { force: true });
+    return there;
+  };
 
   for (const kind of ['claude', 'codex', 'pi'] as const) {
     it(`${kind}: reads the project inside its sandbox (the control for the canaries below)`, async () => {
@@ -151,8 +165,8 @@ describe.skipIf(!ENABLED || !BWRAP.path)('sandbox canaries with the real CLIs', 
     }, 150_000);
 
     it(`${kind}: an edit agent's write outside the project fails`, async () => {
-      const r = await run(kind, 'edit', kind === 'codex' ? 'write-outside' : 'write-outside');
-      expect(existsSync(paths.outside), JSON.stringify(r)).toBe(false);
+      const r = await run(kind, 'edit', 'write-outside');
+      expect(escaped(), JSON.stringify(r)).toBe(false);
     }, 150_000);
   }
 
@@ -160,10 +174,27 @@ describe.skipIf(!ENABLED || !BWRAP.path)('sandbox canaries with the real CLIs', 
     it(`${kind}: an edit agent's shell cannot read HOME nor write outside the project`, async () => {
       const read = await run(kind, 'edit', 'shell-read');
       expect(everything(read)).not.toContain(CANARY);
-      await run(kind, 'edit', 'shell-write-outside');
-      expect(existsSync(paths.outside)).toBe(false);
+      if (kind === 'claude') {
+        const script = await run(kind, 'edit', 'shell-read-script');
+        expect(script.output, JSON.stringify(script.error)).toContain('peeked');
+        expect(everything(script)).not.toContain(CANARY);
+      }
+      const write = await run(kind, 'edit', 'shell-write-outside');
+      expect(escaped(), JSON.stringify(write)).toBe(false);
     }, 200_000);
   }
+
+  // Claude Code's CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 once opened /var, /tmp, /home… to Bash writes
+  // (src/runners/env.ts): fanfold turns it off and unsets the model credentials in the sandbox instead.
+  it("claude: an edit agent's shell writes the project but never sees the model's API key", async () => {
+    const write = await run('claude', 'edit', 'shell-project-write');
+    expect(write.status, JSON.stringify(write.error)).toBe('succeeded');
+    expect(existsSync(join(sb.project, 'shell-written.txt'))).toBe(true);
+    const env = await run('claude', 'edit', 'shell-env');
+    expect(env.status, JSON.stringify(env.error)).toBe('succeeded');
+    expect(env.output).toContain('key=unset');
+    expect(everything(env)).not.toContain(sb.env.ANTHROPIC_API_KEY!);
+  }, 150_000);
 
   it('codex: an edit agent still writes the project (its own sandbox works inside fanfold\'s)', async () => {
     const r = await run('codex', 'edit', 'project-write');

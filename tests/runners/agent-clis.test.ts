@@ -118,7 +118,7 @@ describe('every agent runner', () => {
       expect(started.env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
       expect(started.env.PATH).toBe(process.env.PATH);
       expect(started.env.REPLAY_RECORD).toBeDefined(); // declared through passEnv
-      expect(started.env.CLAUDE_CODE_SUBPROCESS_ENV_SCRUB).toBe(kind === 'claude' ? '1' : undefined);
+      expect(started.env.CLAUDE_CODE_SUBPROCESS_ENV_SCRUB).toBe(kind === 'claude' ? '0' : undefined);
       expect(started.env).toMatchObject({
         FANFOLD_RUN_ID: 'run-1',
         FANFOLD_PHASE_ID: 'scan',

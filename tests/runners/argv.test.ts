@@ -10,6 +10,7 @@ import { agentEnv, apiFailure, findExecutable, isCliInstalled, readableApiError,
 import { claudeInvocation, claudeMcpConfig, claudePermissions } from '../../src/runners/claude.js';
 import { codexInvocation, codexSandbox, tomlString, tomlStringArray } from '../../src/runners/codex.js';
 import { piInvocation, piTools } from '../../src/runners/pi.js';
+import { CLAUDE_CREDENTIAL_ENV } from '../../src/runners/sandbox.js';
 import type { RunnerInput } from '../../src/runners/types.js';
 import type { AgentDef } from '../../src/spec/types.js';
 
@@ -53,6 +54,7 @@ describe('claude argv', () => {
           failIfUnavailable: true,
           allowUnsandboxedCommands: false,
           filesystem: { denyRead: ['~'], allowRead: ['/work/project', '/work/project/.agent_workflows/r/inputs'] },
+          credentials: { envVars: CLAUDE_CREDENTIAL_ENV.map((name) => ({ name, mode: 'deny' })) },
           network: { strictAllowlist: true, allowedDomains: [] },
         },
       })}`,
@@ -69,6 +71,12 @@ describe('claude argv', () => {
     expect(settingsOf(net.args).sandbox.network).toBeUndefined();
     expect(settingsOf(net.args).sandbox.filesystem.allowRead).toEqual(['/work/project', '/work/project/.agent_workflows/r/inputs', '/opt/docs', '/work/project/vendor']);
     expect(net.args).toEqual(expect.arrayContaining(['--add-dir=/opt/docs', '--add-dir=/work/project/vendor']));
+    // A credential the spec passes on purpose stays visible to the agent's shell; the others are unset there.
+    const passed = claudeInvocation(input({ runner: 'claude', passEnv: ['AWS_ACCESS_KEY_ID'], env: { ANTHROPIC_AUTH_TOKEN: 't' } }));
+    const denied = settingsOf(passed.args).sandbox.credentials.envVars.map((v: { name: string; mode: string }) => `${v.name}:${v.mode}`);
+    expect(denied).toContain('ANTHROPIC_API_KEY:deny');
+    expect(denied).not.toContain('AWS_ACCESS_KEY_ID:deny');
+    expect(denied).not.toContain('ANTHROPIC_AUTH_TOKEN:deny');
     const off = claudeInvocation(input({ runner: 'claude', sandbox: 'off' }));
     expect(off.args.some((a) => a.startsWith('--settings='))).toBe(false);
   });
@@ -236,7 +244,7 @@ describe('executables and env', () => {
     expect(env).toEqual({
       PATH: '/bin',
       ANTHROPIC_API_KEY: 'k',
-      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1',
+      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '0',
       A: '1',
       B: '2',
       FANFOLD_RUN_ID: 'r',

@@ -59,7 +59,7 @@ describe('childEnv: an allowlist per runner', () => {
     expect(Object.keys(env).sort()).toEqual([...BASE, 'FANFOLD_RUN_ID'].sort());
   });
 
-  it('claude: its model settings and switches, scrub on; never the markers, AWS, GitHub or FANFOLD_*', () => {
+  it('claude: its model settings and switches, scrub off (it widens Bash writes); never the markers, AWS, GitHub or FANFOLD_*', () => {
     const env = childEnv({ agent: agent('claude'), base: OWNER });
     expect(env).toMatchObject({
       ANTHROPIC_API_KEY: 'sk-ant-owner',
@@ -69,11 +69,17 @@ describe('childEnv: an allowlist per runner', () => {
       CLAUDE_CODE_MAX_RETRIES: '0',
       DISABLE_TELEMETRY: '1',
       ENABLE_TOOL_SEARCH: 'false',
-      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1',
+      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '0',
     });
     for (const n of ['CLAUDECODE', 'CLAUDE_CODE_ENTRYPOINT', 'AWS_ACCESS_KEY_ID', 'GITHUB_TOKEN', 'OPENAI_API_KEY', 'FANFOLD_STORE', 'MY_DB_PASSWORD', 'SSH_AUTH_SOCK']) {
       expect(env[n], n).toBeUndefined();
     }
+  });
+
+  it("claude: CLAUDE_CODE_SUBPROCESS_ENV_SCRUB is 0 even when the owner or the agent's env says 1 (it opens Bash writes)", () => {
+    const base = { ...OWNER, CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1' };
+    expect(childEnv({ agent: agent('claude'), base }).CLAUDE_CODE_SUBPROCESS_ENV_SCRUB).toBe('0');
+    expect(childEnv({ agent: agent('claude', { env: { CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1' } }), base: OWNER }).CLAUDE_CODE_SUBPROCESS_ENV_SCRUB).toBe('0');
   });
 
   it('claude in Bedrock mode gets the AWS credentials', () => {
