@@ -4,10 +4,11 @@
  * the next owner cuts it off before appending.
  */
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { constants as C, writeSync } from 'node:fs';
 import type { RunEvent } from './types.js';
 import { StoreError, errnoCode, ioError } from './errors.js';
-import { readTextFile } from './atomic.js';
+import { readTextFile, syncDir } from './atomic.js';
 
 /** A journal event as a caller hands it in: like RunEvent, but `t` may be left to append(). */
 export type NewRunEvent = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 't'> & { t?: string } : never) : never;
@@ -93,6 +94,9 @@ export class Journal {
     }
     try {
       const { size, repaired } = await repairTail(fh, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+      // A new (empty) journal is a new name in the run folder: sync the folder once, so the lines
+      // the sync policy makes durable cannot vanish with the file's name on a power loss.
+      if (size === 0 && (opts.sync ?? 'boundaries') !== 'never') await syncDir(path.dirname(file));
       return new Journal(file, fh, size, repaired, opts);
     } catch (err) {
       await fh.close().catch(() => {});

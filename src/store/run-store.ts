@@ -20,7 +20,7 @@ import { AGENT_RECORD_VERSION, AGENT_RECORD_VERSIONS, SCHEMA_VERSION, type Agent
 import { StoreError, errnoCode, ioError, isStoreError, quote } from './errors.js';
 import { ID_PATTERN, assertFileName, assertId, isId } from './ids.js';
 import { SafeRoot, safeJoinReal } from './paths.js';
-import { readJsonFile, writeJsonAtomic, writeTextAtomic } from './atomic.js';
+import { readJsonFile, syncDir, writeJsonAtomic, writeTextAtomic } from './atomic.js';
 import { Journal, readEvents, readJournal, type JournalContents, type JournalOptions, type NewRunEvent } from './journal.js';
 import { AtomicJsonFile } from './lowdb-adapter.js';
 import { acquireLease, type Lease, type LeaseOptions } from './lease.js';
@@ -210,6 +210,9 @@ export class RunStore {
       const adapter = opts.runAdapter ?? new AtomicJsonFile<RunRecord>(await paths.join(RUN_FILE), { ...runFileOpts, fsync: opts.fsync ?? true, fence: fence.check });
       const store = new RunStore(runId, paths, adapter, opts, fence);
       await store.writeRun(run);
+      // The run folder is a new name in the store root: sync the root once, as a rename that
+      // creates a file syncs its folder (run.json's creation synced the run folder itself).
+      if (opts.fsync ?? true) await syncDir(absRoot);
       return store;
     } catch (err) {
       // Why remove: the exclusive mkdir made this directory ours alone; left half-built it would

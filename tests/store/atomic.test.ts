@@ -4,7 +4,9 @@ import fss from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_MAX_JSON_BYTES, readJsonFile, readTextFile, syncDir, writeJsonAtomic, writeTextAtomic } from '../../src/store/atomic.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
-import { cleanupTmp, killChildren, ls, sleep, spawnNode, storeModule, tmpDir } from './helpers.js';
+import { Journal } from '../../src/store/journal.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { cleanupTmp, killChildren, ls, makeRun, sleep, spawnNode, storeModule, tmpDir } from './helpers.js';
 
 afterAll(cleanupTmp);
 afterEach(killChildren);
@@ -457,6 +459,26 @@ describe('the folder is fsynced after a rename that creates a file', () => {
     // Shared: never more folder syncs than files (usually two or three for the whole burst).
     expect(seen.synced.length).toBeLessThanOrEqual(n);
     expect(ls(d)).toHaveLength(n);
+  });
+
+  it('a new journal syncs its folder once; reopening a journal with lines does not', async () => {
+    const d = await tmpDir();
+    const seen = await watchFolderSyncs();
+    const j = await Journal.open(path.join(d, 'events.jsonl'));
+    await j.append({ type: 'phase.started', phaseId: 'p' });
+    await j.close();
+    expect(seen.synced).toEqual([d]);
+    const again = await Journal.open(path.join(d, 'events.jsonl'));
+    await again.close();
+    expect(seen.synced).toEqual([d]);
+  });
+
+  it('a new run syncs the store root (its folder is a new name there) and its own folder (run.json)', async () => {
+    const root = await tmpDir();
+    const seen = await watchFolderSyncs();
+    const s = await RunStore.create(root, makeRun('newrun'));
+    await s.close();
+    expect(seen.synced).toEqual(expect.arrayContaining([path.join(root, 'newrun'), root]));
   });
 
   it('syncDir: a caller that asks while a sync runs gets a sync that starts after it', async () => {
