@@ -19,7 +19,7 @@ import { spawnedEvent } from './leftovers.js';
 import { collectPatch, createWorktree, removeWorktree, type Worktree } from './worktree.js';
 import { idleTimeoutFor } from '../runners/idle.js';
 import { errText, now, warn } from './say.js';
-import { redactAttempt, type PatchOriginals } from './secrets.js';
+import { redactAttemptAsync, type PatchOriginals } from './secrets.js';
 import { Redactor, totalRedactions } from '../redact/index.js';
 import { criticVerdict } from './findings.js';
 
@@ -41,6 +41,8 @@ export interface AttemptDeps {
   onRecord: (ref: string, file: string, rec: AgentRecord) => void;
   /** Replaces secrets in what a record keeps of the child (default: the format rules only). */
   redactor?: Redactor;
+  /** Redacts a big output with `redactor` off this thread (the owner's worker); inline without. */
+  redactBig?: (text: string, counts: Map<string, number>) => Promise<string>;
   /** Where the originals of redacted patches are kept for the merge (memory only). */
   originals?: PatchOriginals;
 }
@@ -140,7 +142,7 @@ export class Attempts {
     if (note !== undefined) result = { ...result, error: { type: 'cancelled', message: note, retryable: false } };
     // Why before the record: every later copy (file, journal cause, index, digests, context files,
     // report, MCP answers) is made from the record, so the original never reaches any of them.
-    const clean = redactAttempt(this.#d.redactor ?? FORMATS_ONLY, result, patch);
+    const clean = await redactAttemptAsync(this.#d.redactor ?? FORMATS_ONLY, result, patch, this.#d.redactor ? this.#d.redactBig : undefined);
     if (patch && clean.patch?.redacted) this.#d.originals?.remember(t.ref, clean.patch, patch);
     const rec = agentRecord(store.runId, t, attempt, agent.runner, prepared.prompt, clean.result, startedAt, new Date(), clean.patch);
     if (clean.redactions.length > 0) rec.redactions = clean.redactions;

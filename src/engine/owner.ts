@@ -15,7 +15,7 @@ import type { Plan, RunnerKind } from '../spec/types.js';
 import type { AgentRecord, EventOwner, RunEvent, RunRecord, RunStatus, SummarizerRun } from '../store/types.js';
 import { summarizerCount } from '../spec/estimate.js';
 import { RunStore, isFailedCheck } from '../store/index.js';
-import { getRunner } from '../runners/index.js';
+import { getRunner, warmBwrapStatus } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
 import { runDag, type SchedResult, type SchedTask, type TaskFinal } from './scheduler.js';
 import { TaskInputs } from './inputs.js';
@@ -120,6 +120,9 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       warn(`killed agent ${k.ref} (attempt ${k.attempt}, process group ${k.pid}${k.by === 'env' ? ', found by its environment: its pid was never journaled' : ''}) left running by a dead owner of run ${store.runId}`);
     }
     const resuming = records.length > 0 || events.some((e: RunEvent) => e.type === 'run.started');
+    // The sandbox probe runs here without blocking: done synchronously at the first spawn, it
+    // stalled this loop (which renews the lease) for ~80 ms.
+    await warmBwrapStatus();
     // Worktrees of attempts a dead owner left behind: no agent runs in them any more.
     const worktreesDir = path.join(store.dir, 'worktrees');
     const repo = plan.phases.some((p) => p.dynamic?.merge) ? await gitTopLevel(before.cwd) : undefined;
@@ -250,6 +253,8 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const attempts = new Attempts({
       store, plan, root: opts.root, cwd: before.cwd, worktreesDir, inputs, spend, runners: opts.runners ?? getRunner, journal,
       redactor,
+      // A big output is redacted in the rendering worker: inline, 60 MiB blocked this loop ~2.5 s.
+      redactBig: (text, counts) => offloader.redact(redactor, text, counts),
       originals,
       onRecord(ref, file, rec) {
         redactions += totalRedactions(rec.redactions);

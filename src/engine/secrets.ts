@@ -45,11 +45,11 @@ export interface CleanAttempt {
  * error message and the patch's diff. A patch that changed is marked `redacted` (the merge uses
  * the original, which only the owner's memory holds).
  */
-export function redactAttempt(redactor: Redactor, result: RunnerResult, patch?: AgentRecord['patch']): CleanAttempt {
-  const counts = new Map<string, number>();
+export function redactAttempt(redactor: Redactor, result: RunnerResult, patch?: AgentRecord['patch'], output?: { text: string; counts: Map<string, number> }): CleanAttempt {
+  const counts = output?.counts ?? new Map<string, number>();
   const clean: RunnerResult = {
     ...result,
-    output: redactor.redact(result.output, counts).text,
+    output: output?.text ?? redactor.redact(result.output, counts).text,
     stderrTail: redactor.redact(result.stderrTail, counts).text,
   };
   if (result.structured !== undefined) clean.structured = redactor.redactValue(result.structured, counts);
@@ -64,6 +64,26 @@ export function redactAttempt(redactor: Redactor, result: RunnerResult, patch?: 
     if (total(counts) > before) cleanPatch = { ...patch, diff, redacted: true };
   }
   return { result: clean, ...(cleanPatch ? { patch: cleanPatch } : {}), redactions: countsToList(counts) };
+}
+
+/** Outputs of at least this many characters are redacted by `redactBig` when one is given. */
+export const BIG_OUTPUT_CHARS = 1024 * 1024;
+
+/**
+ * `redactAttempt`, with a big output (BIG_OUTPUT_CHARS or more) redacted by `redactBig` — the
+ * owner's worker thread (Offloader.redact): redacting 60 MiB took ~2.5 s, a stall that starved
+ * the owner's heartbeat. The rest (stderr tail, error, structured answer, patch) is small.
+ */
+export async function redactAttemptAsync(
+  redactor: Redactor,
+  result: RunnerResult,
+  patch: AgentRecord['patch'] | undefined,
+  redactBig: ((text: string, counts: Map<string, number>) => Promise<string>) | undefined,
+): Promise<CleanAttempt> {
+  if (redactBig === undefined || result.output.length < BIG_OUTPUT_CHARS) return redactAttempt(redactor, result, patch);
+  const counts = new Map<string, number>();
+  const text = await redactBig(result.output, counts);
+  return redactAttempt(redactor, result, patch, { text, counts });
 }
 
 function total(counts: Map<string, number>): number {

@@ -99,6 +99,14 @@ export class Redactor {
     return this.#values.length;
   }
 
+  /**
+   * The exact values, and whether the format table is the default one: with both, another
+   * thread can build the same redactor (`new Redactor(values)`); undefined otherwise.
+   */
+  portable(): SecretValue[] | undefined {
+    return this.#rules === SECRET_RULES ? this.#values.map((v) => ({ ...v })) : undefined;
+  }
+
   /** `text` with every secret replaced, and how many per rule. */
   redact(text: string, counts: Map<string, number> = new Map()): Redacted {
     let out = text;

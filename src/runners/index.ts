@@ -71,6 +71,7 @@ export {
   type AgentCliKind,
   type AgentCliRunnerOptions,
 } from './agent-cli.js';
+export { warmBwrapStatus } from './sandbox.js';
 export { checkStructured, compileSchema, extractJson, INVALID_STRUCTURED_OUTPUT, type JsonSchema } from './structured.js';
 export { defaultRunner, loadProfiles, parseProfile, type Profile, type ProfileSet } from './profiles.js';
 export { formatDuration, lastStderrLine, parseWholeJson, processFailure, toRunnerResult } from './command.js';

@@ -9,7 +9,7 @@
  * this module only decides, per attempt, whether a child runs confined, unconfined (and says so),
  * or not at all, and builds the bwrap argv. It never throws for a missing bwrap: that is data.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,21 +71,50 @@ function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
  * refuse every sandbox ("No permissions to creating new namespace").
  */
 export function bwrapStatus(env: NodeJS.ProcessEnv = process.env): BwrapStatus {
+  const where = bwrapPath(env);
+  if ('why' in where) return where;
+  const found = where.found;
+  const cached = statusCache.get(found);
+  if (cached) return cached;
+  const probe = spawnSync(found, PROBE_ARGS, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  return remember(found, probe.status, probe.stderr?.toString('utf8') ?? '', probe.error?.message);
+}
+
+/** The namespaces fanfold asks bwrap for, around `true`. */
+const PROBE_ARGS = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--new-session', 'true'];
+
+function bwrapPath(env: NodeJS.ProcessEnv): { found: string } | { why: string } {
   const wanted = env[BWRAP_ENV]?.trim();
   if (wanted === 'none') return { why: `bubblewrap is turned off (${BWRAP_ENV}=none)` };
   const found = wanted ? (existsSync(wanted) ? path.resolve(wanted) : undefined) : onPath('bwrap', env);
   if (!found) return { why: wanted ? `${BWRAP_ENV}='${wanted}' does not exist` : 'bubblewrap (bwrap) is not installed' };
-  const cached = statusCache.get(found);
-  if (cached) return cached;
-  const probe = spawnSync(found, ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--new-session', 'true'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    timeout: 10_000,
-  });
-  const said = probe.stderr?.toString('utf8').trim().split('\n').pop() ?? '';
-  const status: BwrapStatus =
-    probe.status === 0 ? { path: found } : { why: `bwrap at ${found} cannot start a sandbox here (${said || probe.error?.message || `exit ${probe.status}`})` };
+  return { found };
+}
+
+function remember(found: string, code: number | null, stderr: string, error: string | undefined): BwrapStatus {
+  const said = stderr.trim().split('\n').pop() ?? '';
+  const status: BwrapStatus = code === 0 ? { path: found } : { why: `bwrap at ${found} cannot start a sandbox here (${said || error || `exit ${code}`})` };
   statusCache.set(found, status);
   return status;
+}
+
+/**
+ * `bwrapStatus`, probed without blocking: the run owner calls it before its first dispatch so
+ * that the synchronous probe (a sandbox started and waited for, ~80 ms) never stalls its event
+ * loop, which also renews its lease.
+ */
+export async function warmBwrapStatus(env: NodeJS.ProcessEnv = process.env): Promise<BwrapStatus> {
+  const where = bwrapPath(env);
+  if ('why' in where) return where;
+  const cached = statusCache.get(where.found);
+  if (cached) return cached;
+  return new Promise((resolve) => {
+    const child = spawn(where.found, PROBE_ARGS, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', (e) => resolve(remember(where.found, null, stderr, e.message)));
+    child.on('close', (code) => resolve(statusCache.get(where.found) ?? remember(where.found, code, stderr, undefined)));
+  });
 }
 
 /** How one attempt's child runs. */

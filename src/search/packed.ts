@@ -83,7 +83,12 @@ export async function packMiniSearch(ms: MiniSearch<any>, pause: () => Promise<v
   const statuses: AgentStatus[] = [];
   const indexedBytes: number[] = [];
   const fieldLength = new Uint32Array(src.documentIds.size * fieldCount);
+  let sliceStart = performance.now();
   for (const [shortId, id] of src.documentIds) {
+    if ((refs.length & 255) === 255 && performance.now() - sliceStart >= sliceMs) {
+      await pause();
+      sliceStart = performance.now();
+    }
     const doc = refs.length;
     dense[shortId] = doc;
     refs.push(String(id));

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fanfold, readAgentFiles, tempDir } from '../helpers/cli.js';
-import { PatchOriginals, redactAttempt, runRedactor } from '../../src/engine/secrets.js';
+import { BIG_OUTPUT_CHARS, PatchOriginals, redactAttempt, redactAttemptAsync, runRedactor } from '../../src/engine/secrets.js';
+import { Offloader } from '../../src/engine/offload.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -160,5 +161,31 @@ phases:
     expect(resumed.items).toEqual([]);
     expect(resumed.lost[0]).toMatchObject({ ref: 'p/t', files: ['config.ini'] });
     expect(resumed.lost[0]!.message).toMatch(/secrets redacted/);
+  });
+
+  it('a big output is redacted in the worker thread to the same text and counts, and comes back as the same string when clean', async () => {
+    const redactor = runRedactor({ agents: { a: { name: 'a', runner: 'command', tier: 'edit', passEnv: ['X_TOKEN'] } } }, { X_TOKEN: 'x-token-value-123', PATH: '/bin' });
+    // Multi-byte characters across the 1 MiB chunk boundaries, secrets in the middle and at the end.
+    const filler = 'héllo wörld 🎉 '.repeat(Math.ceil((BIG_OUTPUT_CHARS * 1.5) / 15));
+    const dirty = `${filler}x-token-value-123 ${filler}ghp_${'a'.repeat(36)} x-token-value-123`;
+    const result = { status: 'succeeded' as const, output: dirty, outputBytes: 0, truncated: false, exitCode: 0, signal: null, stderrTail: '' };
+    const offloader = new Offloader();
+    try {
+      let offThread = 0;
+      const viaWorker = await redactAttemptAsync(redactor, result, undefined, (text, counts) => {
+        offThread++;
+        return offloader.redact(redactor, text, counts);
+      });
+      const inline = redactAttempt(redactor, result);
+      expect(offThread).toBe(1);
+      expect(viaWorker.result.output).toBe(inline.result.output);
+      expect(viaWorker.redactions).toEqual(inline.redactions);
+      expect(viaWorker.redactions).toEqual([{ rule: 'env:X_TOKEN', count: 2 }, { rule: 'github-token', count: 1 }].sort((a, b) => (a.rule < b.rule ? -1 : 1)));
+      const counts = new Map<string, number>();
+      expect(await offloader.redact(redactor, filler, counts)).toBe(filler);
+      expect(counts.size).toBe(0);
+    } finally {
+      await offloader.close();
+    }
   });
 });
