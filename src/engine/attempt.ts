@@ -22,6 +22,7 @@ import { errText, now, warn } from './say.js';
 import { redactAttemptAsync, type PatchOriginals } from './secrets.js';
 import { Redactor, totalRedactions } from '../redact/index.js';
 import { criticVerdict } from './findings.js';
+import { SessionChain, continuesSessions } from './sessions.js';
 
 /** What attempts need from their owner. */
 export interface AttemptDeps {
@@ -45,6 +46,8 @@ export interface AttemptDeps {
   redactBig?: (text: string, counts: Map<string, number>) => Promise<string>;
   /** Where the originals of redacted patches are kept for the merge (memory only). */
   originals?: PatchOriginals;
+  /** The run's folder for agent sessions (default `<run dir>/sessions`; see engine/sessions.ts). */
+  sessionDir?: string;
 }
 
 /** The redactor of attempts whose owner gave none: the format rules, no exact values. */
@@ -57,9 +60,26 @@ export class Attempts {
   readonly #feedback = new Map<string, string>();
   /** Files of refused attempts whose reasons are read when the task runs again. */
   readonly #feedbackFrom = new Map<string, string>();
+  /** Which session each task's next attempt continues. */
+  readonly #sessions: SessionChain;
+  readonly #sessionDir: string;
+  /** Record files of earlier owners' cut-off attempts, read when the task runs again. */
+  readonly #continueFrom = new Map<string, string>();
 
   constructor(deps: AttemptDeps) {
     this.#d = deps;
+    this.#sessionDir = deps.sessionDir ?? path.join(deps.store.dir, 'sessions');
+    this.#sessions = new SessionChain(this.#sessionDir);
+  }
+
+  /** An earlier owner's last attempt of `ref` is in `file`: the next attempt may continue its session. */
+  endedBefore(ref: string, file: string): void {
+    this.#continueFrom.set(ref, file);
+  }
+
+  /** An earlier owner started attempt `attempt` of `ref` and died before recording it. */
+  cutOffBefore(ref: string, attempt: number): void {
+    this.#sessions.cutOff(this.#d.store.runId, ref, attempt);
   }
 
   /** An earlier owner's attempt of `ref` (in `file`) was refused: the next attempt is told why. */
@@ -82,6 +102,15 @@ export class Attempts {
       if (old?.error) this.#feedback.set(t.ref, old.error.message);
     }
     this.#feedbackFrom.delete(t.ref);
+    const endedFile = this.#continueFrom.get(t.ref);
+    if (endedFile !== undefined) {
+      this.#continueFrom.delete(t.ref);
+      const old = await store.readAgentRecord(endedFile).catch(() => undefined);
+      if (old) this.#sessions.ended(t.ref, old);
+    }
+    const continueFrom = this.#sessions.forAttempt(t, attempt, agent, plan.limits);
+    // Sessions are kept only where they can be continued: the same folder every attempt.
+    const keepSession = continuesSessions(agent, plan.limits) && t.isolation !== 'worktree';
     const prepared = await this.#d.inputs.prepare(t, attempt, this.#feedback.get(t.ref));
     const startedAt = new Date();
     await this.#d.journal({ type: 'agent.started', t: startedAt.toISOString(), ref: t.ref, key: t.key, attempt, slot });
@@ -117,6 +146,10 @@ export class Attempts {
         },
         ...(t.schema ? { schema: t.schema } : {}),
         ...(remainingUsd !== undefined ? { maxBudgetUsd: remainingUsd } : {}),
+        // Why fenced: session files are moved into the run folder, an owner-only write.
+        ...(keepSession ? { sessionDir: this.#sessionDir, fence: store.fence } : {}),
+        // A continuation sends a short prompt; the validation errors of a refused answer ride along.
+        ...(keepSession && continueFrom ? { continueFrom, ...(this.#feedback.has(t.ref) ? { feedback: this.#feedback.get(t.ref)! } : {}) } : {}),
         // Agents that speak MCP and build on earlier phases may look those outputs up (read-only).
         ...((agent.runner === 'claude' || agent.runner === 'codex') && t.deps.length > 0 ? { mcp: childServer(this.#d.root) } : {}),
       });
@@ -152,6 +185,7 @@ export class Attempts {
       rec.check = { passed: t.schema ? criticVerdict(rec).pass : rec.exitCode === 0 };
     }
     const file = await store.writeAgentRecord(rec);
+    this.#sessions.ended(t.ref, rec);
     this.#d.spend.account(rec);
     // Invalid structured output is retried with the validation errors fed back (bounded by retries).
     if (rec.error?.type === 'invalid_structured_output') this.#feedback.set(t.ref, rec.error.message);
@@ -222,6 +256,9 @@ function agentRecord(runId: string, t: PlanTask, attempt: number, runner: Runner
     ...(result.usage ? { usage: result.usage } : {}),
     ...(result.costUsd !== undefined ? { costUsd: result.costUsd } : {}),
     ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+    ...(result.session ? { session: { file: path.basename(result.session.file), origin: result.session.origin } } : {}),
+    ...(result.continuedFrom ? { continuedFrom: result.continuedFrom } : {}),
+    ...(result.continueFallback !== undefined ? { continueFallback: result.continueFallback } : {}),
     ...(patch ? { patch } : {}),
   };
 }

@@ -389,7 +389,15 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
     const phaseStarted = new Set<string>();
     const phaseFinished = new Set<string>();
     for (const r of latestCurrent.values()) {
-      if (r.errorType === 'invalid_structured_output') attempts.refusedBefore(`${r.phaseId}/${r.taskId}`, r.file);
+      const ref = `${r.phaseId}/${r.taskId}`;
+      if (r.errorType === 'invalid_structured_output') attempts.refusedBefore(ref, r.file);
+      // A resume continues the session of an attempt that was cut off (engine/sessions.ts decides).
+      if (!done.has(ref)) attempts.endedBefore(ref, r.file);
+    }
+    // Attempts an earlier owner started but never recorded (it died): their sessions are cut off.
+    for (const t of plan.tasks) {
+      const started = maxAttempt.get(t.ref) ?? 0;
+      if (started > (latestCurrent.get(t.ref)?.attempt ?? 0) && !done.has(t.ref)) attempts.cutOffBefore(t.ref, started);
     }
     const finalState = (ref: string, f: TaskFinal): TaskState =>
       f === 'succeeded' ? (failedChecks.has(ref) ? 'check_failed' : 'succeeded')

@@ -9,7 +9,7 @@
  * the unit tests exercise against recorded real outputs; this file is the glue.
  */
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AgentDef } from '../spec/types.js';
@@ -20,6 +20,7 @@ import { runProcess, taskEnv, type ProcessResult } from './process.js';
 import { bwrapStatus, confinementOf, installRootOf, wrapForSandbox } from './sandbox.js';
 import { checkStructured, type JsonSchema } from './structured.js';
 import { isQuotaText, quotaFailure, retryAfterMsIn } from './limits.js';
+import { continuationPrompt, moveFile, nonEmpty, sessionUuid, type ContinueFrom, type SavedSession } from './sessions.js';
 import { notStarted, type Runner, type RunnerInput, type RunnerResult } from './types.js';
 
 /** The agent CLIs fanfold drives. */
@@ -135,6 +136,20 @@ export interface CliDriver {
    * install (its config and auth), and whether it keeps the network (for its model API).
    */
   sandbox?(input: RunnerInput, env: NodeJS.ProcessEnv): { read?: string[]; write?: string[]; network?: boolean };
+  /** Set by CLIs whose sessions fanfold keeps and continues (see sessions.ts). */
+  session?: SessionSupport;
+}
+
+/** Where a CLI keeps its sessions, and how it says it cannot resume one. */
+export interface SessionSupport {
+  /** The CLI's home for a child with `env` (origins are relative to it). */
+  home(env: NodeJS.ProcessEnv): string;
+  /** Where the CLI keeps session `id` of a child in `cwd`, relative to its home (it may not exist yet). */
+  origin(cwd: string, id: string): string;
+  /** Finds session `id` in the CLI's home when it is not at `origin` (relative path), or undefined. */
+  find(home: string, id: string): Promise<string | undefined>;
+  /** True when the attempt failed because the CLI could not resume the session. */
+  cannotResume(result: RunnerResult): boolean;
 }
 
 /** Options shared by the agent CLI runners. */
@@ -162,8 +177,101 @@ export const EXIT_GRACE_AFTER_DONE_MS = 15_000;
 /** The env of an agent CLI child: the same as any runner's (see `taskEnv`). */
 export const agentEnv = taskEnv;
 
-/** Runs one attempt of an agent CLI through `driver`; never throws for anything the child does. */
+/**
+ * Runs one attempt of an agent CLI through `driver`; never throws for anything the child does.
+ * With `input.sessionDir` and a driver that supports sessions, the CLI's session is kept in the
+ * run folder after the attempt, and `input.continueFrom` continues an earlier one (falling back to
+ * a fresh start, with the reason in `continueFallback`, when the session cannot be continued).
+ */
 export async function runAgentCli(driver: CliDriver, input: RunnerInput, options: AgentCliRunnerOptions = {}): Promise<RunnerResult> {
+  const s = driver.session;
+  const { continueFrom: asked, ...plain } = input;
+  if (!s || input.sessionDir === undefined) return runOnce(driver, plain, options);
+  const env = agentEnv(options.baseEnv ?? process.env, input);
+  const home = s.home(env);
+  let fallback: string | undefined;
+  let from = asked;
+  if (from) {
+    fallback = await restoreSession(s, home, input.cwd, from);
+    if (fallback !== undefined) from = undefined;
+  }
+  // `feedback` comes with a continuation only (a fresh prompt from the engine already holds it).
+  const fresh = asked ? withoutFeedback(plain) : plain;
+  let result = from
+    ? await runOnce(driver, { ...fresh, continueFrom: from, prompt: continuationPrompt(from, input.feedback) }, options)
+    : await runOnce(driver, fresh, options);
+  if (from && s.cannotResume(result)) {
+    fallback = `${driver.kind} could not resume session ${from.sessionId} of attempt ${from.attempt}: ${oneLine(result.error?.message ?? result.output, 200)}`;
+    from = undefined;
+    result = await runOnce(driver, fresh, options);
+  }
+  const id = result.sessionId ?? (from ? from.sessionId : freshSessionId(driver, input));
+  const session = id ? await saveSession(s, home, input, driver.kind, id).catch(() => undefined) : undefined;
+  // The copy put back for a continuation is the run's, not the CLI's: none is left in its home.
+  if (asked && (from === undefined || id !== from.sessionId)) {
+    await rm(path.join(home, asked.origin ?? s.origin(input.cwd, asked.sessionId)), { force: true }).catch(() => {});
+  }
+  return {
+    ...result,
+    ...(session ? { session } : {}),
+    ...(from ? { continuedFrom: { attempt: from.attempt, sessionId: from.sessionId } } : {}),
+    ...(fallback !== undefined ? { continueFallback: fallback } : {}),
+  };
+}
+
+/** `input` without its feedback (a continuation prompt carries it already). */
+function withoutFeedback(input: RunnerInput): RunnerInput {
+  const { feedback: _feedback, ...rest } = input;
+  return rest;
+}
+
+/** The session id a fresh attempt of `driver` was started with, when fanfold chose it. */
+function freshSessionId(driver: CliDriver, input: RunnerInput): string | undefined {
+  return driver.kind === 'claude' ? sessionUuid(input.runId, `${input.phaseId}/${input.taskId}`, input.attempt) : undefined;
+}
+
+/**
+ * Puts the session of `from` where the CLI looks for it; returns why it cannot be continued, or
+ * undefined when it is in place. The run's copy stays (copied, not moved): an attempt that dies
+ * before its session is saved again leaves the earlier one intact.
+ */
+async function restoreSession(s: SessionSupport, home: string, cwd: string, from: ContinueFrom): Promise<string | undefined> {
+  const origin = from.origin ?? s.origin(cwd, from.sessionId);
+  const target = path.join(home, origin);
+  if (from.file !== undefined) {
+    if (!(await nonEmpty(from.file))) return `the session of attempt ${from.attempt} (${path.basename(from.file)}) is missing from the run folder`;
+    if (origin !== s.origin(cwd, from.sessionId)) return `the session of attempt ${from.attempt} was made in another folder (${path.dirname(origin)}); this attempt runs in ${cwd}`;
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      await copyFile(from.file, target);
+    } catch (e) {
+      return `cannot put the session of attempt ${from.attempt} back into the CLI's home: ${(e as Error).message}`;
+    }
+    return undefined;
+  }
+  // A cut-off attempt's session never reached the run folder: it is still in the CLI's home.
+  if (await nonEmpty(target)) return undefined;
+  const found = await s.find(home, from.sessionId);
+  if (found === undefined) return `the session of attempt ${from.attempt} (${from.sessionId}) was not found in the CLI's home`;
+  return found === s.origin(cwd, from.sessionId) ? undefined : `the session of attempt ${from.attempt} was made in another folder; this attempt runs in ${cwd}`;
+}
+
+/** Moves session `id` from the CLI's home into the run's session folder; undefined when there is none. */
+async function saveSession(s: SessionSupport, home: string, input: RunnerInput, kind: AgentCliKind, id: string): Promise<SavedSession | undefined> {
+  let origin = s.origin(input.cwd, id);
+  if (!(await nonEmpty(path.join(home, origin)))) {
+    const found = await s.find(home, id);
+    if (found === undefined) return undefined;
+    origin = found;
+  }
+  input.fence?.();
+  const file = path.join(input.sessionDir!, `${input.phaseId}.${input.taskId}.${input.attempt}.${kind}.jsonl`);
+  await moveFile(path.join(home, origin), file);
+  return { file, origin };
+}
+
+/** One run of the CLI (a fresh start, or the continuation `input.continueFrom`). */
+async function runOnce(driver: CliDriver, input: RunnerInput, options: AgentCliRunnerOptions): Promise<RunnerResult> {
   const baseEnv = options.baseEnv ?? process.env;
   const { bin, fromEnv } = resolveBin(driver.kind, baseEnv);
   let tmp: string | undefined;
@@ -174,7 +282,8 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
       files.schemaFile = path.join(tmp, 'schema.json');
       await writeFile(files.schemaFile, JSON.stringify(input.schema), { mode: 0o600 });
     }
-    const note = await contextNote(input.contextFile);
+    // A continuation's conversation already holds the pointer to the context file.
+    const note = input.continueFrom ? '' : await contextNote(input.contextFile);
     const inv = driver.invocation(note ? { ...input, prompt: `${input.prompt}${note}` } : input, files);
     const tooLong = inv.args.find((a) => Buffer.byteLength(a) >= MAX_ARG_BYTES);
     if (tooLong !== undefined) {

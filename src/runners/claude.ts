@@ -13,6 +13,9 @@
  *   text); a model that keeps answering in prose ends with `is_error: false` and no
  *   `structured_output` — so the answer is checked here, not trusted.
  */
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { AgentDef } from '../spec/types.js';
 import type { FailureInfo, Usage } from '../store/types.js';
@@ -26,9 +29,11 @@ import {
   type CliOutcome,
   type CliParser,
   type Invocation,
+  type SessionSupport,
 } from './agent-cli.js';
 import type { ProcessResult } from './process.js';
 import { claudeSettings, resolveReadDirs } from './sandbox.js';
+import { sessionUuid } from './sessions.js';
 import { isObjectSchema, schemaInstructions, withFeedback, type JsonSchema } from './structured.js';
 import type { RunnerInput, RunnerResult } from './types.js';
 
@@ -99,7 +104,12 @@ export function claudeMcpConfig(mcp: { command: string; args: string[] }): strin
  */
 export function claudeInvocation(input: RunnerInput): Invocation {
   const { agent } = input;
-  const args = ['-p', '--output-format=stream-json', '--verbose', '--no-session-persistence'];
+  const args = ['-p', '--output-format=stream-json', '--verbose'];
+  // Sessions: continued (`--resume`), kept under an id fanfold can name again later (a crash
+  // leaves it in the CLI's home: see sessions.ts), or — without a run folder for them — not saved.
+  if (input.continueFrom) args.push(`--resume=${input.continueFrom.sessionId}`);
+  else if (input.sessionDir !== undefined) args.push(`--session-id=${sessionUuid(input.runId, `${input.phaseId}/${input.taskId}`, input.attempt)}`);
+  else args.push('--no-session-persistence');
   if (agent.model) args.push(`--model=${agent.model}`);
   if (agent.maxTurns !== undefined) args.push(`--max-turns=${agent.maxTurns}`);
   if (input.maxBudgetUsd !== undefined && Number.isFinite(input.maxBudgetUsd) && input.maxBudgetUsd > 0) {
@@ -361,12 +371,38 @@ function deniedFailure(denials: NonNullable<ClaudeResultEvent['permission_denial
   };
 }
 
+/** Claude Code's config dir: where its sessions live (`projects/<cwd slug>/<id>.jsonl`). */
+export function claudeConfigDir(env: NodeJS.ProcessEnv): string {
+  return env.CLAUDE_CONFIG_DIR || path.join(env.HOME || os.homedir(), '.claude');
+}
+
+/** Claude Code 2.1.330's folder name for a working directory: every character but [A-Za-z0-9] becomes `-`. */
+export function claudeProjectSlug(cwd: string): string {
+  return cwd.replace(/[^A-Za-z0-9]/g, '-');
+}
+
+/** Where Claude Code keeps its sessions, and what it says when it cannot resume one. */
+export const claudeSessions: SessionSupport = {
+  home: claudeConfigDir,
+  origin: (cwd, id) => path.join('projects', claudeProjectSlug(cwd), `${id}.jsonl`),
+  async find(home, id) {
+    const projects = path.join(home, 'projects');
+    for (const dir of await readdir(projects).catch(() => [] as string[])) {
+      const rel = path.join('projects', dir, `${id}.jsonl`);
+      if (existsSync(path.join(home, rel))) return rel;
+    }
+    return undefined;
+  },
+  cannotResume: (r) => r.status === 'failed' && /no conversation found/i.test(`${r.error?.message ?? ''} ${r.output} ${r.stderrTail}`),
+};
+
 /** The claude driver for `runAgentCli`. */
 export const claudeDriver: CliDriver = {
   kind: 'claude',
   needsSchemaFile: () => false,
   invocation: (input) => claudeInvocation(input),
   parser: (input) => new ClaudeParser(input.agent),
+  session: claudeSessions,
 };
 
 /** Runs agents with Claude Code (`claude -p`). */

@@ -4,6 +4,7 @@
  */
 import type { AgentDef } from '../spec/types.js';
 import type { FailureInfo, Usage } from '../store/types.js';
+import type { ContinueFrom, SavedSession } from './sessions.js';
 
 /** Everything a runner needs to start one agent attempt. */
 export interface RunnerInput {
@@ -60,6 +61,15 @@ export interface RunnerInput {
    * have no such control and ignore it (the engine must keep them from starting instead).
    */
   maxBudgetUsd?: number;
+  /**
+   * The run's folder for agent sessions (see sessions.ts). Set: agent CLIs that can continue a
+   * session keep theirs (moved here after the attempt); absent: session persistence stays off.
+   */
+  sessionDir?: string;
+  /** Continue this session instead of starting fresh (needs `sessionDir`); the runner may fall back. */
+  continueFrom?: ContinueFrom;
+  /** Called before the runner writes into `sessionDir`; throws when the owner lost the run. */
+  fence?: () => void;
 }
 
 /** What a runner returns; never throws for a child's failure. */
@@ -76,6 +86,12 @@ export interface RunnerResult {
   usage?: Usage;
   costUsd?: number;
   sessionId?: string;
+  /** The session saved into `sessionDir` after this attempt. */
+  session?: SavedSession;
+  /** Set when this attempt continued an earlier attempt's session. */
+  continuedFrom?: { attempt: number; sessionId: string };
+  /** Why a continuation was asked for but the attempt started fresh. */
+  continueFallback?: string;
 }
 
 /** A runner kind. */

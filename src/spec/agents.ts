@@ -28,6 +28,7 @@ function toAgentDef(name: string, spec: AgentSpec, runner: RunnerKind): AgentDef
     const ms = parseDuration(spec.idleTimeout);
     if (typeof ms === 'number') def.idleTimeoutMs = ms; // the schema has checked it
   }
+  if (spec.continueSessions !== undefined) def.continueSessions = spec.continueSessions;
   if (spec.systemPrompt !== undefined) def.systemPrompt = spec.systemPrompt;
   if (spec.env !== undefined) def.env = { ...spec.env };
   if (spec.passEnv !== undefined) def.passEnv = [...new Set(spec.passEnv)];

@@ -68,6 +68,7 @@ function toLimits(l: WorkflowSpec['limits']): Limits {
     agentTimeoutMs: msOf(l.agentTimeout),
     runTimeoutMs: msOf(l.runTimeout),
     ...(l.agentIdleTimeout !== undefined ? { agentIdleTimeoutMs: msOf(l.agentIdleTimeout) } : {}),
+    ...(l.continueSessions !== undefined ? { continueSessions: l.continueSessions } : {}),
     retries: l.retries,
     retryBackoffMs: msOf(l.retryBackoff),
     maxOutputBytes: l.maxOutputBytes,

@@ -69,6 +69,12 @@ export const LimitsSchema = z.strictObject({
    * this long; `0` turns it off. Absent: 15m for claude/codex/pi agents, off for `command`.
    */
   agentIdleTimeout: durationSchema(0).optional(),
+  /**
+   * Continue an agent's CLI session (claude --resume, codex exec resume, pi --session) instead of
+   * starting over when it runs again after a transient failure, a timeout or a stall, or when a
+   * resume reruns it. Default true; `false` always starts fresh.
+   */
+  continueSessions: z.boolean().optional(),
   retries: intRange(0, 10).default(1),
   retryBackoff: durationSchema(0).default('1s'),
   maxOutputBytes: intRange(1024, 64 * 1024 * 1024).default(262_144),
@@ -126,6 +132,8 @@ export const AgentSpecSchema = z.strictObject({
   maxTurns: z.number().int().positive().optional(),
   /** This agent's idle watchdog (see limits.agentIdleTimeout); `0` turns it off. */
   idleTimeout: durationSchema(0).optional(),
+  /** This agent's continueSessions (see limits.continueSessions). */
+  continueSessions: z.boolean().optional(),
   systemPrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
   /** `true`: the agent (and what it runs) may reach the network; shown in the plan, needs approval over MCP. */
   network: z.boolean().optional(),

@@ -27,6 +27,8 @@ export interface AgentDef {
   maxTurns?: number;
   /** Idle watchdog of this agent in ms (0 = off); over `Limits.agentIdleTimeoutMs` and the runner's default. */
   idleTimeoutMs?: number;
+  /** Continue this agent's CLI session on a retry (over `Limits.continueSessions`); absent: the limit's. */
+  continueSessions?: boolean;
   /** Appended to the agent CLI's system prompt. */
   systemPrompt?: string;
   /** Extra environment variables for the child. */
@@ -73,6 +75,11 @@ export interface Limits {
    * claude/codex/pi, off for `command` (see `idleTimeoutFor`).
    */
   agentIdleTimeoutMs?: number;
+  /**
+   * Continue an agent's CLI session when it runs again after a transient failure, a timeout, a
+   * stall or a cut-off (absent: true; see engine/sessions.ts).
+   */
+  continueSessions?: boolean;
   /** Extra attempts after a transient failure (default 1). */
   retries: number;
   /** First back-off delay; doubles per attempt (default 1 s). */

@@ -143,6 +143,15 @@ export interface AgentRecord {
   /** Session or thread id the agent CLI reported. */
   sessionId?: string;
   /**
+   * The CLI's session kept for a later continuation: `file` under the run's `sessions/` folder,
+   * `origin` where the CLI keeps it relative to its home (issue 12 item 3).
+   */
+  session?: { file: string; origin: string };
+  /** This attempt continued the session of an earlier attempt instead of starting fresh. */
+  continuedFrom?: { attempt: number; sessionId: string };
+  /** Why this attempt started fresh although a continuation was asked for. */
+  continueFallback?: string;
+  /**
    * The change of an isolated (`worktree`) attempt, as a patch against the commit it started from.
    * `redacted`: secrets were replaced in this stored copy; the merge applied the original, which
    * is never written to the run folder.

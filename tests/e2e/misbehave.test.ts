@@ -13,10 +13,18 @@
  * Quick on purpose (a few seconds of CLI time each); on by default, FANFOLD_E2E=0 turns them off.
  * Needs `npm run build`.
  */
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAnthropicServer, userText, type AnthropicReply, type AnthropicServer } from './support/anthropic-server.js';
+import {
+  startAnthropicServer,
+  toolResults,
+  toolResultText,
+  userText,
+  type AnthropicReply,
+  type AnthropicRequestBody,
+  type AnthropicServer,
+} from './support/anthropic-server.js';
 import { ensureCli, REPO_ROOT, type InstalledCli } from './support/clis.js';
 import { workflowSandbox, type WorkflowSandbox } from './support/env.js';
 import { describeRun, runCli, runJournal, runRecords, type CliRun } from './support/run.js';
@@ -49,6 +57,8 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
   const storm = { limitAfter: Infinity, served: 0, answered: new Map<string, number>(), limited: [] as string[] };
   /** The Anthropic model's behaviour: refs whose first request it never answers. */
   const stall = { hangFirst: new Set<string>(), seen: new Map<string, number>() };
+  /** Refs the Anthropic model reads a file for, then fails once with an overload (see the continuation test). */
+  const readThenFail = new Set<string>();
 
   beforeAll(async () => {
     clis.claude = await ensureCli('claude');
@@ -69,6 +79,14 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
       const n = (stall.seen.get(ref) ?? 0) + 1;
       stall.seen.set(ref, n);
       if (stall.hangFirst.has(ref) && n === 1) return hangForever();
+      if (readThenFail.has(ref)) {
+        const results = toolResults(body);
+        // No tool result in the conversation yet: read the file (the earlier conversation of a
+        // continued attempt holds the result already, so it is read only once then).
+        if (results.length === 0) return { tool: 'Read', input: { file_path: 'notes.txt' } };
+        if (n === 2) return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded (scripted, once)' } };
+        return `the secret is ${/secret: (\S+)/.exec(toolResultText(results.at(-1)!))?.[1] ?? 'unknown'}`;
+      }
       return `done ${ref}`;
     });
     sb = await workflowSandbox({ anthropicUrl: anth.baseUrl, responsesUrl: resp.baseUrl });
@@ -144,6 +162,68 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
     console.log(`[fanfold e2e] quota storm: ${quota.length} agents met the limit, ${resp.responseRequests.length} requests in all, resumed to completed`);
   }, 300_000);
 
+  it('a retry after a transient failure continues the claude session: the model gets the earlier conversation, not a new one', async () => {
+    await sb.writeProjectFile('notes.txt', 'Notes\nsecret: OSPREY-41c9\n');
+    readThenFail.add('cont/on').add('cont/off');
+    const { run, view } = await runSpec('continue', {
+      version: 1,
+      name: 'e2e-continue',
+      limits: { retries: 1, retryBackoff: '100ms', agentTimeout: '120s', maxConcurrent: 2 },
+      agents: {
+        cl: { runner: 'claude', model: 'claude-scripted', maxTurns: 6 },
+        fresh: { runner: 'claude', model: 'claude-scripted', maxTurns: 6, continueSessions: false },
+      },
+      phases: [{ id: 'cont', tasks: [
+        { id: 'on', agent: 'cl', prompt: '[e2e:cont/on] Read notes.txt and tell me its secret.' },
+        { id: 'off', agent: 'fresh', prompt: '[e2e:cont/off] Read notes.txt and tell me its secret.' },
+      ] }],
+    });
+    anth.assertNoScriptErrors();
+    expect(view.status, describeRun(run)).toBe('completed');
+    const recs = await runRecords(view.dir);
+    const requestsOf = (ref: string) => anth.messageRequests.map((q) => q.body as AnthropicRequestBody).filter((b) => userText(b).includes(`[e2e:${ref}]`));
+
+    // The attempt that met the overload kept its session in the run folder.
+    const first = recs.get('cont/on#1')!;
+    expect(first).toMatchObject({ status: 'failed', error: { type: 'model_api', retryable: true } });
+    expect(first.session?.file).toBe('cont.on.1.claude.jsonl');
+    const second = recs.get('cont/on#2')!;
+    expect(second.status, JSON.stringify(second.error)).toBe('succeeded');
+    expect(second.continuedFrom).toEqual({ attempt: 1, sessionId: first.sessionId });
+    expect(second.output).toContain('OSPREY-41c9');
+    // Through the model server: attempt 2's only request carried attempt 1's conversation — the
+    // original prompt, the Read call and its result — plus the short continuation prompt.
+    const on = requestsOf('cont/on');
+    expect(on).toHaveLength(3); // read, fail; then one request for the whole second attempt
+    const cont = on[2]!;
+    expect(userText(cont)).toContain('[fanfold] Your previous attempt at this task was interrupted');
+    expect(toolResults(cont).map(toolResultText).join('\n')).toContain('OSPREY-41c9');
+    expect(toolResults(cont)).toHaveLength(1);
+
+    // continueSessions: false starts over: attempt 2 asks to read the file again.
+    const off2 = recs.get('cont/off#2')!;
+    expect(off2.status).toBe('succeeded');
+    expect(off2.continuedFrom).toBeUndefined();
+    const off = requestsOf('cont/off');
+    expect(off).toHaveLength(4);
+    expect(userText(off[2]!)).not.toContain('[fanfold] Your previous attempt');
+    expect(toolResults(off[2]!)).toHaveLength(0);
+    // Nothing of the sub-agents' sessions is left in the CLI's own home: the run folder has them.
+    const left = await readdir(join(sb.home, '.claude', 'projects'), { recursive: true }).catch(() => [] as string[]);
+    expect(left.filter((f) => String(f).endsWith('.jsonl'))).toEqual([]);
+
+    // Input tokens as the scripted server estimates them (4 bytes a token) over what each request
+    // sends as input: system prompt, tool definitions and messages.
+    const tokens = (bodies: AnthropicRequestBody[]) =>
+      bodies.reduce((n, b) => n + Math.ceil(JSON.stringify([b.system ?? '', b.tools ?? [], b.messages]).length / 4), 0);
+    const saved = tokens(off.slice(2)) - tokens(on.slice(2));
+    expect(saved).toBeGreaterThan(0);
+    console.log(
+      `[fanfold e2e] continue: the continued retry sent ${on.length - 2} request (~${tokens(on.slice(2))} input tokens); ` +
+        `the fresh retry sent ${off.length - 2} (~${tokens(off.slice(2))} input tokens) and read the file again: ~${saved} input tokens saved`,
+    );
+  }, 200_000);
+
   it('a model that never answers: the silent claude agent is killed as stalled and retried per retries', async () => {
     stall.hangFirst.add('idle/x');
     const t0 = Date.now();
@@ -164,5 +244,7 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
     expect(first.error!.message).toMatch(/no output and no CPU time for 4s/);
     expect(recs.get('idle/x#2')).toMatchObject({ status: 'succeeded' });
     expect(stall.seen.get('idle/x')).toBe(2);
+    // The stalled attempt's session (its prompt, sent before the model went silent) was continued.
+    expect(recs.get('idle/x#2')!.continuedFrom).toEqual({ attempt: 1, sessionId: first.sessionId });
   }, 200_000);
 });
