@@ -1,8 +1,8 @@
 /**
  * One attempt of one agent task, from inputs to record, in the order the durability contract asks:
- * inputs written → journal `agent.started` → child spawned (`agent.spawned` with its pid) → agent
- * file written atomically → journal `agent.finished`. Also the record of a task skipped because a
- * dependency failed.
+ * inputs written → journal `agent.started` → child spawned (`agent.spawned` with its pid, awaited
+ * before the child gets its prompt on stdin) → agent file written atomically → journal
+ * `agent.finished`. Also the record of a task skipped because a dependency failed.
  */
 import path from 'node:path';
 import { existsSync } from 'node:fs';
