@@ -4,10 +4,9 @@
  * They leave a request in the run's requests/ folder for its owner and wait for the owner's
  * journal line that says what it did.
  */
-import os from 'node:os';
 import type { Command } from 'commander';
 import { RunStore, assertId, leaseState, readLease } from '../store/index.js';
-import type { RequestRecord, RunEvent } from '../store/types.js';
+import { answerCheckpoint, requestAgentAction, requestedBy, waitForEvent, type AgentActionEvent } from '../engine/requests.js';
 import { readStatus } from '../engine/status.js';
 import { launchOwner } from '../engine/lifecycle.js';
 import { UsageError } from './errors.js';
@@ -39,10 +38,7 @@ export function registerControlCommands(program: Command): void {
         throw new UsageError(`run '${runId}' has no checkpoint waiting before phase '${phaseId}'; waiting: ${phases.join(', ')}`);
       }
       const approve = !o.reject;
-      const since = new Date().toISOString();
-      await addRequest(root, runId, { request: 'answer', phaseId, approve, by: who('fanfold approve') });
-      const ev = await waitForEvent(root, runId, since, seconds(o.wait, '--wait') * 1000,
-        (e) => e.type === 'checkpoint.answered' && e.phaseId === phaseId);
+      const ev = await answerCheckpoint(root, runId, phaseId, approve, requestedBy('fanfold approve'), seconds(o.wait, '--wait') * 1000);
       const live = leaseState(await readLease(`${root}/${runId}`).catch(() => undefined)) === 'live';
       const taken = ev !== undefined;
       if (o.json) printJson({ runId, phaseId, answer: approve ? 'approve' : 'reject', taken, ...(ev ? { event: ev } : {}) });
@@ -106,13 +102,10 @@ async function checkRef(root: string, runId: string, ref: string): Promise<void>
   }
 }
 
-type AgentEvent = Extract<RunEvent, { type: 'agent.stop_requested' | 'agent.restart_requested' }>;
+type AgentEvent = AgentActionEvent;
 
 async function agentAction(root: string, runId: string, request: 'stop_agent' | 'restart_agent', ref: string, waitMs: number): Promise<AgentEvent | undefined> {
-  const since = new Date().toISOString();
-  await addRequest(root, runId, { request, ref, by: who(request === 'stop_agent' ? 'fanfold stop' : 'fanfold restart') });
-  const type = request === 'stop_agent' ? 'agent.stop_requested' : 'agent.restart_requested';
-  return (await waitForEvent(root, runId, since, waitMs, (e) => e.type === type && e.ref === ref)) as AgentEvent | undefined;
+  return requestAgentAction(root, runId, request, ref, requestedBy(request === 'stop_agent' ? 'fanfold stop' : 'fanfold restart'), waitMs);
 }
 
 const EFFECTS: Record<string, string> = {
@@ -134,32 +127,5 @@ function report(ev: AgentEvent | undefined, runId: string, ref: string, what: st
   process.stdout.write(`${what} ${ref} of run ${runId}: ${EFFECTS[ev.effect] ?? ev.effect}\n`);
 }
 
-function who(via: string): RequestRecord['by'] {
-  return { pid: process.pid, host: os.hostname(), via };
-}
-
-async function addRequest(root: string, runId: string, req: Omit<RequestRecord, 'schemaVersion' | 'id' | 'requestedAt'>): Promise<void> {
-  const store = await RunStore.open(root, runId);
-  try {
-    await store.addRequest(req);
-  } finally {
-    await store.close();
-  }
-}
-
-/** Polls the journal until an event after `since` matches, or `waitMs` passes. */
-export async function waitForEvent(root: string, runId: string, since: string, waitMs: number, match: (e: RunEvent) => boolean): Promise<RunEvent | undefined> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const store = await RunStore.open(root, runId);
-    try {
-      const { events } = await store.readJournal();
-      const hit = events.find((e) => e.t >= since && match(e));
-      if (hit) return hit;
-    } finally {
-      await store.close();
-    }
-    if (Date.now() >= deadline) return undefined;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+/** Polls the journal until an event after `since` matches, or `waitMs` passes (see engine/requests.ts). */
+export { waitForEvent };

@@ -12,6 +12,7 @@ import { registerInspectCommands } from './inspect.js';
 import { registerMemoryCommands } from './memory.js';
 import { registerServeCommand } from './serve.js';
 import { registerInstallCommand } from './install.js';
+import { registerUiCommand } from './ui.js';
 import { guardOutput } from './terminal.js';
 
 /** Builds the program; `main` parses argv with it. Exported so tests can drive it in-process. */
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerMemoryCommands(program);
   registerServeCommand(program);
   registerInstallCommand(program);
+  registerUiCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -24,6 +24,6 @@ export {
 } from './template.js';
 export { escapeMarkdownInline, fence, renderReportMarkdown, REPORT_MAX_BYTES, type ReportInput } from './report-md.js';
 export { renderReportHtml, STATUS_COLOURS, type ReportHtmlInput } from './report-html.js';
-export { renderTimeline, pausesOf, barStatus, TIMELINE_CSS, TIMELINE_SCRIPT, type TimelineInput, type Pause, type BarStatus, type BarKind } from './timeline.js';
+export { renderTimeline, pausesOf, barStatus, TIMELINE_CSS, TIMELINE_SCRIPT, type TimelineInput, type Pause, type BarStatus, type BarKind, type RunningAttempt } from './timeline.js';
 export { escapeHtml, renderInline, renderMarkdownHtml } from './markdown-html.js';
 export { failureCause, latestAttempts, refOf, STATUS_LABELS } from './records.js';

@@ -19,8 +19,11 @@ import { dynamicSummary } from './report-dynamic.js';
 import { failureCause, refOf, STATUS_LABELS } from './records.js';
 import { cleanLine, clip, formatDuration, parseTime } from './text.js';
 
-/** What a bar shows: an attempt's status, or `check_failed` for a gate check that did not pass. */
-export type BarStatus = AgentStatus | 'check_failed';
+/**
+ * What a bar shows: an attempt's status, `check_failed` for a gate check that did not pass, or
+ * `running` for an attempt still going (the dashboard draws those, growing until they end).
+ */
+export type BarStatus = AgentStatus | 'check_failed' | 'running';
 
 /** What a bar's task is, by where it came from. */
 export type BarKind = 'task' | 'skeptic' | 'check' | 'fix';
@@ -33,6 +36,7 @@ export const STATUS_COLOURS: Readonly<Record<BarStatus, string>> = {
   timed_out: '#e8912d',
   cancelled: '#7d8590',
   skipped: '#b9c0cb',
+  running: '#2f6fd6',
 };
 
 const KIND_LABELS: ReadonlyArray<[BarKind, string]> = [
@@ -52,6 +56,15 @@ export interface Pause {
   ended: string;
 }
 
+/** An attempt that has started and not ended (from the journal's `agent.started` lines). */
+export interface RunningAttempt {
+  /** `phase/task`. */
+  ref: string;
+  attempt: number;
+  /** ISO time it started. */
+  startedAt: string;
+}
+
 /** Input of {@link renderTimeline}. */
 export interface TimelineInput {
   run: Pick<RunRecord, 'startedAt' | 'endedAt' | 'elapsedMs' | 'plan' | 'phases'>;
@@ -59,6 +72,16 @@ export interface TimelineInput {
   records: readonly AgentRecord[];
   /** Stop-and-resume gaps (see {@link pausesOf}). */
   pauses?: readonly Pause[];
+  /** Attempts still running (a live run): drawn as `running` bars from their start up to `now`. */
+  running?: readonly RunningAttempt[];
+  /** Epoch ms the running bars end at (default `Date.now()`). */
+  now?: number;
+  /**
+   * Attribute that carries each bar's `phase/task` (default `data-ref`). The dashboard renames
+   * it: there `data-ref` marks the one element of each task (its latest attempt), and a task may
+   * have several bars.
+   */
+  refAttribute?: string;
 }
 
 /**
@@ -91,6 +114,7 @@ const MIN_BAR_PX = 6;
 
 /** Hover details and legend toggles; reads only the page's own attributes. */
 export const TIMELINE_SCRIPT = `(function () {
+  function init() {
   var tip = document.getElementById('tip');
   var box = document.getElementById('timeline');
   if (!tip || !box) return;
@@ -118,6 +142,10 @@ export const TIMELINE_SCRIPT = `(function () {
     box.classList.toggle('hide-' + item.getAttribute('data-toggle'));
     item.classList.toggle('off');
   });
+  }
+  // A page that redraws the timeline (the dashboard) calls this again after each redraw.
+  window.fanfoldTimeline = init;
+  init();
 })();`;
 
 /** The timeline's styles (they expect the page's `--fg`, `--muted`, `--line` and `--soft`). */
@@ -156,6 +184,9 @@ ${(Object.keys(STATUS_COLOURS) as BarStatus[]).map((s) => `.s-${s} { background-
 .k-fix, .kw.k-fix { background-image: repeating-linear-gradient(45deg, rgba(255,255,255,.35) 0 3px, transparent 3px 7px); }
 ${(Object.keys(STATUS_COLOURS) as BarStatus[]).map((s) => `.hide-${s} .s-${s} { visibility: hidden; }`).join('\n')}
 ${KIND_LABELS.map(([k]) => `.hide-k-${k} .k-${k} { visibility: hidden; }`).join('\n')}
+.s-running { background-image: repeating-linear-gradient(135deg, rgba(255,255,255,.28) 0 6px, transparent 6px 12px); background-size: 17px 17px; animation: ff-run 1s linear infinite; }
+@keyframes ff-run { to { background-position: 17px 0; } }
+@media (prefers-reduced-motion: reduce) { .s-running { animation: none; } }
 .retry { box-shadow: inset 3px 0 0 rgba(0,0,0,.35); }
 .tip { position: fixed; z-index: 10; max-width: 460px; padding: 6px 9px; border-radius: 6px; background: #1f2328; color: #fff; font-size: 12px; white-space: pre-wrap; pointer-events: none; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
 .empty { color: var(--muted); font-style: italic; padding: 8px 0; }
@@ -226,7 +257,7 @@ const KIND_WORDS: Record<BarKind, string> = { task: 'task', skeptic: 'skeptic', 
 /** The hover text of one bar. */
 function barTitle(p: Placed, t0: number): string {
   const r = p.record;
-  const what = p.status === 'check_failed' ? 'check failed (the gate check ran and did not pass)' : p.status.replace('_', ' ');
+  const what = p.status === 'check_failed' ? 'check failed (the gate check ran and did not pass)' : p.status === 'running' ? 'running now' : p.status.replace('_', ' ');
   const lines = [`${refOf(r)} · ${KIND_WORDS[p.kind]} · attempt ${r.attempt} · ${what}`];
   lines.push(
     p.known
@@ -235,12 +266,28 @@ function barTitle(p: Placed, t0: number): string {
   );
   const exit = r.signal ? `signal ${cleanLine(r.signal)}` : r.exitCode !== null ? `exit code ${r.exitCode}` : '';
   if (exit) lines.push(exit);
-  if (p.status !== 'succeeded') {
+  if (p.status !== 'succeeded' && p.status !== 'running') {
     const cause = failureCause(r, 300);
     if (cause) lines.push(`cause: ${cause}`);
   }
-  lines.push(`agent ${clip(cleanLine(r.agent), 60)} (${cleanLine(r.runner)})`);
+  if (r.agent) lines.push(`agent ${clip(cleanLine(r.agent), 60)}${r.runner ? ` (${cleanLine(r.runner)})` : ''}`);
   return lines.join('\n');
+}
+
+/**
+ * A running attempt as the record-shaped bar input the timeline draws: status `running`, ending
+ * `now`. Internal: never stored, never shown outside the timeline.
+ */
+function runningRecord(a: RunningAttempt, tasks: readonly PlanTask[], now: number): AgentRecord {
+  const slash = a.ref.indexOf('/');
+  const task = tasks.find((t) => t.ref === a.ref);
+  const start = parseTime(a.startedAt);
+  return {
+    schemaVersion: 2, runId: '', phaseId: a.ref.slice(0, slash), taskId: a.ref.slice(slash + 1), key: '', attempt: a.attempt,
+    status: 'running' as AgentStatus, agent: task?.agent ?? '', runner: '', prompt: '', output: '', outputBytes: 0, truncated: false,
+    exitCode: null, signal: null, stderrTail: '', startedAt: a.startedAt, endedAt: new Date(now).toISOString(),
+    durationMs: Number.isFinite(start) ? Math.max(0, now - start) : 0,
+  };
 }
 
 /** Renders the timeline section: legend (status and kind), time axis, pauses, one row per phase. */
@@ -258,6 +305,13 @@ export function renderTimeline(input: TimelineInput): string {
     if (Number.isFinite(e) && e > t1) t1 = e;
   }
   for (const p of pauses) if (p.to > t1) t1 = p.to;
+  const now = input.now ?? Date.now();
+  const running = (input.running ?? []).map((a) => runningRecord(a, run.plan.tasks, now));
+  for (const r of running) {
+    const s = parseTime(r.startedAt);
+    if (Number.isFinite(s) && s < t0) t0 = s;
+    if (now > t1) t1 = now;
+  }
   if (!Number.isFinite(t0)) t0 = 0;
   if (!Number.isFinite(t1) || t1 <= t0) t1 = t0 + 1;
   const span = t1 - t0;
@@ -265,7 +319,7 @@ export function renderTimeline(input: TimelineInput): string {
   const taskByRef = new Map(run.plan.tasks.map((t) => [t.ref, t]));
   // Phases in plan order, then any phase only the records know.
   const byPhase = new Map<string, Placed[]>(run.plan.phases.map((p) => [p.id, []]));
-  for (const record of records) {
+  for (const record of [...records, ...running]) {
     const s = parseTime(record.startedAt);
     let e = parseTime(record.endedAt);
     const known = Number.isFinite(s);
@@ -282,6 +336,9 @@ export function renderTimeline(input: TimelineInput): string {
     counts.set(`k-${p.kind}`, (counts.get(`k-${p.kind}`) ?? 0) + 1);
   }
   const statusLabels: [BarStatus, string][] = [STATUS_LABELS[0]!, ['check_failed', 'check failed'], ...STATUS_LABELS.slice(1)];
+  // Only a live run has running bars; a finished report does not list the state.
+  if (running.length > 0) statusLabels.push(['running', 'running']);
+  const refAttr = /^data-[a-z-]+$/.test(input.refAttribute ?? '') ? input.refAttribute! : 'data-ref';
   const legend =
     statusLabels
       .map(([s, label]) => `<span data-toggle="${s}" title="show or hide ${label}"><i class="sw s-${s}"></i>${label} (${counts.get(s) ?? 0})</span>`)
@@ -319,7 +376,7 @@ export function renderTimeline(input: TimelineInput): string {
       const width = ((p.end - p.start) / span) * 100;
       const r = p.record;
       return (
-        `<div class="bar s-${p.status} k-${p.kind}${r.attempt > 1 ? ' retry' : ''}" data-ref="${escapeHtml(refOf(r))}" data-status="${p.status}" data-kind="${p.kind}" data-attempt="${r.attempt}"` +
+        `<div class="bar s-${p.status} k-${p.kind}${r.attempt > 1 ? ' retry' : ''}" ${refAttr}="${escapeHtml(refOf(r))}" data-status="${p.status}" data-kind="${p.kind}" data-attempt="${r.attempt}"` +
         ` style="left:${pct(left)};width:${pct(width)};top:${p.lane * LANE_PX + 6}px" title="${escapeHtml(barTitle(p, t0))}"><span class="bl">${escapeHtml(clip(cleanLine(r.taskId), 60))}</span></div>`
       );
     });

@@ -310,7 +310,14 @@ export interface AgentPage {
  * per task) and the journal (what is running now); only the records on this page are read, so a
  * 1,000-agent run costs one directory listing and at most AGENT_PAGE_SIZE file reads.
  */
-export async function agentPage(root: string, snap: RunSnapshot, offset: number, limit = AGENT_PAGE_SIZE): Promise<AgentPage> {
+export async function agentPage(
+  root: string,
+  snap: RunSnapshot,
+  offset: number,
+  limit = AGENT_PAGE_SIZE,
+  /** Reads one record by file name (default: from disk); the dashboard passes its cache. */
+  read: (store: RunStore, file: string) => Promise<AgentRecord> = (store, file) => store.readAgentRecord(file),
+): Promise<AgentPage> {
   const { run, view } = snap;
   const tasks = run.plan.tasks;
   const store = await RunStore.open(root, run.runId);
@@ -346,7 +353,7 @@ export async function agentPage(root: string, snap: RunSnapshot, offset: number,
         if (!l) return { ...base, status: 'pending' };
         let rec: AgentRecord;
         try {
-          rec = await store.readAgentRecord(l.file);
+          rec = await read(store, l.file);
         } catch (err) {
           return { ...base, status: 'unreadable', attempt: l.attempt, cause: clipChars((err as Error).message, MAX_CAUSE_CHARS) };
         }

@@ -8,10 +8,10 @@
  * person's question — they always go through the form, and the model's `approve: true` counts
  * only where no person could answer it.
  */
-import os from 'node:os';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { requestStop } from '../../engine/lifecycle.js';
+import { requestedBy, sendRequest, type NewRequest } from '../../engine/requests.js';
 import { readStatus, type RunStatusView } from '../../engine/status.js';
 import { RunStore, assertId, leaseState, readLease } from '../../store/index.js';
 import type { RequestRecord, RunEvent } from '../../store/types.js';
@@ -219,30 +219,12 @@ async function answerCheckpoint(server: McpServer, ctx: ToolContext, args: Args,
 }
 
 function who(via = 'MCP control_workflow'): RequestRecord['by'] {
-  return { pid: process.pid, host: os.hostname(), via };
+  return requestedBy(via);
 }
 
 /** Leaves a request and waits (up to waitMs) for the owner's journal line that answers it. */
-async function ask(root: string, runId: string, req: Omit<RequestRecord, 'schemaVersion' | 'id' | 'requestedAt'>, match: (e: RunEvent) => boolean, waitMs = CONFIRM_MS): Promise<RunEvent | undefined> {
-  const since = new Date().toISOString();
-  const store = await RunStore.open(root, runId);
-  try {
-    await store.addRequest(req);
-  } finally {
-    await store.close();
-  }
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const s = await RunStore.open(root, runId);
-    try {
-      const hit = (await s.readJournal()).events.find((e) => e.t >= since && match(e));
-      if (hit) return hit;
-    } finally {
-      await s.close();
-    }
-    if (Date.now() >= deadline) return undefined;
-    await new Promise((r) => setTimeout(r, 150));
-  }
+function ask(root: string, runId: string, req: NewRequest, match: (e: RunEvent) => boolean, waitMs = CONFIRM_MS): Promise<RunEvent | undefined> {
+  return sendRequest(root, runId, req, match, waitMs);
 }
 
 function answer(args: Args, view: RunStatusView, done: boolean, message: string, effect?: string) {

@@ -29,6 +29,7 @@ import {
 } from '../run-views.js';
 import { MAX_WAIT_SECONDS, waitWithProgress } from '../waiting.js';
 import { CountsSchema } from './run-workflow.js';
+import { readDashboardUrl } from '../../ui/dashboard-file.js';
 
 /** Tool name. */
 export const WORKFLOW_STATUS = 'workflow_status';
@@ -135,6 +136,7 @@ const OutputSchema = z.object({
   totalRuns: z.number().int().optional(),
   waitedMs: z.number().optional(),
   dir: z.string().optional(),
+  dashboard: z.string().optional().describe('the live dashboard (`fanfold ui`) serving this store, while it runs: offer this URL to the user to watch and steer runs'),
   nextStep: z.string(),
 });
 
@@ -155,13 +157,17 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
     },
     async (args, extra) => {
       try {
+        // Why never in child mode: the URL carries the dashboard's token, and whoever holds it acts
+        // as the person (stop, resume, approve); a sub-agent must not get it.
+        const dashboard = ctx.child ? undefined : await readDashboardUrl(ctx.root).catch(() => undefined);
         if (args.runId === undefined) {
           const list = await recentRuns(ctx.root);
           const nextStep =
             list.total === 0
               ? 'No runs yet: plan one with plan_workflow and start it with run_workflow.'
               : 'Call workflow_status with one of these runIds for its status, digest and report.';
-          return okResult({ runs: list.runs, totalRuns: list.total, spend: list.spend, nextStep }, runRowsText(list));
+          return okResult({ runs: list.runs, totalRuns: list.total, spend: list.spend, ...(dashboard ? { dashboard } : {}), nextStep },
+            runRowsText(list) + (dashboard ? `\ndashboard: ${dashboard}` : ''));
         }
         const runId = assertId('run', args.runId);
         let waitedMs: number | undefined;
@@ -175,7 +181,7 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
           throw new ToolInputError(`offset ${args.offset} is past the last agent: run ${runId} has ${tasks}; use an offset from 0 to ${Math.max(0, tasks - 1)}.`);
         }
         const page = detail === 'agents' ? await agentPage(ctx.root, snap, args.offset ?? 0) : undefined;
-        return await statusAnswer(snap, detail, page, waitedMs);
+        return await statusAnswer(snap, detail, page, waitedMs, dashboard);
       } catch (err) {
         return toolError(WORKFLOW_STATUS, err);
       }
@@ -183,7 +189,7 @@ export function registerWorkflowStatusTool(server: McpServer, ctx: ToolContext):
   );
 }
 
-async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number], page: AgentPage | undefined, waitedMs: number | undefined) {
+async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number], page: AgentPage | undefined, waitedMs: number | undefined, dashboard: string | undefined) {
   const { view, run } = snap;
   const phases = phaseRows(snap, detail === 'phases');
   const dynamic = dynamicRows(run, detail === 'phases');
@@ -214,6 +220,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     ...(page ? { agentRows: page } : {}),
     ...(waitedMs !== undefined ? { waitedMs } : {}),
     dir: view.dir,
+    ...(dashboard ? { dashboard } : {}),
     nextStep,
   };
   const head = [
@@ -222,6 +229,7 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     ...(view.spend ? [`spend so far: $${view.spend.usd.toFixed(2)}, ${view.spend.tokens} tokens`] : []),
     ...(view.security ?? []).map((s) => `sandbox: ${s}`),
     `outputs: ${view.dir}`,
+    ...(dashboard ? [`dashboard: ${dashboard} (live view: offer it to the user)`] : []),
   ];
   const sections = [
     phasesText(phases.rows, phases.omitted),
