@@ -26,10 +26,20 @@ export function registerUiCommand(program: Command): void {
       const host = o.host.trim();
       if (!host) throw new UsageError('--host: expected an address to bind, e.g. 127.0.0.1');
       const root = storeRoot(program);
+      // Why before anything starts: a Ctrl-C that comes while the server starts (or right after
+      // the URL is printed) must still close it and remove the URL file, not kill the process.
+      let stopNow: () => void = () => {};
+      const stopped = new Promise<void>((resolve) => (stopNow = resolve));
+      const onSignal = () => {
+        for (const sig of SIGNALS) process.off(sig, onSignal);
+        stopNow();
+      };
+      for (const sig of SIGNALS) process.on(sig, onSignal);
       let dash;
       try {
         dash = await startDashboard({ root, host, port });
       } catch (e) {
+        onSignal();
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') throw new UsageError(`--port: port ${port} on ${host} is in use; leave --port out to take a free one`);
         if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`--host: cannot bind ${host} (${code})`);
@@ -50,13 +60,7 @@ export function registerUiCommand(program: Command): void {
         process.stderr.write(`fanfold ui: WARNING: listening on ${host}, not only on this machine; the token in the URL is all that guards the runs\n`);
       }
       if (o.open) openBrowser(dash.url);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          for (const sig of SIGNALS) process.off(sig, stop);
-          resolve();
-        };
-        for (const sig of SIGNALS) process.on(sig, stop);
-      });
+      await stopped;
       await Promise.race([dash.close(), new Promise((r) => setTimeout(r, 2000).unref())]);
       if (file) await removeDashboardFile(root).catch(() => {});
       if (!o.json) process.stderr.write('fanfold ui: stopped\n');
