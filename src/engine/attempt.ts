@@ -108,6 +108,15 @@ export class Attempts {
       const old = await store.readAgentRecord(endedFile).catch(() => undefined);
       if (old) this.#sessions.ended(t.ref, old);
     }
+    // A gate's next fix continues the previous fix's session; an earlier owner's record names it.
+    const n = t.origin?.kind === 'fix' ? t.origin.iteration ?? 1 : 1;
+    const prevFix = `${t.phaseId}/fix-${n - 1}`;
+    if (n > 1 && !this.#sessions.knows(prevFix)) {
+      const files = (await store.listAgentFiles().catch(() => [])).filter((f) => f.phaseId === t.phaseId && f.taskId === `fix-${n - 1}`);
+      const last = files.sort((a, b) => b.attempt - a.attempt)[0];
+      const old = last ? await store.readAgentRecord(last.file).catch(() => undefined) : undefined;
+      if (old) this.#sessions.keep(prevFix, old);
+    }
     const continueFrom = this.#sessions.forAttempt(t, attempt, agent, plan.limits);
     // Sessions are kept only where they can be continued: the same folder every attempt.
     const keepSession = continuesSessions(agent, plan.limits) && t.isolation !== 'worktree';

@@ -55,6 +55,8 @@ function clip(s: string, max = 160): string {
 /** The sessions the next attempts of a run's tasks continue, by ref. */
 export class SessionChain {
   readonly #next = new Map<string, ContinueFrom>();
+  /** The last saved session of every task (a gate's next fix continues the previous fix's). */
+  readonly #kept = new Map<string, ContinueFrom>();
   readonly #sessionDir: string;
 
   /** `sessionDir`: the run's `sessions/` folder. */
@@ -64,6 +66,9 @@ export class SessionChain {
 
   /** Notes how attempt `rec` of `ref` ended: its session is continued next, or forgotten. */
   ended(ref: string, rec: Pick<AgentRecord, 'attempt' | 'status' | 'error' | 'sessionId' | 'session'>): void {
+    if (rec.session && rec.sessionId !== undefined) {
+      this.#kept.set(ref, { attempt: rec.attempt, sessionId: rec.sessionId, file: path.join(this.#sessionDir, rec.session.file), origin: rec.session.origin, why: '', ref });
+    }
     const why = cutOffBecause(rec);
     if (why === undefined || rec.sessionId === undefined) {
       this.#next.delete(ref);
@@ -85,12 +90,33 @@ export class SessionChain {
     this.#next.set(ref, { attempt, sessionId: sessionUuid(runId, ref, attempt), why: 'the run stopped before it finished' });
   }
 
-  /** The session attempt `attempt` of `t` continues, if any (and if its agent continues sessions). */
-  forAttempt(t: Pick<PlanTask, 'ref' | 'isolation'>, attempt: number, agent: AgentDef, limits: Limits): ContinueFrom | undefined {
-    const from = this.#next.get(t.ref);
-    if (!from || from.attempt >= attempt || !continuesSessions(agent, limits)) return undefined;
+  /**
+   * The session attempt `attempt` of `t` continues, if any (and if its agent continues sessions):
+   * its own previous attempt's when that was cut off; for the first attempt of a gate's
+   * `fix-(n+1)`, `fix-n`'s (the fixer keeps what it learnt; the new prompt brings the new failure).
+   */
+  forAttempt(t: Pick<PlanTask, 'ref' | 'isolation' | 'origin'>, attempt: number, agent: AgentDef, limits: Limits): ContinueFrom | undefined {
     // An isolated task runs each attempt in a fresh worktree: elsewhere than the session.
-    if (t.isolation === 'worktree') return undefined;
-    return from;
+    if (!continuesSessions(agent, limits) || t.isolation === 'worktree') return undefined;
+    const from = this.#next.get(t.ref);
+    if (from && from.attempt < attempt) return from;
+    const n = t.origin?.kind === 'fix' ? t.origin.iteration ?? 1 : 1;
+    if (from === undefined && n > 1) {
+      const prev = this.#kept.get(`${t.ref.slice(0, t.ref.indexOf('/'))}/fix-${n - 1}`);
+      if (prev) return { ...prev, why: `fix ${n - 1} did not satisfy the gate` };
+    }
+    return undefined;
+  }
+
+  /** Whether the session of `ref` is known (see `keep`). */
+  knows(ref: string): boolean {
+    return this.#kept.has(ref);
+  }
+
+  /** Notes the saved session of an earlier owner's attempt of `ref` (a later fix may continue it). */
+  keep(ref: string, rec: Pick<AgentRecord, 'attempt' | 'sessionId' | 'session'>): void {
+    if (rec.session && rec.sessionId !== undefined) {
+      this.#kept.set(ref, { attempt: rec.attempt, sessionId: rec.sessionId, file: path.join(this.#sessionDir, rec.session.file), origin: rec.session.origin, why: '', ref });
+    }
   }
 }

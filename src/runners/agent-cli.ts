@@ -198,7 +198,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
   // `feedback` comes with a continuation only (a fresh prompt from the engine already holds it).
   const fresh = asked ? withoutFeedback(plain) : plain;
   let result = from
-    ? await runOnce(driver, { ...fresh, continueFrom: from, prompt: continuationPrompt(from, input.feedback) }, options)
+    ? await runOnce(driver, { ...fresh, continueFrom: from, ...(from.ref === undefined ? { prompt: continuationPrompt(from, input.feedback) } : {}) }, options)
     : await runOnce(driver, fresh, options);
   if (from && s.cannotResume(result)) {
     fallback = `${driver.kind} could not resume session ${from.sessionId} of attempt ${from.attempt}: ${oneLine(result.error?.message ?? result.output, 200)}`;
@@ -214,7 +214,7 @@ export async function runAgentCli(driver: CliDriver, input: RunnerInput, options
   return {
     ...result,
     ...(session ? { session } : {}),
-    ...(from ? { continuedFrom: { attempt: from.attempt, sessionId: from.sessionId } } : {}),
+    ...(from ? { continuedFrom: { attempt: from.attempt, sessionId: from.sessionId, ...(from.ref ? { ref: from.ref } : {}) } } : {}),
     ...(fallback !== undefined ? { continueFallback: fallback } : {}),
   };
 }
@@ -283,7 +283,7 @@ async function runOnce(driver: CliDriver, input: RunnerInput, options: AgentCliR
       await writeFile(files.schemaFile, JSON.stringify(input.schema), { mode: 0o600 });
     }
     // A continuation's conversation already holds the pointer to the context file.
-    const note = input.continueFrom ? '' : await contextNote(input.contextFile);
+    const note = input.continueFrom && input.continueFrom.ref === undefined ? '' : await contextNote(input.contextFile);
     const inv = driver.invocation(note ? { ...input, prompt: `${input.prompt}${note}` } : input, files);
     const tooLong = inv.args.find((a) => Buffer.byteLength(a) >= MAX_ARG_BYTES);
     if (tooLong !== undefined) {

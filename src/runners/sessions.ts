@@ -31,6 +31,11 @@ export interface ContinueFrom {
   origin?: string;
   /** Why the earlier attempt ended (for the continuation prompt): "timed out after 10m", … */
   why: string;
+  /**
+   * Set when the session is another task's (a gate's `fix-n` continued by `fix-(n+1)`): that task's
+   * ref; the new task's own prompt is sent then, not the continuation prompt.
+   */
+  ref?: string;
 }
 
 /** A session saved into the run folder after an attempt. */

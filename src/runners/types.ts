@@ -89,7 +89,7 @@ export interface RunnerResult {
   /** The session saved into `sessionDir` after this attempt. */
   session?: SavedSession;
   /** Set when this attempt continued an earlier attempt's session. */
-  continuedFrom?: { attempt: number; sessionId: string };
+  continuedFrom?: { attempt: number; sessionId: string; ref?: string };
   /** Why a continuation was asked for but the attempt started fresh. */
   continueFallback?: string;
 }

@@ -147,8 +147,11 @@ export interface AgentRecord {
    * `origin` where the CLI keeps it relative to its home (issue 12 item 3).
    */
   session?: { file: string; origin: string };
-  /** This attempt continued the session of an earlier attempt instead of starting fresh. */
-  continuedFrom?: { attempt: number; sessionId: string };
+  /**
+   * This attempt continued the session of an earlier attempt instead of starting fresh; `ref` when
+   * that attempt was another task's (a gate's previous fix).
+   */
+  continuedFrom?: { attempt: number; sessionId: string; ref?: string };
   /** Why this attempt started fresh although a continuation was asked for. */
   continueFallback?: string;
   /**

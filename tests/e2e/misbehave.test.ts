@@ -224,6 +224,38 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
     );
   }, 200_000);
 
+  it("a gate's fix-2 continues fix-1's claude session: the fixer sees its earlier fix and the new failure", async () => {
+    const { run, view } = await runSpec('gate', {
+      version: 1,
+      name: 'e2e-gate-continue',
+      limits: { retries: 0, agentTimeout: '120s' },
+      agents: { cl: { runner: 'claude', model: 'claude-scripted', maxTurns: 4 } },
+      phases: [{
+        id: 'g', agent: 'cl',
+        tasks: [{ id: 'w', prompt: '[e2e:g/w] Say done.' }],
+        // Fails twice (check-1, check-2), passes the third time.
+        gate: { command: 'echo "check $FANFOLD_TASK_ID"; [ "$FANFOLD_TASK_ID" = check-3 ]', maxIterations: 3, fix: { agent: 'cl', prompt: '[e2e:g/fix] The check failed (run {{iteration}}):\n{{failure}}\nFix it.' } },
+      }],
+    });
+    anth.assertNoScriptErrors();
+    expect(view.status, describeRun(run)).toBe('completed');
+    const recs = await runRecords(view.dir);
+    const fix1 = recs.get('g/fix-1#1')!;
+    const fix2 = recs.get('g/fix-2#1')!;
+    expect(fix1.status).toBe('succeeded');
+    expect(fix1.continuedFrom).toBeUndefined();
+    expect(fix2.status).toBe('succeeded');
+    expect(fix2.continuedFrom).toEqual({ attempt: 1, sessionId: fix1.sessionId, ref: 'g/fix-1' });
+    // fix-2's request held fix-1's prompt and answer, then its own prompt with the new failure.
+    const fixes = anth.messageRequests.map((q) => q.body as AnthropicRequestBody).filter((b) => userText(b).includes('[e2e:g/fix]'));
+    expect(fixes).toHaveLength(2);
+    const second = fixes[1]!;
+    expect(userText(second)).toContain('(run 1)');
+    expect(userText(second)).toContain('(run 2)');
+    expect(JSON.stringify(second.messages)).toContain('done g/fix');
+    expect(userText(fixes[0]!)).not.toContain('(run 2)');
+  }, 200_000);
+
   it('a model that never answers: the silent claude agent is killed as stalled and retried per retries', async () => {
     stall.hangFirst.add('idle/x');
     const t0 = Date.now();

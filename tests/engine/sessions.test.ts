@@ -48,6 +48,21 @@ describe('which attempts continue a session', () => {
     chain.cutOff('r', 'p/t', 3);
     expect(chain.forAttempt(t, 4, claude, limits)).toMatchObject({ attempt: 3, sessionId: sessionUuid('r', 'p/t', 3) });
   });
+
+  it("a gate's fix-(n+1) continues fix-n's session (even a succeeded one), on its first attempt", () => {
+    const chain = new SessionChain('/s');
+    const fix = (n: number) => ({ ref: `g/fix-${n}`, origin: { kind: 'fix' as const, iteration: n } });
+    expect(chain.forAttempt(fix(2), 1, claude, limits)).toBeUndefined();
+    chain.ended('g/fix-1', { attempt: 1, status: 'succeeded', sessionId: 'f1', session: { file: 'g.fix-1.1.claude.jsonl', origin: 'projects/-w/f1.jsonl' } });
+    expect(chain.forAttempt(fix(2), 1, claude, limits)).toMatchObject({ ref: 'g/fix-1', sessionId: 'f1', file: '/s/g.fix-1.1.claude.jsonl' });
+    expect(chain.forAttempt(fix(1), 1, claude, limits)).toBeUndefined();
+    expect(chain.forAttempt(fix(3), 1, claude, limits)).toBeUndefined();
+    expect(chain.forAttempt(fix(2), 1, claude, { ...limits, continueSessions: false })).toBeUndefined();
+    // An earlier owner's record of the previous fix serves as well.
+    chain.keep('g/fix-2', { attempt: 2, sessionId: 'f2', session: { file: 'g.fix-2.2.claude.jsonl', origin: 'projects/-w/f2.jsonl' } });
+    expect(chain.knows('g/fix-2')).toBe(true);
+    expect(chain.forAttempt(fix(3), 1, claude, limits)).toMatchObject({ ref: 'g/fix-2', attempt: 2, sessionId: 'f2' });
+  });
 });
 
 describe('claude sessions', () => {
