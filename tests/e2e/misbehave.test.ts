@@ -256,6 +256,34 @@ describe.skipIf(!ENABLED)('misbehaving agents through fanfold (real CLIs)', () =
     expect(userText(fixes[0]!)).not.toContain('(run 2)');
   }, 200_000);
 
+  it('a resume continues the session of a claude agent the run stop cut off', async () => {
+    stall.hangFirst.add('cut/x');
+    const file = join(sb.root, 'cut.json');
+    await writeFile(file, JSON.stringify({
+      version: 1, name: 'e2e-cut', limits: { retries: 0, agentTimeout: '120s' },
+      agents: { cl: { runner: 'claude', model: 'claude-scripted', maxTurns: 2, idleTimeout: 0 } },
+      phases: [{ id: 'cut', agent: 'cl', tasks: [{ id: 'x', prompt: '[e2e:cut/x] Say done.' }] }],
+    }));
+    const started = await fanfold(['run', file, '--detach']);
+    const runId = started.view.runId;
+    // The model has the request (claude wrote the prompt into its session): stop the run now.
+    const deadline = Date.now() + 90_000;
+    while ((stall.seen.get('cut/x') ?? 0) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(stall.seen.get('cut/x')).toBe(1);
+    const stopped = await fanfold(['stop', runId]);
+    expect(stopped.view.status, describeRun(stopped.run)).toBe('stopped');
+    const again = await fanfold(['resume', runId]);
+    expect(again.view.status, describeRun(again.run)).toBe('completed');
+    const recs = await runRecords(again.view.dir);
+    const first = recs.get('cut/x#1')!;
+    expect(first.status).toBe('cancelled');
+    expect(first.session?.file).toBe('cut.x.1.claude.jsonl');
+    expect(recs.get('cut/x#2')!.continuedFrom).toEqual({ attempt: 1, sessionId: first.sessionId });
+    const reqs = anth.messageRequests.map((q) => q.body as AnthropicRequestBody).filter((b) => userText(b).includes('[e2e:cut/x]'));
+    expect(reqs).toHaveLength(2);
+    expect(userText(reqs[1]!)).toContain('[fanfold] Your previous attempt at this task was interrupted (it was stopped');
+  }, 200_000);
+
   it('a model that never answers: the silent claude agent is killed as stalled and retried per retries', async () => {
     stall.hangFirst.add('idle/x');
     const t0 = Date.now();
