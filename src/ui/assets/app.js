@@ -469,15 +469,23 @@ function showRun(runId, selected) {
   }
 
   // --- loading and live updates
+  // Answers can arrive out of order; only a newer one replaces what is shown.
+  let viewSeq = 0, viewShown = 0, taskSeq = 0, taskShown = 0;
   async function loadView() {
+    const seq = ++viewSeq;
     const v = await api(`/api/runs/${encodeURIComponent(runId)}`);
+    if (seq < viewShown || closed) return state.view;
+    viewShown = seq;
     state.view = v;
     state.fetchedAt = Date.now();
     drawHead();
     return v;
   }
   async function loadTasks() {
+    const seq = ++taskSeq;
     const t = await api(`/api/runs/${encodeURIComponent(runId)}/tasks`);
+    if (seq < taskShown || closed) return;
+    taskShown = seq;
     state.rows = t.rows;
     state.byRef = new Map(t.rows.map((r) => [r.ref, r]));
     drawRows();
@@ -512,7 +520,16 @@ function showRun(runId, selected) {
       case 'agent.started': set(ev.ref, { status: 'running', attempt: ev.attempt }); refreshTimeline(); break;
       case 'agent.finished': set(ev.ref, { status: ev.census && ev.census.checkFailed ? 'check_failed' : ev.status, attempt: ev.attempt, durationMs: ev.durationMs }); refreshTasks(); refreshTimeline(); break;
       case 'agent.skipped': set(ev.ref, { status: 'skipped' }); refreshTasks(); break;
-      case 'run.finished': root.setAttribute('data-run-status', ev.status); refreshAll(); break;
+      // The run's status changes on the page only with everything else final (counts, rows, bars).
+      // run.json may be written just after this line: read the view until it shows the end.
+      case 'run.finished': Promise.all([loadTasks(), loadTimeline()]).then(async () => {
+        for (let i = 0; i < 40 && !closed; i++) {
+          const v = await loadView();
+          if (v && !v.live) return;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        root.setAttribute('data-run-status', ev.status);
+      }).catch(fail); return;
       default: refreshTasks(); refreshTimeline();
     }
     refreshView();
