@@ -267,13 +267,16 @@ export class PackedIndex {
     return this.data.terms.length;
   }
 
-  /** Rough bytes held in memory. */
+  #approxBytes: number | undefined;
+
+  /** Rough bytes held in memory (terms at ~24 bytes of overhead each, refs at ~80). */
   get approxBytes(): number {
-    const d = this.data;
-    let chars = 0;
-    for (const t of d.terms) chars += t.length + 16;
-    for (const r of d.refs) chars += r.length + 60;
-    return d.postings.byteLength + d.offsets.byteLength + d.fieldLength.byteLength + 2 * chars;
+    if (this.#approxBytes === undefined) {
+      const d = this.data;
+      const termChars = d.offsets.length * 24 + (d.terms.length > 0 ? d.terms.length * 8 : 0);
+      this.#approxBytes = d.postings.byteLength + d.offsets.byteLength + d.fieldLength.byteLength + termChars + d.refs.length * 100;
+    }
+    return this.#approxBytes;
   }
 
   /** The stored fields of one task (by ref), or undefined. */

@@ -238,6 +238,14 @@ export async function readJsonFile<T>(file: string, opts: ReadJsonOptions): Prom
  * Throws StoreError 'not_found', 'path_escape', 'too_large' or 'io'.
  */
 export async function readTextFile(file: string, kind: string, maxBytes: number): Promise<string> {
+  return (await readBytesFile(file, kind, maxBytes)).toString('utf8');
+}
+
+/**
+ * Reads a whole file as bytes, refusing symlinks (O_NOFOLLOW) and files over `maxBytes`: for a
+ * reader that decodes a large file in parts rather than in one step. Errors as readTextFile.
+ */
+export async function readBytesFile(file: string, kind: string, maxBytes: number): Promise<Buffer> {
   let fh: fs.FileHandle;
   try {
     // Why O_NOFOLLOW: the path was checked, but the last component could be swapped for a symlink
@@ -259,7 +267,7 @@ export async function readTextFile(file: string, kind: string, maxBytes: number)
     if (buf.length > maxBytes) {
       throw new StoreError('too_large', `${kind} ${file} is ${buf.length} bytes, more than the ${maxBytes}-byte limit`);
     }
-    return buf.toString('utf8');
+    return buf;
   } catch (err) {
     throw ioError(`reading ${kind}`, file, err);
   } finally {

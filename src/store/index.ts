@@ -24,6 +24,7 @@ export {
   syncDir,
   readJsonFile,
   readTextFile,
+  readBytesFile,
   type WriteJsonOptions,
   type WriteTextOptions,
   type ReadJsonOptions,

@@ -105,6 +105,8 @@ describe('RunIndex persistence', () => {
     ['another run', (e) => JSON.stringify({ ...e, runId: 'r2' }), /^belongs to run/],
     ['a docCount that disagrees with the index', (e) => JSON.stringify({ ...e, docCount: 3 }), /^corrupt: docCount/],
     ['postings that are not base64 pieces', (e) => JSON.stringify({ ...e, postings: 7 }), /^corrupt/],
+    ['a postings piece that is not base64', (_e, text) => text.replace(',"postings":["', ',"postings":["!"'), /^corrupt: postings piece 0 is not base64/],
+    ['a postings piece with bytes the offsets do not cover', (_e, text) => text.replace(/",?"?\]\}\s*$/, 'AAAA"]}'), /^corrupt: offsets/],
     ['offsets that do not fit the postings', (e) => JSON.stringify({ ...e, offsets: Buffer.alloc(8).toString('base64') }), /^corrupt: offsets/],
     ['statuses that are not statuses', (e) => JSON.stringify({ ...e, statuses: (e['statuses'] as string[]).map(() => 'great') }), /^corrupt: statuses/],
   ];
