@@ -128,7 +128,7 @@ const mb = (bytes) => bytes / (1024 * 1024);
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
-const flag = (ok) => (ok ? '' : ' MISS');
+const flag = (ok) => (ok ? ' met' : ' MISS');
 
 /**
  * Measures the longest event-loop stall while `fn` runs: a 1 ms interval probe and the ELD
