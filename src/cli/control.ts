@@ -7,8 +7,8 @@
 import type { Command } from 'commander';
 import { RunStore, assertId, leaseState, readLease } from '../store/index.js';
 import { answerCheckpoint, requestAgentAction, requestedBy, waitForEvent, type AgentActionEvent } from '../engine/requests.js';
-import { readStatus } from '../engine/status.js';
-import { launchOwner } from '../engine/lifecycle.js';
+import { TERMINAL, readStatus } from '../engine/status.js';
+import { launchOwner, requestStop } from '../engine/lifecycle.js';
 import { UsageError } from './errors.js';
 import { commandHint, printJson, storeRoot } from './shared.js';
 import { detached, foreground, seconds } from './run.js';
@@ -61,12 +61,16 @@ export function registerControlCommands(program: Command): void {
       const lease = await readLease(`${root}/${runId}`).catch(() => undefined);
       if (leaseState(lease) === 'live') {
         const ev = await agentAction(root, runId, 'restart_agent', ref, seconds(o.wait, '--wait') * 1000);
-        report(ev, runId, ref, 'restart', o.json);
-        if (ev?.effect === 'not_running' || ev?.effect === 'already_ended') {
-          process.stderr.write(`fanfold: ${ref} is not running now; once the run has ended, 'fanfold restart ${runId} ${ref}' runs it again (with what ran downstream of it)\n`);
-          process.exitCode = 1;
+        if (ev?.effect !== 'already_ended') {
+          report(ev, runId, ref, 'restart', o.json);
+          return;
         }
-        return;
+        // Why stop and resume: the live owner has already recorded this agent's end, and rerunning a
+        // finished task plus what ran downstream of it is what a resume with a rerun does. Agents the
+        // stop cuts off are recorded cancelled and run again on the resume; nothing finished is lost.
+        process.stderr.write(`fanfold: ${ref} has already ended in live run ${runId}: stopping the run, then resuming it with ${ref} and what ran downstream of it run again\n`);
+        const stopped = await requestStop(root, runId, 60_000);
+        if (!TERMINAL.has(stopped.status)) throw new Error(`run '${runId}' did not stop within 60 s (status ${stopped.status}); try again once it has`);
       }
       if (o.detach) {
         const { pid } = await launchOwner({ root, runId, rerun: [ref] });
@@ -112,7 +116,7 @@ const EFFECTS: Record<string, string> = {
   stopping: 'its process group is being killed; it is recorded cancelled and its dependents are skipped',
   will_not_start: 'it had not started: it will be recorded cancelled instead of running, and its dependents skipped',
   restarting: 'its attempt is cut off and it runs again at once as its next attempt',
-  not_running: 'it is not running; nothing was done',
+  not_running: 'it has not started yet: it runs when its dependencies have finished; nothing to restart',
   already_ended: 'it has already ended; nothing was done',
   unknown_task: 'the owner does not know this task',
 };

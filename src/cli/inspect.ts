@@ -18,14 +18,15 @@ export function registerInspectCommands(program: Command): void {
     .description('status of a run (the newest when no id is given)')
     .argument('[runId]', 'run id')
     .option('--json', 'print JSON')
-    .option('--wait <seconds>', 'wait up to this long for the run to end, showing progress')
-    .action(async (runId: string | undefined, o: { json?: boolean; wait?: string }) => {
+    .option('--wait [seconds]', 'wait (up to this long; without a value, until it ends or needs a person) for the run to end, showing progress')
+    .action(async (runId: string | undefined, o: { json?: boolean; wait?: string | true }) => {
       const root = storeRoot(program);
       const id = runId ?? (await newestRunId(root, commandHint(program)(['run'])));
       let s: RunStatusView;
       if (o.wait !== undefined) {
         const view = o.json ? undefined : new ProgressView(process.stderr);
-        s = await waitForStatus(root, id, { timeoutMs: seconds(o.wait, '--wait') * 1000, onTick: (x) => view?.update(x) });
+        const timeoutMs = o.wait === true ? Number.POSITIVE_INFINITY : seconds(o.wait, '--wait') * 1000;
+        s = await waitForStatus(root, id, { timeoutMs, onTick: (x) => view?.update(x) });
         view?.done();
       } else {
         s = await readStatus(root, id);

@@ -73,7 +73,7 @@ export function runCounts(run: Pick<RunRecord, 'phases'>): FullCounts {
  * The status paragraph: plain about cut-short runs and never "completed" for them, and never "all
  * tasks succeeded" when a gate check failed on the way.
  */
-function statusLines(run: RunRecord): string[] {
+function statusLines(run: RunRecord, hint: ReportHint): string[] {
   const c = runCounts(run);
   const planned = c.total;
   const unfinished = Math.max(0, planned - c.succeeded - c.checkFailed);
@@ -91,13 +91,13 @@ function statusLines(run: RunRecord): string[] {
     case 'awaiting_approval':
       return [
         `**Status: awaiting approval** — the run waits for a person; ${c.succeeded} of ${planned} tasks have succeeded so far.`,
-        ...(run.checkpoints ?? []).map((c) => `- Checkpoint before phase \`${c.phaseId}\`: ${escapeMarkdownInline(clip(c.message, 400))} — answer with \`fanfold approve ${run.runId}${(run.checkpoints?.length ?? 0) > 1 ? ` ${c.phaseId}` : ''}\` (or \`--reject\`).`),
+        ...(run.checkpoints ?? []).map((c) => `- Checkpoint before phase \`${c.phaseId}\`: ${escapeMarkdownInline(clip(c.message, 400))} — answer with \`${hint(['approve', run.runId, ...((run.checkpoints?.length ?? 0) > 1 ? [c.phaseId] : [])])}\` (or add \`--reject\`).`),
       ];
     case 'paused':
       return [
         `**Status: paused — a usage or auth limit stopped new agents.** Reason: ${reason}.`,
         `${c.succeeded} of ${planned} tasks succeeded; ${n(unfinished, 'task')} did not run to the end and run on resume` +
-          (run.resumeAfter ? ` (the limit resets ${run.resumeAfter}: \`fanfold resume ${run.runId} --wait-until-reset\`).` : ' (`fanfold resume` once the limit has reset).'),
+          (run.resumeAfter ? ` (the limit resets ${run.resumeAfter}: \`${hint(['resume', run.runId, '--wait-until-reset'])}\`).` : ` (\`${hint(['resume', run.runId])}\` once the limit has reset).`),
       ];
     case 'stopped':
     case 'failed':
@@ -362,8 +362,9 @@ export function renderReportMarkdown(input: ReportInput): string {
     latest.length,
   );
 
+  const hint = input.hint ?? plainHint;
   const head: string[] = [`# ${escapeMarkdownInline(clip(run.name || run.runId, 120))} — fanfold report`, ''];
-  head.push(...statusLines(run), '');
+  head.push(...statusLines(run, hint), '');
   if (run.plan.goal) head.push(`**Goal:** ${escapeMarkdownInline(clip(run.plan.goal, 600))}`, '');
   for (const s of run.plan.security ?? []) head.push(`**Sandbox:** ${escapeMarkdownInline(clip(s, 600))}`, '');
   const when = [`Run ${code(run.runId)}`, `started ${escapeMarkdownInline(run.startedAt)}`];
@@ -372,7 +373,6 @@ export function renderReportMarkdown(input: ReportInput): string {
   head.push(when.join(' · '), '');
 
   const table = ['## Phases', '', ...phaseTable(run, notes), ''];
-  const hint = input.hint ?? plainHint;
   const failures = failureSection(run, latest, notes, hint);
   const skipped = skippedSection(latest, notes);
   const totals = totalsSection(run, latest, input.attempts);

@@ -54,8 +54,8 @@ export function ownerMainPath(): string {
 }
 
 /**
- * Starts a detached owner process for an existing run and resolves once it holds the lease, so
- * a status read right after never sees a run without an owner. Its stdout and stderr go to
+ * Starts a detached owner process for an existing run and resolves once it holds the lease and
+ * run.json says it runs, so a status read right after never sees a run without an owner. Its stdout and stderr go to
  * `<run dir>/owner.log`. `specPath` (resume with a new spec) is handed to the owner to load.
  */
 export async function launchOwner(opts: { root: string; runId: string; specPath?: string; timeoutMs?: number; rerun?: string[] }): Promise<{ pid: number }> {
@@ -76,7 +76,12 @@ export async function launchOwner(opts: { root: string; runId: string; specPath?
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   for (;;) {
     const lease = await readLease(path.join(opts.root, opts.runId)).catch(() => undefined);
-    if (lease && lease.pid === child.pid && leaseState(lease) === 'live') return { pid: child.pid! };
+    // Why also the status: a resumed run's run.json still says how it last ended until the new
+    // owner writes `running`; an answer read right after this must not say `completed`.
+    if (lease && lease.pid === child.pid && leaseState(lease) === 'live') {
+      const s = await readStatus(opts.root, opts.runId).catch(() => undefined);
+      if (!s || !TERMINAL.has(s.status)) return { pid: child.pid! };
+    }
     if (exited) {
       // It may have run to the end already (a tiny run): that is success too.
       const s = await readStatus(opts.root, opts.runId).catch(() => undefined);

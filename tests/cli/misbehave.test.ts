@@ -215,4 +215,29 @@ describe('per-agent control', () => {
     expect(after.q1).toBe(before.q1);
     expect(p.journal(d.runId).some((e) => e.type === 'agent.restart_requested' && e.effect === 'rerun')).toBe(true);
   }, 90_000);
+
+  it('fanfold restart of an agent that already ended in a live run: the run is stopped and resumed with it rerun; status --wait without a value waits to the end', async () => {
+    const p = project({
+      version: 1, name: 'again-live', limits: { retries: 0 },
+      agents: { slow: sleeper(60), q: quick() },
+      phases: [{ id: 'a', tasks: [{ id: 's1', agent: 'slow', prompt: 's1' }, { id: 'q1', agent: 'q', prompt: 'q1' }] }],
+    });
+    const d = p.cli(['run', p.spec, '--detach', '--json']).json();
+    const [pid] = await pidsOf(p, ['s1.1.pid']);
+    try {
+      await until(() => p.journal(d.runId).some((e) => e.type === 'agent.finished' && e.ref === 'a/q1'), 60_000, 'a/q1 to finish');
+      fs.writeFileSync(p.file('fast.flag'), '');
+      const r = p.cli(['restart', d.runId, 'a/q1', '--detach', '--json'], { timeoutMs: 90_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/has already ended in live run/);
+      const end = p.cli(['status', d.runId, '--wait', '--json'], { timeoutMs: 90_000 });
+      expect(end.status, end.stderr).toBe(0);
+      expect(end.json().status).toBe('completed');
+      expect(ranCounts(p).q1).toBe(2);
+      const s1 = [...p.agents(d.runId).values()].filter((x) => x.taskId === 's1').sort((x, y) => x.attempt - y.attempt);
+      expect(s1.map((x) => x.status)).toEqual(['cancelled', 'succeeded']);
+    } finally {
+      killPids([pid!]);
+    }
+  }, 120_000);
 });

@@ -234,6 +234,7 @@ describe('control_workflow over stdio (the real SDK client against the built fan
       const waiting = await settle(s, runId, (st) => st === 'awaiting_approval' || ended(st));
       expect(waiting.status).toBe('awaiting_approval');
       expect(JSON.stringify(waiting)).toContain('Ship it to the team?');
+      expect(waiting.checkpoints).toEqual([expect.objectContaining({ phaseId: 'b', message: 'Ship it to the team?', onTimeout: 'stop' })]);
 
       // The person says no on the form: nothing is answered, the checkpoint still waits.
       s.answers.push({ action: 'decline' });

@@ -12,7 +12,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { requestStop } from '../../engine/lifecycle.js';
 import { requestedBy, sendRequest, type NewRequest } from '../../engine/requests.js';
-import { readStatus, type RunStatusView } from '../../engine/status.js';
+import { TERMINAL, readStatus, type RunStatusView } from '../../engine/status.js';
 import { RunStore, assertId, leaseState, readLease } from '../../store/index.js';
 import type { RequestRecord, RunEvent } from '../../store/types.js';
 import { callText, errorResult, okResult } from '../answer.js';
@@ -70,7 +70,7 @@ export function registerControlWorkflowTool(server: McpServer, ctx: ToolContext)
         'Stop, resume or steer a run: action stop | resume | approve | reject | stop_agent | restart_agent. Use stop when the user wants a run ended; ' +
         'resume for a stopped, paused (usage limit reset) or interrupted run; approve/reject only with the user\'s own answer to a checkpoint ' +
         "(workflow_status shows the question; never answer it yourself); stop_agent / restart_agent with ref 'phase/task' for one agent. " +
-        'resume and restart_agent need the user\'s approval like run_workflow; approve/reject ask the user with a form.',
+        'resume and restart_agent need the user\'s approval like run_workflow; approve asks the user with a form (reject, like stop, needs none).',
       inputSchema: InputSchema,
       outputSchema: OutputSchema,
       // Why destructive: it kills running agents (stop, stop_agent), and resume/restart start agents
@@ -118,6 +118,16 @@ async function control(server: McpServer, ctx: ToolContext, args: Args, extra: H
       const ev = await ask(ctx.root, runId, { request, ref, by: who() }, (e) =>
         e.type === (request === 'stop_agent' ? 'agent.stop_requested' : 'agent.restart_requested') && e.ref === ref);
       const effect = ev && 'effect' in ev ? (ev.effect as string) : undefined;
+      if (request === 'restart_agent' && effect === 'already_ended') {
+        // Why stop and resume: the live owner has already recorded this agent's end; rerunning it and
+        // what ran downstream of it is a resume with a rerun (approved above). Agents the stop cuts
+        // off are recorded cancelled and run again on the resume.
+        const stopped = await requestStop(ctx.root, runId, 60_000);
+        if (!TERMINAL.has(stopped.status)) throw new ToolInputError(`run ${runId} did not stop within 60 s (status ${stopped.status}); call again once it has.`);
+        await ctx.launch({ root: ctx.root, runId, rerun: [ref] });
+        const resumed = await readStatus(ctx.root, runId);
+        return answer(args, resumed, true, `${ref} had already ended: the run was stopped and resumed with ${ref} and what ran downstream of it running again; finished agents elsewhere are reused.`, 'restarted_by_resume');
+      }
       const after = await readStatus(ctx.root, runId);
       const done = effect === 'stopping' || effect === 'will_not_start' || effect === 'restarting';
       return answer(args, after, done,
@@ -131,7 +141,7 @@ const EFFECTS: Record<string, string> = {
   stopping: 'its process group is being killed; it is recorded cancelled, its dependents are skipped, the rest goes on and the run ends stopped',
   will_not_start: 'it had not started: it is recorded cancelled instead of running, and its dependents are skipped',
   restarting: 'its attempt is cut off and it runs again at once as its next attempt',
-  not_running: 'it is not running now, so nothing was done; once the run has ended, restart_agent reruns it',
+  not_running: 'it has not started yet: it runs when its dependencies have finished; nothing to restart',
   already_ended: 'it has already ended; nothing was done',
   unknown_task: 'the run owner does not know this task',
 };
@@ -192,6 +202,16 @@ async function answerCheckpoint(server: McpServer, ctx: ToolContext, args: Args,
     throw new ToolInputError(`run ${runId} waits at ${waiting.length} checkpoints (${waiting.map((c) => c.phaseId).join(', ')}): pass phaseId.`);
   }
   const approve = args.action === 'approve';
+  // Why a rejection needs no form: it only ends the run stopped (outputs kept), which `stop` may
+  // do without one too; letting a phase start is what a person must decide.
+  if (!approve) {
+    const ev = await ask(ctx.root, runId, { request: 'answer', phaseId: cp.phaseId, approve: false, by: who() },
+      (e) => e.type === 'checkpoint.answered' && e.phaseId === cp.phaseId, live ? CONFIRM_MS : 0);
+    const after = await readStatus(ctx.root, runId);
+    return answer(args, after, ev !== undefined || !live,
+      ev ? `rejected the checkpoint before phase ${cp.phaseId}; the run ends stopped.`
+        : `rejection left for the checkpoint before phase ${cp.phaseId}; ${live ? 'the run owner has not taken it yet' : 'no owner runs it now: resume takes it'}.`);
+  }
   // A checkpoint is for a person: the form decides; approve: true only where no one could answer it.
   const form = await askWithForm({
     server,

@@ -114,6 +114,15 @@ const OutputSchema = z.object({
   name: z.string().optional(),
   status: z.string().optional(),
   reason: z.string().optional(),
+  checkpoints: z
+    .array(z.object({ phaseId: z.string(), message: z.string(), askedAt: z.string(), timeoutAt: z.string().optional(), onTimeout: z.enum(['stop', 'continue']) }))
+    .optional()
+    .describe("awaiting_approval: the checkpoints waiting for a person — ask the user the message, then control_workflow approve/reject with their answer"),
+  resumeAfter: z.string().optional().describe('paused: when the usage limit resets (ISO time); resume after it'),
+  pausedRunners: z
+    .array(z.object({ runner: z.string(), kind: z.string(), cause: z.string(), ref: z.string() }).passthrough())
+    .optional()
+    .describe('paused: the runners that hit a usage (quota) or auth limit, and the failure that said so'),
   phases: z.array(PhaseRowSchema).optional(),
   phasesOmitted: z.number().int().optional(),
   dynamic: z.array(DynamicRowSchema).optional().describe('one row per dynamic phase that has done something (forEach, verify, gate, converge, merge)'),
@@ -205,6 +214,9 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
     name: view.name,
     status: view.status,
     ...(view.reason ? { reason: view.reason } : {}),
+    ...(view.checkpoints?.length ? { checkpoints: view.checkpoints.map((c) => ({ ...c, message: clipText(c.message, 2000) })) } : {}),
+    ...(view.resumeAfter ? { resumeAfter: view.resumeAfter } : {}),
+    ...(view.pausedRunners?.length ? { pausedRunners: view.pausedRunners.map((p) => ({ ...p, cause: clipText(p.cause, 500) })) } : {}),
     phases: phases.rows,
     phasesOmitted: phases.omitted,
     ...(dynamic.rows.length > 0 ? { dynamic: dynamic.rows } : {}),
@@ -225,6 +237,8 @@ async function statusAnswer(snap: RunSnapshot, detail: (typeof DETAILS)[number],
   };
   const head = [
     `runId: ${view.runId} — "${view.name}": ${view.status}${view.reason ? ` — ${view.reason}` : ''}`,
+    ...(view.checkpoints ?? []).map((c) => `checkpoint before phase ${c.phaseId} waits for the user: ${clipText(c.message, 2000)}`),
+    ...(view.resumeAfter ? [`paused until ${view.resumeAfter} (the usage limit resets then)`] : []),
     `${countsLine(view.agents, view.redactions)}; elapsed ${fmtDuration(view.elapsedMs)}${waitedMs !== undefined ? ` (waited ${fmtDuration(waitedMs)})` : ''}`,
     ...(view.spend ? [`spend so far: $${view.spend.usd.toFixed(2)}, ${view.spend.tokens} tokens`] : []),
     ...(view.security ?? []).map((s) => `sandbox: ${s}`),
@@ -266,4 +280,9 @@ function agentsText(page: AgentPage): string {
   }
   if (page.nextOffset !== null) lines.push(`… ${page.total - end} more; next page: offset ${page.nextOffset}`);
   return lines.join('\n');
+}
+
+/** `text` cut to `max` characters, with an ellipsis where it was cut (answers stay bounded). */
+function clipText(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
