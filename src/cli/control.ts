@@ -32,7 +32,7 @@ export function registerControlCommands(program: Command): void {
       if (phases.length === 0) throw new UsageError(`run '${runId}' has no checkpoint waiting for an answer (status ${s.status})`);
       let phaseId = phaseArg;
       if (phaseId === undefined) {
-        if (phases.length > 1) throw new UsageError(`run '${runId}' waits at ${phases.length} checkpoints (${phases.join(', ')}): name one, e.g. 'fanfold approve ${runId} ${phases[0]}'`);
+        if (phases.length > 1) throw new UsageError(`run '${runId}' waits at ${phases.length} checkpoints (${phases.join(', ')}): name one, e.g. '${commandHint(program)(['approve', runId, phases[0]!])}'`);
         phaseId = phases[0]!;
       } else if (!phases.includes(phaseId)) {
         throw new UsageError(`run '${runId}' has no checkpoint waiting before phase '${phaseId}'; waiting: ${phases.join(', ')}`);
@@ -43,7 +43,7 @@ export function registerControlCommands(program: Command): void {
       const taken = ev !== undefined;
       if (o.json) printJson({ runId, phaseId, answer: approve ? 'approve' : 'reject', taken, ...(ev ? { event: ev } : {}) });
       else if (taken) process.stdout.write(`${approve ? 'approved' : 'rejected'} the checkpoint before phase ${phaseId} of run ${runId}${approve ? '' : ': the run ends stopped'}\n`);
-      else process.stdout.write(`answer left for run ${runId} (phase ${phaseId}); ${live ? 'its owner has not taken it yet' : `no owner is running it: 'fanfold resume ${runId}' takes it`}\n`);
+      else process.stdout.write(`answer left for run ${runId} (phase ${phaseId}); ${live ? 'its owner has not taken it yet' : `no owner is running it: '${commandHint(program)(['resume', runId])}' takes it`}\n`);
       process.exitCode = taken || !live ? 0 : 1;
     });
 

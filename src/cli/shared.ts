@@ -46,8 +46,9 @@ export function summaryText(s: RunStatusView, hint: CommandHint = (args) => ['fa
   for (const note of s.security ?? []) lines.push(`  sandbox: ${note}`);
   for (const c of s.checkpoints ?? []) {
     lines.push(`  CHECKPOINT before phase ${c.phaseId}: ${c.message}`);
-    lines.push(`    answer: ${hint(['approve', s.runId, ...((s.checkpoints?.length ?? 0) > 1 ? [c.phaseId] : [])])}   (or --reject)` +
-      (c.timeoutAt ? `; unanswered by ${c.timeoutAt}: ${c.onTimeout}` : ''));
+    const words = ['approve', s.runId, ...((s.checkpoints?.length ?? 0) > 1 ? [c.phaseId] : [])];
+    if (c.timeoutAt) lines.push(`    unanswered by ${c.timeoutAt}, the run will ${c.onTimeout === 'stop' ? 'stop' : 'go on'}`);
+    lines.push(`    approve: ${hint(words)}`, `    reject:  ${hint([...words, '--reject'])}`);
   }
   for (const p of s.pausedRunners ?? []) lines.push(`  paused: ${p.runner} (${p.kind}) — ${p.cause}`);
   if (s.status === 'paused') {

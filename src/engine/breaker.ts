@@ -49,7 +49,7 @@ export class Breaker {
     );
     const after = this.resumeAfter();
     return `${parts.join('; ')}; no further agent of ${this.paused.map((p) => p.runner).join(', ')} was started` +
-      (after ? `; resume after ${after} (fanfold resume <runId> --wait-until-reset)` : this.paused.some((p) => p.kind === 'auth') ? '; fix the login, then resume' : '; resume once the limit has reset');
+      (after ? `; resume after ${after} (resume with --wait-until-reset to wait until then)` : this.paused.some((p) => p.kind === 'auth') ? '; fix the login, then resume' : '; resume once the limit has reset');
   }
 }
 

@@ -6,6 +6,7 @@
 import { RunStore, fullCounts, readLease, leaseState } from '../store/index.js';
 import type { CheckpointWait, Counts, PausedRunner, RunRecord, RunStatus } from '../store/types.js';
 import { fmtTokens } from '../spec/estimate.js';
+import { cliCommand } from '../install/invocation.js';
 
 /** One phase in a status answer. */
 export interface PhaseStatusView extends Counts {
@@ -87,7 +88,7 @@ export function statusView(
   if (live && !lease) {
     // The owner died mid-run: what was running is pending again (it runs again on resume).
     status = 'interrupted';
-    reason = `the run's owner stopped without finishing (crash, kill or reboot); run 'fanfold resume ${run.runId}' to continue`;
+    reason = `the run's owner stopped without finishing (crash, kill or reboot); run '${cliCommand(['resume', run.runId])}' to continue`;
     const requeue = (c: Counts): Counts => ({ ...c, pending: c.pending + c.running, running: 0 });
     agents = requeue(agents);
     phases = phases.map((p) => ({ ...p, ...requeue(p), status: p.status === 'completed' ? p.status : p.status === 'pending' ? 'pending' : 'interrupted' }));

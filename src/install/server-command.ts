@@ -68,7 +68,7 @@ export function serverCommand(o: ServerCommandOptions): ServerCommand {
   const main = path.join(o.packageRoot, 'dist', 'cli', 'main.js');
   if (!fs.existsSync(main)) notes.push(`${main} does not exist yet: run 'npm run build' in ${o.packageRoot}`);
   if (/[\\/]_npx[\\/]/.test(main)) {
-    notes.push("fanfold is running from npx's cache, which npm may clear: install it for good (npm i -g fanfold) and run this install again, or use --launcher path");
+    notes.push("fanfold is running from npx's cache, which npm may clear: install it for good (from a clone: npm install -g .) and run this install again, or use --launcher path");
   }
   if (VERSION_MANAGED.test(execPath)) {
     notes.push(`the server runs with ${execPath}; if that Node version is removed, run this install again (or use --launcher path)`);
