@@ -80,6 +80,14 @@ export async function runAction(root: string, runId: string, action: Action, o: 
         return { message: `resumed run ${runId} (owner pid ${pid}): ${ref} and what ran downstream of it run again` };
       }
       const ev = await requestAgentAction(root, runId, action, ref, requestedBy(BY), waitMs);
+      if (action === 'restart_agent' && ev?.effect === 'already_ended') {
+        // As `fanfold restart` does: the live owner has recorded this agent's end, so rerunning it (and
+        // what ran downstream) is a stop and a resume with a rerun; agents the stop cuts off run again.
+        const stopped = await requestStop(root, runId, Math.max(waitMs, 60_000));
+        if (!TERMINAL.has(stopped.status)) throw new ActionError(409, `run ${runId} did not stop in time (status ${stopped.status}); try again once it has`);
+        const { pid } = await launch({ root, runId, rerun: [ref] });
+        return { message: `${ref} had already ended: stopped run ${runId} and resumed it (owner pid ${pid}) with ${ref} and what ran downstream of it run again`, effect: 'rerun' };
+      }
       if (!ev) return { message: `asked the run owner to ${action === 'stop_agent' ? 'stop' : 'restart'} ${ref}; it has not confirmed yet` };
       return { message: `${action === 'stop_agent' ? 'stop' : 'restart'} ${ref}: ${EFFECTS[ev.effect] ?? ev.effect}`, effect: ev.effect };
     }

@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, quick, type Project } from '../cli/project.js';
-import { tempDir } from '../helpers/cli.js';
+import { makeProject, quick, sh, type Project } from '../cli/project.js';
+import { tempDir, until } from '../helpers/cli.js';
 import { call, connect, dataOf, textOf } from '../mcp/helpers.js';
 import { dashboardFile } from '../../src/ui/dashboard-file.js';
 import { JournalFollower } from '../../src/ui/journal-follow.js';
@@ -202,6 +202,36 @@ describe('fanfold ui, stopped', () => {
       expect(r.stderr).toMatch(/port .* is in use/);
     } finally {
       await blocker.stop();
+    }
+  });
+});
+
+describe('the dashboard\'s controls on a live run', () => {
+  it('restarts an agent that already ended as fanfold restart does: stop, then resume with it rerun', { timeout: 300_000 }, async () => {
+    const live = makeProject({
+      version: 1,
+      name: 'ui-restart',
+      agents: { quick: quick(), slow: sh('exec sleep 60') },
+      phases: [{ id: 'p', tasks: [{ id: 'a', agent: 'quick', prompt: 'a' }, { id: 'b', agent: 'slow', prompt: 'b' }] }],
+    });
+    const dir = tempDir('fanfold-uidir3-');
+    const dash = await startUi(live.dir, live.store, { FANFOLD_UI_DIR: dir });
+    let id = '';
+    try {
+      const r = live.cli(['run', live.spec, '--detach', '--json'], { timeoutMs: 90_000 });
+      expect(r.status, r.stderr).toBe(0);
+      id = JSON.parse(r.stdout).runId;
+      await until(() => live.journal(id).some((e) => e.type === 'agent.finished' && e.ref === 'p/a'), 90_000, 'p/a to finish');
+      const res = await fetch(`${dash.base}/api/runs/${id}/agents/p/a/restart`, { method: 'POST', headers: { Authorization: `Bearer ${dash.token}` } });
+      const body = await json(res);
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(body.effect).toBe('rerun');
+      await until(() => live.journal(id).some((e) => e.type === 'agent.started' && e.ref === 'p/a' && e.attempt === 2), 90_000, 'p/a attempt 2');
+    } finally {
+      if (id) live.cli(['stop', id, '--wait', '30'], { timeoutMs: 60_000 });
+      await dash.stop();
+      fs.rmSync(live.dir, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

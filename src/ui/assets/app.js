@@ -390,7 +390,7 @@ function showRun(runId, selected) {
     if (live && (status === 'running' || status === 'pending')) {
       agentBtns.push(h('button', { class: 'danger', 'data-action': 'stop-agent', onclick: () => agentAct('stop') }, 'Stop agent'));
     }
-    if ((live && status === 'running') || (!live && status !== 'pending')) {
+    if (status !== 'pending') {
       agentBtns.push(h('button', { 'data-action': 'restart-agent', onclick: () => agentAct('restart') }, live ? 'Restart agent' : 'Run again (resume)'));
     }
     const kids = [h('h2', {}, ref), h('div', { class: 'toolbar' }, badge(status), ...agentBtns)];
