@@ -28,9 +28,9 @@ export interface UninstallOptions extends LocationEnv {
 }
 
 /** The change that removes a config file's server entry, or the file when nothing else is left. */
-function configRemoval(file: string, target: string, before: string | undefined, after: { text: string; changed: boolean; empty: boolean }, mode: number | undefined, what: string): FileChange {
+function configRemoval(file: string, target: string, before: string | undefined, after: { text: string; changed: boolean; empty: boolean }, mode: number | undefined, what: string, pruneUpTo?: string): FileChange {
   if (!after.changed) return { path: file, target, action: 'unchanged', what: `${what}: not there`, diff: false, ...(before !== undefined ? { before } : {}) };
-  if (after.empty) return { path: file, target, action: 'delete', what: `${what} (the file held nothing else)`, before, diff: true };
+  if (after.empty) return { path: file, target, action: 'delete', what: `${what} (the file held nothing else)`, before, diff: true, ...(pruneUpTo ? { pruneUpTo } : {}) };
   return { path: file, target, action: 'update', what, before, after: after.text, diff: true, ...(mode !== undefined ? { mode } : {}) };
 }
 
@@ -80,9 +80,9 @@ export async function planClaudeUninstall(o: UninstallOptions & { scope: ClaudeS
   const pruneRoot = o.scope === 'user' ? (o.env?.CLAUDE_CONFIG_DIR ? base : homeDir(o)) : project;
   const { existing, target } = await readExisting(configFile);
   const edit = removeMcpServerJson(existing?.text, configFile, SERVER_NAME);
-  // ~/.claude.json is Claude Code's own state: never removed, even when only `{}` would be left.
-  const mayDelete = o.scope === 'project';
-  const config = configRemoval(configFile, target, existing?.text, { ...edit, empty: edit.empty && mayDelete }, existing?.mode, `MCP server '${SERVER_NAME}', ${o.scope} scope`);
+  // A config left holding nothing (`{}`) goes, ~/.claude.json included: on a fresh HOME the install
+  // made it, and Claude Code writes its own state there anew when it starts.
+  const config = configRemoval(configFile, target, existing?.text, edit, existing?.mode, `MCP server '${SERVER_NAME}', ${o.scope} scope`);
   const changes = [
     config,
     ...(await skillRemovals(path.join(base, 'skills'), await readSkillFiles(o.packageRoot), pruneRoot)),
@@ -106,12 +106,14 @@ export async function planCodexUninstall(o: UninstallOptions): Promise<InstallPl
     if (err instanceof TomlEditError) throw new InstallError(`${configFile}:${err.line}: ${err.message}; nothing was written.`, { cause: err });
     throw err;
   }
-  const config = configRemoval(configFile, target, existing?.text, edit, existing?.mode, `MCP server '${SERVER_NAME}'`);
+  // The config folder goes too when that leaves it empty (the install made $CODEX_HOME on a fresh HOME).
+  const config = configRemoval(configFile, target, existing?.text, edit, existing?.mode, `MCP server '${SERVER_NAME}'`, path.dirname(home));
   const files = await readSkillFiles(o.packageRoot);
+  // The config last: its delete prunes $CODEX_HOME, which is empty only once the skill is gone.
   const changes = [
-    config,
     ...(await skillRemovals(agentsSkillsDir(o), files, homeDir(o))),
     ...(await skillRemovals(path.join(home, 'skills'), files, home)),
+    config,
   ];
   const nextSteps = ['Start a new Codex session: running ones keep the server until they end.'];
   return { host: 'codex', scope: 'user', server: { command: '', args: [] }, changes, notes, nextSteps, home: homeDir(o) };

@@ -284,6 +284,19 @@ describe('uninstall claude|codex, the inverse of install', () => {
     expect(again.json()).toMatchObject({ changed: false });
     expect(fanfold(['uninstall', 'claude'], { cwd: project, env }).stdout).toBe('fanfold is not installed for Claude Code (user scope): nothing to remove.\n');
   });
+
+  it('on a fresh HOME, install then uninstall leaves HOME exactly as empty as it was', () => {
+    const home = temp('fanfold-test-fresh-');
+    const project = temp('fanfold-test-freshp-');
+    const env = { HOME: home, CODEX_HOME: path.join(home, '.codex'), CLAUDE_CONFIG_DIR: '' };
+    for (const host of ['claude', 'codex']) {
+      expect(fanfold(['install', host], { cwd: project, env }).status).toBe(0);
+      expect(Object.keys(tree(home)).length).toBeGreaterThan(0);
+      const r = fanfold(['uninstall', host], { cwd: project, env });
+      expect(r.status, r.stderr).toBe(0);
+      expect(tree(home), host).toEqual({});
+    }
+  });
 });
 
 describe('temp folders (item 14)', () => {
