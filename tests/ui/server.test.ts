@@ -262,3 +262,18 @@ describe('JournalFollower', () => {
     }
   });
 });
+
+describe('the dashboard URL file', () => {
+  it('refuses a folder inside the project or the store, where sub-agents read', async () => {
+    const { writeDashboardFile } = await import('../../src/ui/dashboard-file.js');
+    const proj = tempDir('fanfold-uiproj-');
+    try {
+      const info = { url: 'http://127.0.0.1:1/?token=x', port: 1, pid: process.pid, root: path.join(proj, '.agent_workflows'), startedAt: new Date().toISOString() };
+      await expect(writeDashboardFile(info, proj, { FANFOLD_UI_DIR: path.join(proj, 'ui') })).rejects.toThrow(/inside .* where sub-agents can read it/);
+      await expect(writeDashboardFile(info, path.join(proj, 'elsewhere'), { FANFOLD_UI_DIR: path.join(proj, '.agent_workflows', 'ui') })).rejects.toThrow(/inside .*agent_workflows/);
+      expect(fs.existsSync(path.join(proj, 'ui'))).toBe(false);
+    } finally {
+      fs.rmSync(proj, { recursive: true, force: true });
+    }
+  });
+});
