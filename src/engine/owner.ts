@@ -348,9 +348,14 @@ export async function ownRun(opts: OwnerOptions): Promise<RunRecord> {
       releaseClock: () => stops.releaseClock(),
       // Readers watch run.json: a question (or its answer) is written at once, not coalesced.
       onChange: () => {
-        if (isLiveStatus(run.status)) run.status = checkpoints!.waiting().length > 0 ? 'awaiting_approval' : 'running';
+        const waiting = checkpoints!.waiting().length > 0;
+        if (isLiveStatus(run.status)) run.status = waiting ? 'awaiting_approval' : 'running';
         changed();
-        void run.persistNow();
+        void run.persistNow().then(async () => {
+          // The report shows the question too (a person may look there first): a snapshot report,
+          // rewritten at the end as always.
+          if (waiting) await writeReports(store, run.record(), (r, records, storeDir, pauses) => offloader.run('reports', { run: r, records, storeDir, pauses }));
+        }).catch((e) => warn(`cannot write the report while a checkpoint waits: ${errText(e)}`));
       },
       ...(opts.ask ? { ask: opts.ask } : {}),
     });

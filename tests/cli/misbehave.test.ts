@@ -6,6 +6,7 @@
  * stopped or restarted on its own (`fanfold stop|restart <runId> <phase/task>`).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { until } from '../helpers/cli.js';
 import { killPids, makeProject, pidsOf, quick, ranCounts, sh, sleeper, type Project } from './project.js';
@@ -109,7 +110,7 @@ const gated = (checkpoint: Record<string, unknown>) => ({
 });
 
 describe('human checkpoints', () => {
-  it('waits with awaiting_approval (status --wait returns early, exit 1, the question printed); fanfold approve lets the phase start', () => {
+  it('waits with awaiting_approval (status --wait returns early, exit 1, the question printed, report.md asks it too); fanfold approve lets the phase start', async () => {
     const p = project(gated({ message: 'Ship the review to the team?' }));
     const d = p.cli(['run', p.spec, '--detach', '--json']).json();
     const w = p.cli(['status', d.runId, '--wait', '30']);
@@ -117,6 +118,9 @@ describe('human checkpoints', () => {
     expect(w.stdout).toMatch(/awaiting_approval/);
     expect(w.stdout).toMatch(/Ship the review to the team\?/);
     expect(w.stdout).toMatch(new RegExp(`approve ${d.runId}`));
+    const reportMd = path.join(p.runDir(d.runId), 'report.md');
+    await until(() => fs.existsSync(reportMd) && fs.readFileSync(reportMd, 'utf8').includes('Ship the review to the team?'), 30_000, 'report.md to ask the question');
+    expect(fs.readFileSync(reportMd, 'utf8')).toMatch(/awaiting approval/);
     const js = p.cli(['status', d.runId, '--json']).json();
     expect(js.checkpoints).toEqual([expect.objectContaining({ phaseId: 'b', message: 'Ship the review to the team?' })]);
     // Phases that do not depend on it go on (c), the gated one waits (b).
