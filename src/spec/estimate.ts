@@ -299,15 +299,19 @@ export function fmtTokens(n: number): string {
 
 /**
  * The plan's headline, the first line of the rendered plan:
- * `12 agents (up to 40) · ~360k tokens (up to 1.2M) · ~$1.20 (up to $4.00) · ~30 min`, with
- * `unknown` where there is no per-agent basis; a second line `Warning: large workflow — …` above
- * 25 agents or 1.5 M expected tokens.
+ * `12 agents (up to 40) · ~360k tokens · ~$1.20 · ~30 min`, then, when the plan may grow (dynamic
+ * phases), what it may reach: ` · at most ~1.2M tokens, $4.00`. `unknown` where there is no
+ * per-agent basis; a second line `Warning: large workflow — …` above 25 agents or 1.5 M expected
+ * tokens.
  */
 export function renderPlanHeadline(c: PlanCost): string {
-  const upTo = (n: number | null, max: number | null, show: (x: number) => string) => (max !== null && n !== null && max !== n ? ` (up to ${show(max)})` : '');
-  const tokens = c.tokens === null ? 'unknown tokens' : `~${fmtTokens(c.tokens)} tokens${upTo(c.tokens, c.tokensMax, fmtTokens)}`;
   const usd = (n: number) => `$${n.toFixed(2)}`;
-  const dollars = c.usd === null ? '$unknown' : `~${usd(c.usd)}${upTo(c.usd, c.usdMax, usd)}`;
-  const line = `${plural(c.agents, 'agent')} (up to ${c.agentsMax}) · ${tokens} · ${dollars} · ~${c.minutes} min`;
+  const tokens = c.tokens === null ? 'unknown tokens' : `~${fmtTokens(c.tokens)} tokens`;
+  const dollars = c.usd === null ? '$unknown' : `~${usd(c.usd)}`;
+  const more = [
+    c.tokens !== null && c.tokensMax !== null && c.tokensMax !== c.tokens ? `~${fmtTokens(c.tokensMax)} tokens` : '',
+    c.usd !== null && c.usdMax !== null && c.usdMax !== c.usd ? usd(c.usdMax) : '',
+  ].filter(Boolean);
+  const line = `${plural(c.agents, 'agent')} (up to ${c.agentsMax}) · ${tokens} · ${dollars} · ~${c.minutes} min${more.length ? ` · at most ${more.join(', ')}` : ''}`;
   return c.large.length > 0 ? `${line}\nWarning: large workflow — ${c.large.join(' and ')}` : line;
 }

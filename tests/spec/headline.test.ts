@@ -55,7 +55,7 @@ describe('plan headline', () => {
     expect(c.usdMax).toBeCloseTo(1.1);
     expect(c.minutes).toBe(15); // 3 turns × 5 min, no retry
     expect(c.minutesMax).toBe(30); // 3 turns (11 agents / 4 slots) × 5 min × 2 tries = 30, under 45
-    expect(renderPlanHeadline(c)).toBe('1 agent (up to 11) · ~20k tokens (up to 220k) · ~$0.10 (up to $1.10) · ~15 min');
+    expect(renderPlanHeadline(c)).toBe('1 agent (up to 11) · ~20k tokens · ~$0.10 · ~15 min · at most ~220k tokens, $1.10');
   });
 
   it('warns "large workflow" above 25 agents or 1.5 M expected tokens, on the line below', () => {
