@@ -88,7 +88,7 @@ export function statusView(
   if (live && !lease) {
     // The owner died mid-run: what was running is pending again (it runs again on resume).
     status = 'interrupted';
-    reason = `the run's owner stopped without finishing (crash, kill or reboot); run '${cliCommand(['resume', run.runId])}' to continue`;
+    reason = `the run's owner stopped without finishing (crash, kill or reboot); ${resumeAdvice(run.runId)}`;
     const requeue = (c: Counts): Counts => ({ ...c, pending: c.pending + c.running, running: 0 });
     agents = requeue(agents);
     phases = phases.map((p) => ({ ...p, ...requeue(p), status: p.status === 'completed' ? p.status : p.status === 'pending' ? 'pending' : 'interrupted' }));
@@ -178,4 +178,13 @@ export function totalSpend(spends: Iterable<Spend | undefined>): Spend {
 export function formatSpend(s: Spend | undefined): string {
   const x = s ?? { usd: 0, tokens: 0 };
   return `$${x.usd.toFixed(2)} · ${fmtTokens(x.tokens)} tokens`;
+}
+
+/**
+ * What to run to continue an interrupted run, as the person can run it from here: `fanfold resume
+ * ID` (or `npx fanfold resume ID` in a clone), naming the build's path when neither works here.
+ */
+function resumeAdvice(runId: string): string {
+  const here = cliCommand(['resume', runId]);
+  return here.includes(`fanfold resume ${runId}`) ? `run '${here}' to continue` : `run 'fanfold resume ${runId}' to continue (from here: '${here}')`;
 }

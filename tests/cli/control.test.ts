@@ -94,10 +94,10 @@ describe('detached runs, status --wait, list, show, and the store location', () 
     const p = makeProject({});
     fs.mkdirSync(p.store);
     const unknown = p.cli(['status', 'nosuchrun42']);
-    expect(unknown.status).toBe(2);
+    expect(unknown.status, unknown.stderr).toBe(2);
     expect(unknown.stderr).toMatch(/unknown run 'nosuchrun42'/);
     const stop = p.cli(['stop', 'nosuchrun42']);
-    expect(stop.status).toBe(2);
+    expect(stop.status, stop.stderr).toBe(2);
     expect(stop.stderr).toMatch(/unknown run 'nosuchrun42'/);
     const show = p.cli(['show', '../x', 'a/b']);
     expect(show.status).toBe(2);

@@ -98,6 +98,29 @@ export function ranCounts(p: Project): Record<string, number> {
   return out;
 }
 
+/** How the runs of the store ended, for a failure message: status, reason and the owner log's tail. */
+function ownerEnd(p: Project): string {
+  const out: string[] = [];
+  for (const id of fs.existsSync(p.store) ? fs.readdirSync(p.store).filter((n) => !n.startsWith('.')) : []) {
+    const read = (f: string) => {
+      try {
+        return fs.readFileSync(path.join(p.store, id, f), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    let status = '';
+    try {
+      const run = JSON.parse(read('run.json')) as { status?: string; reason?: string };
+      status = `${run.status ?? '?'}${run.reason ? ` (${run.reason})` : ''}`;
+    } catch {
+      status = 'no readable run.json';
+    }
+    out.push(`run ${id}: ${status}; owner.log: ${read('owner.log').slice(-1200).trim() || '(empty)'}`);
+  }
+  return out.join('\n') || 'no run in the store';
+}
+
 /**
  * Waits until every named pid file exists and holds a pid; returns the pids. With `owner`, fails at
  * once when that process is gone (so a generous `timeoutMs` costs nothing when the run died).
@@ -107,7 +130,11 @@ export async function pidsOf(p: Project, names: string[], timeoutMs = 20_000, ow
   await until(() => {
     if (ready()) return true;
     // Why: with a generous deadline, a run that died can never write them; say so at once.
-    if (owner !== undefined && !alive(owner)) throw new Error(`the owner (pid ${owner}) exited before writing pid files ${names.join(', ')}`);
+    if (owner !== undefined && !alive(owner)) {
+      // One last look (it may have written them just before it ended), then say how the run ended.
+      if (ready()) return true;
+      throw new Error(`the owner (pid ${owner}) exited before writing pid files ${names.join(', ')}; ${ownerEnd(p)}`);
+    }
     return false;
   }, timeoutMs, `pid files ${names.join(', ')}`);
   return names.map((n) => Number(p.read(n)!.trim()));
