@@ -170,13 +170,34 @@ function gitEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The tail of each repository's queue of worktree administration commands (see runGit). */
+const adminQueues = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs git (see spawnGit). Why `worktree add|remove|prune` of one repository run one at a time:
+ * git does not guard its `.git/worktrees/` administration against itself, and two concurrent
+ * `worktree add`s failed ("failed to read .git/worktrees/<other>/commondir") on a loaded machine.
+ * Only this process's commands are ordered; the run's owner is the only process that makes them.
+ */
+function runGit(args: string[], opts: GitOptions): Promise<GitResult> {
+  if (args[0] !== 'worktree' || !['add', 'remove', 'prune'].includes(args[1] ?? '')) return spawnGit(args, opts);
+  const key = path.resolve(opts.cwd);
+  const run = (adminQueues.get(key) ?? Promise.resolve()).then(() => spawnGit(args, opts));
+  const tail = run.catch(() => undefined);
+  adminQueues.set(key, tail);
+  void tail.then(() => {
+    if (adminQueues.get(key) === tail) adminQueues.delete(key);
+  });
+  return run;
+}
+
 /**
  * Runs git without a shell. Never rejects for a non-zero exit (callers decide what that means);
  * rejects when git cannot start or `signal` aborts. Why spawn and not a promisified execFile: the
  * diff may be far larger than we keep, and we still need its exact size, so stdout is counted and
  * only its head is held.
  */
-function runGit(args: string[], opts: GitOptions): Promise<GitResult> {
+function spawnGit(args: string[], opts: GitOptions): Promise<GitResult> {
   const maxStdout = opts.maxStdout ?? MAX_LISTING_BYTES;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

@@ -94,6 +94,16 @@ async function rejection(p: Promise<unknown>): Promise<IsolationError> {
 }
 
 describe('createWorktree', () => {
+  it("makes and removes many worktrees of one repository at once (git's worktree administration is not safe against itself)", async () => {
+    const repo = makeRepo();
+    const names = Array.from({ length: 12 }, (_, i) => `w${i}`);
+    const made = await Promise.all(names.map((n) => worktree(repo, n)));
+    for (const wt of made) expect(read(wt.dir, 'a.txt')).toBe('one\ntwo\nthree\n');
+    await Promise.all(made.map((wt) => removeWorktree(repo, wt.dir)));
+    for (const wt of made) expect(fs.existsSync(wt.dir)).toBe(false);
+    expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
+  });
+
   it('checks out HEAD in a detached worktree; edits there leave the main tree alone', async () => {
     const repo = makeRepo({ 'a.txt': 'one\n', 'src/b.txt': 'bee\n' });
     const head = git(repo, 'rev-parse', 'HEAD').trim();
